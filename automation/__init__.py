@@ -1,0 +1,1 @@
+"""Omnichannel marketing automation: ingest, segments, sequences, delivery."""

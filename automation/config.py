@@ -1,0 +1,108 @@
+"""Settings from the environment, one typed object, validated at start."""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_KEY = "dev-only-secret-key-change-me"
+
+
+class Settings(BaseSettings):
+    """Every knob the system reads, from environment variables of the same name."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    database_url: str = Field("sqlite:///./automation.db", description="SQLAlchemy URL")
+    redis_url: str | None = Field(None, description="unset = in-process broker")
+    public_base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = DEV_SECRET_KEY
+    default_timezone: str = "Asia/Ho_Chi_Minh"
+    default_locale: str = "vi"
+    default_region: str = "VN"
+
+    shopify_webhook_secret: str | None = None
+    haravan_webhook_secret: str | None = None
+    sapo_webhook_secret: str | None = None
+    woocommerce_webhook_secret: str | None = None
+    events_webhook_secret: str | None = None
+
+    worker_processes: int = Field(2, ge=1, le=64)
+    worker_threads: int = Field(8, ge=1, le=256)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    replay_window_seconds: int = Field(300, ge=1)
+    cart_abandon_minutes: int = Field(60, ge=1)
+    outbox_stale_seconds: int = Field(600, ge=10)
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must start with sqlite:/// or postgresql+psycopg://")
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must look like redis://host:6379/0")
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("unknown IANA timezone, e.g. Asia/Ho_Chi_Minh") from exc
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True on the embedded default database."""
+        return self.database_url.startswith("sqlite")
+
+    def webhook_secret(self, source: str) -> str | None:
+        """The signing secret configured for a webhook source, if any."""
+        value = getattr(self, f"{source}_webhook_secret", None)
+        return value if isinstance(value, str) and value else None
+
+
+class SettingsError(SystemExit):
+    """Raised at start when the environment is wrong; carries one clear line."""
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment or exit with one line naming the bad variable."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "environment"
+        raise SettingsError(f"configuration error: {name}: {first['msg']}") from None
+    if not settings.is_sqlite and settings.secret_key == DEV_SECRET_KEY:
+        raise SettingsError(
+            "configuration error: SECRET_KEY: set a long random value when using PostgreSQL"
+        )
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests call get_settings.cache_clear())."""
+    return load_settings()
+
+
+def fail(message: str) -> None:  # pragma: no cover - used by entry points
+    """Print one line to stderr and exit non-zero."""
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
