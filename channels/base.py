@@ -81,7 +81,7 @@ class Channel(ABC):
                 results.append(exc)
         return results
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Release connections the adapter owns (no-op by default)."""
 
     def __enter__(self) -> Channel:

@@ -1,0 +1,119 @@
+"""eSMS.vn brandname SMS (``SendMultipleMessage_V4_post_json``).
+
+The outbox row id goes out as ``RequestId``: eSMS answers 124 to a repeated
+RequestId, so a resend after an ambiguous failure cannot double-send, and the
+adapter may retry read timeouts (``idempotent = True``).
+
+=========  ====================================  ==========================
+CodeResult  meaning                               result
+=========  ====================================  ==========================
+100        accepted                              SendResult(SMSID)
+124        duplicate RequestId (already sent)    SendResult(already_sent)
+99         number blocked at eSMS                PermanentError
+108        phone number format invalid           PermanentError
+146        content matches no registered         PermanentError (this text)
+           customer-care template
+177        carrier not registered for brandname  PermanentError (this number)
+101        wrong ApiKey / SecretKey              TransientError (config)
+102, 103   no price list / balance too low       TransientError (account)
+104        brandname not registered              TransientError (config)
+118, 140   SMS type unsupported / IP whitelist   TransientError (config)
+other      undocumented                          TransientError
+=========  ====================================  ==========================
+
+Account and configuration problems are transient on purpose: the messages
+wait for an operator to fix the account instead of falling back en masse.
+Codes from eSMS's "Table of error codes" page (developers.esms.vn).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from channels.base import OutboundMessage, SendResult
+from channels.errors import PermanentError, TransientError
+from channels.httpchannel import HttpChannel, json_object
+from channels.phone import vn_national
+from channels.retry import RetryPolicy
+from channels.segments import count_segments
+
+ESMS_API_BASE = "https://rest.esms.vn/MainService.svc/json"
+SEND_PATH = "/SendMultipleMessage_V4_post_json/"
+
+PERMANENT = {
+    "99": "number blocked",
+    "108": "invalid phone number",
+    "146": "no registered template matches the content",
+    "177": "carrier not registered for this brandname",
+}
+TRANSIENT = {
+    "101": "wrong ApiKey/SecretKey",
+    "102": "no price list on the account",
+    "103": "balance too low",
+    "104": "brandname not registered",
+    "118": "SMS type not supported",
+    "140": "server IP not whitelisted",
+}
+
+
+class EsmsChannel(HttpChannel):
+    """Send SMS through eSMS.vn with a registered brandname."""
+
+    name = "sms"
+    idempotent = True
+
+    def __init__(
+        self,
+        api_key: str,
+        secret_key: str,
+        brandname: str,
+        *,
+        api_base: str = ESMS_API_BASE,
+        sms_type: str = "2",
+        sandbox: bool = False,
+        client: httpx.Client | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(client, policy)
+        self.api_key, self.secret_key, self.brandname = api_key, secret_key, brandname
+        self.url = api_base.rstrip("/") + SEND_PATH
+        self.sms_type, self.sandbox = sms_type, sandbox
+
+    def payload(self, msg: OutboundMessage) -> dict[str, str]:
+        """The JSON body eSMS expects for ``msg``."""
+        body = {
+            "ApiKey": self.api_key,
+            "SecretKey": self.secret_key,
+            "Phone": vn_national(msg.to),
+            "Content": msg.text,
+            "Brandname": self.brandname,
+            "SmsType": self.sms_type,
+            "IsUnicode": "0" if count_segments(msg.text).encoding == "gsm7" else "1",
+            "Sandbox": "1" if self.sandbox else "0",
+            "RequestId": str(msg.id),
+        }
+        if msg.callback_url:
+            body["CallbackUrl"] = msg.callback_url
+        return body
+
+    def send(self, msg: OutboundMessage) -> SendResult:
+        """Send one SMS; see the module table for the outcome mapping."""
+        response = self.request("POST", self.url, json=self.payload(msg))
+        data = json_object(response, "eSMS")
+        return self._result(data, count_segments(msg.text).segments)
+
+    @staticmethod
+    def _result(data: dict[str, Any], segments: int) -> SendResult:
+        code = str(data.get("CodeResult", ""))
+        detail = {"code": code, "error": data.get("ErrorMessage")}
+        if code == "100":
+            return SendResult(str(data.get("SMSID") or "") or None, segments, detail)
+        if code == "124":
+            return SendResult(None, segments, detail, already_sent=True)
+        message = f"eSMS {code}: {data.get('ErrorMessage') or PERMANENT.get(code) or ''}"
+        if code in PERMANENT:
+            raise PermanentError(message, code=code)
+        hint = TRANSIENT.get(code, "undocumented result")
+        raise TransientError(f"{message} ({hint})", code=code)

@@ -1,0 +1,61 @@
+"""HTTP plumbing shared by provider adapters: client factory, owning base class."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+
+from channels.base import Channel
+from channels.errors import TransientError
+from channels.retry import RetryPolicy, request_with_retry
+
+DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+USER_AGENT = "marketing-automation-channels/0.1"
+
+
+def default_client(timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> httpx.Client:
+    """A client with sane timeouts, used when the caller injects none."""
+    return httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT})
+
+
+def json_object(response: httpx.Response, provider: str) -> dict[str, Any]:
+    """Decode a JSON object body; anything else is a transient provider fault."""
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise TransientError(
+            f"{provider}: non-JSON answer (HTTP {response.status_code}): {response.text[:200]}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise TransientError(f"{provider}: unexpected JSON answer: {str(data)[:200]}")
+    return data
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty dict."""
+    return value if isinstance(value, dict) else {}
+
+
+class HttpChannel(Channel):
+    """Base for HTTP adapters: holds the (injected or default) client and policy."""
+
+    #: True when the provider deduplicates on our idempotency key, so an
+    #: ambiguous failure (read timeout, dropped connection) may be retried.
+    idempotent: ClassVar[bool] = False
+
+    def __init__(self, client: httpx.Client | None, policy: RetryPolicy | None) -> None:
+        self._owns_client = client is None
+        self.client = client if client is not None else default_client()
+        self.policy = policy if policy is not None else RetryPolicy()
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Send with the shared quick-retry policy."""
+        return request_with_retry(
+            self.client, method, url, policy=self.policy, idempotent=self.idempotent, **kwargs
+        )
+
+    def close(self) -> None:
+        """Close the client if this adapter created it."""
+        if self._owns_client:
+            self.client.close()

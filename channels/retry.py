@@ -1,0 +1,117 @@
+"""Quick in-adapter retries for HTTP providers (tenacity).
+
+Retried here, with short capped waits:
+
+* connection failures (``ConnectError``, ``ConnectTimeout``, ``PoolTimeout``):
+  the request never left, so a retry cannot duplicate a message;
+* HTTP 429 and 5xx, honouring ``Retry-After`` when it fits in ``max_wait``;
+* read timeouts and dropped connections *only* when the provider deduplicates
+  on our idempotency key (``idempotent=True``, e.g. eSMS RequestId). For the
+  others such a failure is ambiguous: it is raised at once as
+  :class:`TransientError` so the outer (Dramatiq) retry decides.
+
+When the quick retries are used up, or the provider asks for a longer pause
+than ``max_wait``, a :class:`TransientError` carrying ``retry_after`` is raised.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from channels.errors import TransientError
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_SAFE_TO_RETRY = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many quick attempts, and how long to wait between them (seconds)."""
+
+    attempts: int = 3
+    base_wait: float = 0.25
+    max_wait: float = 2.5
+    sleep: Callable[[float], None] = time.sleep
+
+    def wait(self, state: RetryCallState) -> float:
+        """Seconds before the next attempt: Retry-After if given, else backoff."""
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return min(exc.retry_after, self.max_wait)
+        return float(min(self.base_wait * 2 ** (state.attempt_number - 1), self.max_wait))
+
+    def should_retry(self, exc: BaseException) -> bool:
+        """Retry only retryable failures whose requested pause fits in max_wait."""
+        if not isinstance(exc, _Retryable):
+            return False
+        return exc.retry_after is None or exc.retry_after <= self.max_wait
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Parse a Retry-After header (delta-seconds or HTTP-date) into seconds."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _attempt(
+    client: httpx.Client, method: str, url: str, idempotent: bool, kwargs: dict[str, Any]
+) -> httpx.Response:
+    try:
+        response = client.request(method, url, **kwargs)
+    except _SAFE_TO_RETRY as exc:
+        raise _Retryable(f"cannot connect to {url}: {exc!r}") from exc
+    except httpx.TransportError as exc:
+        if idempotent:
+            raise _Retryable(f"no answer from {url}: {exc!r}") from exc
+        raise TransientError(
+            f"no answer from {url} (the request may have been delivered): {exc!r}"
+        ) from exc
+    if response.status_code in RETRY_STATUSES:
+        reason = f"HTTP {response.status_code} from {url}: {response.text[:200]}"
+        raise _Retryable(reason, retry_after_seconds(response.headers.get("Retry-After")))
+    return response
+
+
+def request_with_retry(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    policy: RetryPolicy,
+    idempotent: bool = False,
+    **kwargs: Any,
+) -> httpx.Response:
+    """Send a request with quick retries; raise TransientError when they run out."""
+    retrying = Retrying(
+        stop=stop_after_attempt(policy.attempts),
+        wait=policy.wait,
+        retry=retry_if_exception(policy.should_retry),
+        sleep=policy.sleep,
+        reraise=True,
+    )
+    try:
+        return retrying(_attempt, client, method, url, idempotent, kwargs)
+    except _Retryable as exc:
+        raise TransientError(exc.reason, retry_after=exc.retry_after) from exc
