@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     outbox_stale_seconds: int = Field(600, ge=10)
     log_level: str = "INFO"
 
+    # Provider callbacks and tracking (CALLBACKS stream): secrets that sign provider webhooks.
+    mailgun_signing_key: str | None = None
+    twilio_auth_token: str | None = None
+    zalo_app_id: str | None = None
+    zalo_oa_secret: str | None = None
+    facebook_app_secret: str | None = None
+    facebook_verify_token: str | None = None
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
