@@ -84,6 +84,73 @@ class Settings(BaseSettings):
         value = getattr(self, f"{source}_webhook_secret", None)
         return value if isinstance(value, str) and value else None
 
+    # --- Delivery stream (automation/delivery/, templating, links): channels, policy, limits ---
+    # (twilio_auth_token, zalo_app_id, zalo_oa_secret, facebook_app_secret and
+    # facebook_verify_token are declared above by the callbacks stream and shared.)
+    shop_name: str = "Cửa hàng"
+    shop_url: str = "https://shop.example.vn"
+    smtp_url: str | None = Field(None, description="smtp://user:pass@host:587 or smtps://...")
+    email_from: str = "Cửa hàng <no-reply@shop.example.vn>"
+    unsubscribe_mailto: str | None = None
+    sms_provider: str = "esms"
+    esms_api_base: str = "https://rest.esms.vn/MainService.svc/json"
+    esms_api_key: str | None = None
+    esms_secret_key: str | None = None
+    esms_brandname: str | None = None
+    esms_sms_type: str = "2"
+    esms_sandbox: bool = False
+    twilio_api_base: str = "https://api.twilio.com"
+    twilio_account_sid: str | None = None
+    twilio_from: str | None = None
+    zalo_zns_api_base: str = "https://business.openapi.zalo.me"
+    zalo_oa_api_base: str = "https://openapi.zalo.me"
+    zalo_oauth_base: str = "https://oauth.zaloapp.com"
+    zalo_access_token: str | None = None
+    zalo_app_secret: str | None = None
+    zalo_refresh_token: str | None = None
+    zns_template_ids: dict[str, str] = Field(
+        default_factory=dict, description='JSON {"order_status/shipped": "231456"}'
+    )
+    zns_template_file: str | None = Field(None, description="YAML file: template name -> id")
+    zns_param_limits: dict[str, int] = Field(
+        default_factory=dict, description='JSON overrides {"name": 30, "default": 100}'
+    )
+    facebook_graph_base: str = "https://graph.facebook.com/v21.0"
+    facebook_page_token: str | None = None
+    outbox_file: str = "./var/outbox.jsonl"
+    templates_dir: str | None = Field(None, description="extra template folder, searched first")
+    sms_max_segments: int = Field(3, ge=1, le=10)
+    compliance_profile: str = "decree91"
+    frequency_caps: dict[str, int] = Field(
+        default_factory=dict, description='JSON per consent channel, {"sms": 3, "email": 3}'
+    )
+    send_windows: dict[str, str] = Field(
+        default_factory=dict, description='JSON per consent channel, {"sms": "07:00-22:00"}'
+    )
+    ad_label: str = "[QC]"
+    sms_optout_text: str = "Tu choi QC: {unsubscribe_url}"
+    provider_rate_limits: dict[str, float] = Field(
+        default_factory=dict, description='JSON msgs/second per provider, {"zalo_zns": 50}'
+    )
+    delivery_batch_size: int = Field(50, ge=1, le=1000)
+    delivery_max_attempts: int = Field(6, ge=1, le=50)
+    delivery_min_backoff_ms: int = Field(15_000, ge=0)
+    delivery_max_backoff_ms: int = Field(3_600_000, ge=1)
+
+    @field_validator("sms_provider")
+    @classmethod
+    def _sms_provider(cls, value: str) -> str:
+        if value.lower() not in ("esms", "twilio"):
+            raise ValueError("must be esms or twilio")
+        return value.lower()
+
+    @field_validator("compliance_profile")
+    @classmethod
+    def _compliance_profile(cls, value: str) -> str:
+        if value.lower() not in ("decree91", "none"):
+            raise ValueError("must be decree91 or none")
+        return value.lower()
+
 
 class SettingsError(SystemExit):
     """Raised at start when the environment is wrong; carries one clear line."""
