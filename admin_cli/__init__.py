@@ -1,0 +1,1 @@
+"""`mactl`: the admin command line (Typer + Rich). Nothing imports this package."""

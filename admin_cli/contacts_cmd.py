@@ -1,0 +1,270 @@
+"""`mactl contacts`: look a contact up, import contacts from CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from admin_cli.lookup import find_contact
+from admin_cli.output import (
+    UserError,
+    console,
+    fail,
+    load_settings,
+    print_json,
+    print_table,
+    user_errors,
+)
+from automation.models import (
+    Consent,
+    Contact,
+    ContactIdentity,
+    Event,
+    Segment,
+    SegmentMembership,
+)
+
+app = typer.Typer(help="Contacts: show one (identities, consents, rollups, events), import CSV.")
+
+
+def contact_details(session: Session, contact: Contact, events: int = 20) -> dict[str, Any]:
+    """Everything an operator wants to see about one contact, as plain JSON-able data."""
+    identities = session.scalars(
+        select(ContactIdentity)
+        .where(ContactIdentity.contact_id == contact.id)
+        .order_by(ContactIdentity.source, ContactIdentity.external_id)
+    )
+    consents = session.scalars(
+        select(Consent)
+        .where(Consent.contact_id == contact.id)
+        .order_by(Consent.channel, Consent.purpose)
+    )
+    segments = session.scalars(
+        select(Segment.key)
+        .join(SegmentMembership, SegmentMembership.segment_id == Segment.id)
+        .where(SegmentMembership.contact_id == contact.id, SegmentMembership.exited_at.is_(None))
+        .order_by(Segment.key)
+    )
+    recent = session.scalars(
+        select(Event)
+        .where(Event.contact_id == contact.id)
+        .order_by(Event.occurred_at.desc(), Event.id.desc())
+        .limit(events)
+    )
+    return {
+        "contact": {
+            "id": contact.id,
+            "email": contact.email,
+            "phone": contact.phone,
+            "zalo_user_id": contact.zalo_user_id,
+            "facebook_psid": contact.facebook_psid,
+            "first_name": contact.first_name,
+            "last_name": contact.last_name,
+            "locale": contact.locale,
+            "timezone": contact.timezone,
+            "attributes": contact.attributes or {},
+            "tags": contact.tags or [],
+            "created_at": contact.created_at,
+            "updated_at": contact.updated_at,
+        },
+        "identities": [{"source": i.source, "external_id": i.external_id} for i in identities],
+        "consents": [
+            {
+                "channel": c.channel,
+                "purpose": c.purpose,
+                "status": c.status,
+                "source": c.source,
+                "recorded_at": c.recorded_at,
+            }
+            for c in consents
+        ],
+        "rollups": {
+            "orders_count": contact.orders_count,
+            "total_spent": contact.total_spent,
+            "first_order_at": contact.first_order_at,
+            "last_order_at": contact.last_order_at,
+        },
+        "segments": list(segments),
+        "events": [event_summary(e) for e in recent],
+    }
+
+
+def event_summary(event: Event) -> dict[str, Any]:
+    """One event as JSON-able data (shared with `mactl events list`)."""
+    return {
+        "id": event.id,
+        "type": event.type,
+        "source": event.source,
+        "source_event_id": event.source_event_id,
+        "contact_id": event.contact_id,
+        "occurred_at": event.occurred_at,
+        "received_at": event.received_at,
+        "processed_at": event.processed_at,
+        "properties": (event.payload or {}).get("properties", {}),
+    }
+
+
+@app.command("show")
+def show(
+    ref: str = typer.Argument(..., metavar="EMAIL|PHONE|ID", help="Email, phone or contact id."),
+    events: int = typer.Option(20, min=0, help="How many recent events to include."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show a contact: identities, consents, order rollups, segments and recent events."""
+    from automation.db import session_scope
+
+    settings = load_settings()
+    with user_errors(), session_scope(settings) as session:
+        details = contact_details(
+            session, find_contact(session, ref, settings.default_region), events
+        )
+    if json_output:
+        print_json(details)
+        return
+    _print_details(details)
+
+
+def _print_details(details: dict[str, Any]) -> None:
+    contact, rollups = details["contact"], details["rollups"]
+    name = " ".join(p for p in (contact["last_name"], contact["first_name"]) if p) or "-"
+    out = console()
+    out.print(f"[bold]Contact {contact['id']}[/bold]  {name}", highlight=False)
+    for key in ("email", "phone", "zalo_user_id", "facebook_psid", "locale", "timezone"):
+        if contact[key]:
+            out.print(f"  {key}: {contact[key]}", highlight=False)
+    if contact["tags"]:
+        out.print(f"  tags: {', '.join(contact['tags'])}", highlight=False)
+    for key, value in contact["attributes"].items():
+        out.print(f"  {key}: {value}", highlight=False)
+    out.print(
+        f"  orders: {rollups['orders_count']}  total spent: {rollups['total_spent']:,} VND"
+        f"  last order: {rollups['last_order_at'] or '-'}",
+        highlight=False,
+    )
+    if details["segments"]:
+        out.print(f"  segments: {', '.join(details['segments'])}", highlight=False)
+    if details["identities"]:
+        print_table(
+            "Identities",
+            ["source", "external id"],
+            [(i["source"], i["external_id"]) for i in details["identities"]],
+        )
+    print_table(
+        "Consents",
+        ["channel", "purpose", "status", "source", "recorded"],
+        [
+            (c["channel"], c["purpose"], c["status"], c["source"], c["recorded_at"])
+            for c in details["consents"]
+        ],
+    )
+    print_table(
+        "Recent events",
+        ["id", "occurred", "type", "source"],
+        [(e["id"], e["occurred_at"], e["type"], e["source"]) for e in details["events"]],
+    )
+
+
+@app.command("import")
+def import_csv(
+    file: Path = typer.Argument(..., metavar="FILE.csv", help="UTF-8 CSV with a header row."),
+    source: str = typer.Option(
+        "import", help="System the external_id column belongs to (also the consent source)."
+    ),
+    errors_csv: Path | None = typer.Option(
+        None, "--errors-csv", help="Also write the row errors to this CSV file."
+    ),
+    batch_size: int = typer.Option(2000, min=1, max=20000, help="Rows per database batch."),
+    json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Create or update contacts from a CSV file (re-importing updates, never duplicates).
+
+    Columns: email, phone, first_name, last_name, external_id, zalo_user_id, facebook_psid,
+    locale, timezone, tags (comma-separated, added), consent_email, consent_sms, consent_zalo,
+    consent_messenger (yes/no, true/false, 1/0 -> marketing consent); any other column is
+    stored as a custom attribute. Empty cells leave stored values unchanged.
+    Exit code 1 when some rows failed (they are listed with row number, column and fix).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from sqlalchemy.exc import IntegrityError
+
+    from automation.db import session_factory
+    from automation.importer import ImportFileError, import_rows, read_csv, write_error_report
+
+    settings = load_settings()
+    if not file.is_file():
+        fail(f"{file}: no such file; give the path of a UTF-8 .csv file")
+    total = _count_lines(file)
+    with user_errors():
+        session = session_factory(settings)()
+        try:
+            _, rows = read_csv(file)
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console(),
+                transient=True,
+                disable=json_output,
+            ) as progress:
+                task = progress.add_task(f"importing {file.name}", total=total or None)
+
+                def committed(count: int) -> None:
+                    session.commit()
+                    progress.advance(task, count)
+
+                report = import_rows(
+                    session,
+                    rows,
+                    source=source,
+                    region=settings.default_region,
+                    batch_size=batch_size,
+                    on_batch=committed,
+                )
+        except ImportFileError as exc:
+            raise UserError(str(exc)) from None
+        except IntegrityError as exc:
+            raise UserError(
+                f"the database refused a batch ({str(exc.orig).splitlines()[0]}); contacts "
+                "changed while importing? Re-run the import: it is safe to repeat"
+            ) from None
+        finally:
+            session.rollback()
+            session.close()
+        if errors_csv is not None:
+            write_error_report(report, errors_csv)
+    if json_output:
+        print_json(report.as_dict())
+    else:
+        _print_report(report, errors_csv)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    return max(lines - 1, 0)
+
+
+def _print_report(report: Any, errors_csv: Path | None, shown: int = 50) -> None:
+    if report.errors:
+        print_table(
+            f"Row errors ({len(report.errors)})",
+            ["row", "column", "problem", "fix"],
+            [(e.row, e.column, e.problem, e.fix) for e in report.errors[:shown]],
+        )
+        if len(report.errors) > shown:
+            hint = f"see {errors_csv}" if errors_csv else "use --errors-csv FILE for all of them"
+            console().print(f"... {len(report.errors) - shown} more ({hint})", highlight=False)
+    console().print(
+        f"[bold]{report.rows}[/bold] rows: [green]{report.created} created[/green], "
+        f"{report.updated} updated, "
+        f"[{'red' if report.failed else 'green'}]{report.failed} failed[/] "
+        f"in {report.seconds:.1f}s",
+        highlight=False,
+    )

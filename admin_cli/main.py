@@ -1,0 +1,30 @@
+"""The `mactl` root command: mounts every sub-command (one line per module)."""
+
+from __future__ import annotations
+
+import typer
+
+from admin_cli import contacts_cmd, db_cmd, events_cmd, runtime_cmd
+
+app = typer.Typer(
+    name="mactl",
+    help="Marketing automation admin: run the system, look at contacts and events, manage YAML.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+runtime_cmd.register(app)
+app.add_typer(db_cmd.app, name="db")
+app.add_typer(contacts_cmd.app, name="contacts")
+app.add_typer(events_cmd.app, name="events")
+
+
+def main() -> None:
+    """Entry point for `python -m admin_cli.main`."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
