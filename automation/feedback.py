@@ -16,6 +16,7 @@ queued marketing messages on that channel and emit ``contact.unsubscribed``.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -338,3 +339,22 @@ def find_message(
             .limit(1)
         ).first()
     return None
+
+
+def dispatch_events(event_ids: list[int]) -> None:
+    """Queue committed canonical events for process_event (segments, sequence exits).
+
+    Uses the ingest stream's event queue when it is installed; otherwise the scheduler's
+    requeue of unprocessed events picks them up on its next pass.
+    """
+    if not event_ids:
+        return
+    try:
+        module = importlib.import_module("automation.ingest.dispatch")
+    except ImportError:
+        module = None
+    enqueue = getattr(module, "enqueue_events", None)
+    if enqueue is None:
+        log.info("events %s left for the scheduler's requeue pass", event_ids)
+        return
+    enqueue(event_ids)
