@@ -75,6 +75,8 @@ def message_payload(msg: OutboundMessage) -> dict[str, Any]:
 def graph_error(status: int, data: dict[str, Any]) -> ChannelError:
     """Map a Graph error answer to TransientError / PermanentError."""
     err = as_dict(data.get("error"))
+    if not err:
+        return TransientError(f"Graph {status}: unexpected answer {str(data)[:200]}")
     code, sub = err.get("code"), err.get("error_subcode")
     reason = f"Graph {status} code {code}/{sub}: {err.get('message', '')}"
     tag = None if code is None else f"{code}/{sub}" if sub else str(code)

@@ -121,3 +121,22 @@ def test_graph_error_table(
     with pytest.raises(error) as info:
         fb.send(replace(MSG, window_open=True))
     assert type(info.value) is error
+
+
+def test_success_status_without_message_id_is_transient(policy: RetryPolicy) -> None:
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, json={"recipient_id": "p"}))
+    fb = MessengerChannel("t", client=httpx.Client(transport=transport), policy=policy)
+    with pytest.raises(TransientError, match="unexpected answer"):
+        fb.send(replace(MSG, window_open=True))
+
+
+def test_send_batch_collects_errors_in_order(
+    http_server: ScriptedServer, client: httpx.Client, policy: RetryPolicy
+) -> None:
+    http_server.reply(Reply(200, OK), Reply(400, graph_error(551)))
+    msgs = [replace(MSG, window_open=True), replace(MSG, purpose="marketing"),
+            replace(MSG, window_open=True)]  # fmt: skip
+    with channel(http_server, client, policy) as fb:
+        results = fb.send_batch(msgs)
+    assert [type(r).__name__ for r in results] == ["SendResult", "PermanentError", "PermanentError"]
+    assert len(http_server.requests) == 2
