@@ -1,0 +1,71 @@
+"""`mactl apply PATH...`: validate segment and sequence YAML, print the plan, then write it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from admin_cli.output import (
+    EXIT_USER_ERROR,
+    console,
+    load_settings,
+    print_json,
+    print_table,
+    user_errors,
+)
+from automation.apply import ApplyError, Plan, apply_paths
+from automation.db import session_scope
+
+
+def print_plan(plan: Plan) -> None:
+    """The plan as a Rich table plus a one-line summary."""
+    rows = []
+    for item in plan.items:
+        detail = (
+            f"{item.members} contacts match now"
+            if item.kind == "segment"
+            else f"v{item.version}, {len(item.templates)} templates"
+        )
+        rows.append([item.kind, item.key, item.action, detail, item.file])
+    print_table("Plan", ["kind", "key", "action", "detail", "file"], rows)
+    counts = plan.counts()
+    verb = "applied" if plan.applied else "dry run, nothing written"
+    console().print(
+        f"{counts['created']} to create, {counts['changed']} to change, "
+        f"{counts['unchanged']} unchanged ({verb})",
+        markup=False,
+    )
+
+
+def apply_command(
+    paths: list[Path] = typer.Argument(  # noqa: B008
+        ..., help="YAML files or folders (e.g. playbooks/).", show_default=False
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and plan, write nothing."),
+    json_output: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+) -> None:
+    """Validate every segment and sequence under PATH..., print the plan, then write it."""
+    load_settings()
+    with user_errors(), session_scope() as session:
+        try:
+            plan = apply_paths(session, paths, dry_run=dry_run)
+        except ApplyError as exc:
+            err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+            if json_output:
+                print_json({"applied": False, "problems": exc.problems})
+            for problem in exc.problems:
+                err.print(f"[red]error:[/red] {escape(problem)}", markup=True)
+            raise typer.Exit(EXIT_USER_ERROR) from None
+    if json_output:
+        print_json(plan.to_dict())
+    else:
+        print_plan(plan)
+
+
+def register(root: typer.Typer) -> None:
+    """Mount `apply` as a top-level command."""
+    root.command("apply")(apply_command)
