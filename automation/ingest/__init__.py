@@ -1,0 +1,1 @@
+"""HTTP ingest: shop webhooks and native events in, canonical events stored, health, metrics."""

@@ -1,0 +1,19 @@
+"""Shop platforms: each module turns one platform's raw payloads into canonical events."""
+
+from __future__ import annotations
+
+from automation.ingest.sources.base import PayloadError, Source
+from automation.ingest.sources.native import NativeSource
+from automation.ingest.sources.shopify import HARAVAN, SAPO, SHOPIFY, ShopifyFamily
+from automation.ingest.sources.woocommerce import WooCommerceSource
+
+__all__ = [
+    "HARAVAN",
+    "SAPO",
+    "SHOPIFY",
+    "NativeSource",
+    "PayloadError",
+    "ShopifyFamily",
+    "Source",
+    "WooCommerceSource",
+]

@@ -1,0 +1,155 @@
+"""Store canonical events atomically: contacts, identities, consents and events, deduped.
+
+One transaction per request. A (source, source_event_id) already stored is a duplicate;
+a concurrent identical delivery is absorbed by INSERT ... ON CONFLICT DO NOTHING, and a
+race on a new contact's unique address is retried, so two identical deliveries never 500.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from automation.clock import now
+from automation.contacts import upsert_contact
+from automation.events import ORDER_EVENTS, CanonicalEvent, ContactData
+from automation.models import Event, Order
+
+ATTEMPTS = 3
+
+
+@dataclass
+class StoreResult:
+    """What happened to each event of a request, in request order."""
+
+    event_ids: list[int] = field(default_factory=list)
+    new_ids: list[int] = field(default_factory=list)
+
+    @property
+    def duplicate(self) -> bool:
+        """True when every event was already stored."""
+        return bool(self.event_ids) and not self.new_ids
+
+
+def contact_payload(data: ContactData) -> dict[str, Any]:
+    """What the source said about the person, JSON-ready (consents as {channel: {purpose}})."""
+    consent: dict[str, dict[str, bool]] = {}
+    for (channel, purpose), granted in data.consents.items():
+        consent.setdefault(channel, {})[purpose] = granted
+    fields = (
+        "external_id", "email", "phone", "zalo_user_id", "facebook_psid",
+        "first_name", "last_name", "locale", "timezone",
+    )
+    result: dict[str, Any] = {name: getattr(data, name) for name in fields if getattr(data, name)}
+    if data.attributes:
+        result["attributes"] = data.attributes
+    if consent:
+        result["consent"] = consent
+    return result
+
+
+def existing_ids(session: Session, source: str, keys: list[str]) -> dict[str, int]:
+    """source_event_id -> id for the keys already stored."""
+    found: dict[str, int] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        rows = session.execute(
+            select(Event.source_event_id, Event.id).where(
+                Event.source == source, Event.source_event_id.in_(chunk)
+            )
+        )
+        found.update({key: id_ for key, id_ in rows})
+    return found
+
+
+def order_contact_id(session: Session, source: str, event: CanonicalEvent) -> int | None:
+    """For an order event without a person (fulfillment, refund): the order's contact."""
+    order_id = event.properties.get("order_id")
+    if event.type not in ORDER_EVENTS or not order_id:
+        return None
+    return session.scalar(
+        select(Order.contact_id).where(Order.source == source, Order.external_id == str(order_id))
+    )
+
+
+def insert_event(session: Session, values: dict[str, Any]) -> int | None:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id; None when it already exists."""
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    stmt = (
+        module.insert(Event)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["source", "source_event_id"])
+        .returning(Event.id)
+    )
+    new_id: int | None = session.execute(stmt).scalar_one_or_none()
+    return new_id
+
+
+def store_events(session: Session, source: str, events: list[CanonicalEvent]) -> StoreResult:
+    """Upsert the contacts and insert the events not yet stored; the caller commits."""
+    keys = [e.source_event_id for e in events]
+    known = existing_ids(session, source, keys)
+    result = StoreResult()
+    if len(known) == len(set(keys)):
+        result.event_ids = [known[k] for k in keys]
+        return result
+    received = now()
+    for event in events:
+        if event.source_event_id in known:
+            result.event_ids.append(known[event.source_event_id])
+            continue
+        said = contact_payload(event.contact)
+        contact = upsert_contact(session, source, event.contact)
+        contact_id = contact.id if contact is not None else order_contact_id(session, source, event)
+        new_id = insert_event(
+            session,
+            {
+                "source": source,
+                "source_event_id": event.source_event_id,
+                "type": event.type,
+                "contact_id": contact_id,
+                "occurred_at": event.occurred_at,
+                "received_at": received,
+                "payload": {"properties": event.properties, "contact": said},
+            },
+        )
+        if new_id is None:  # stored by a concurrent delivery since our check
+            new_id = existing_ids(session, source, [event.source_event_id])[event.source_event_id]
+        else:
+            result.new_ids.append(new_id)
+        known[event.source_event_id] = new_id
+        result.event_ids.append(new_id)
+    return result
+
+
+def store_atomically(
+    factory: sessionmaker[Session], source: str, events: list[CanonicalEvent]
+) -> StoreResult:
+    """store_events in one committed transaction, retried when a concurrent writer wins a race.
+
+    A lost race on a unique contact address or identity rolls everything back and tries
+    again (the retry finds the row the other request created). A request whose events
+    were all stored concurrently is rolled back and reported as a duplicate.
+    """
+    for attempt in range(1, ATTEMPTS + 1):
+        session = factory()
+        try:
+            result = store_events(session, source, events)
+            if result.new_ids:
+                session.commit()
+            else:
+                session.rollback()
+            return result
+        except (IntegrityError, OperationalError):
+            session.rollback()
+            if attempt == ATTEMPTS:
+                raise
+        finally:
+            session.close()
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,343 @@
+"""Webhook routes: verify, size-limit, parse, store once, enqueue, answer in milliseconds.
+
+Order of checks: size (Content-Length, then the streamed bytes) -> 413; WooCommerce's
+unsigned ping -> 200; secret configured -> else 503 naming the variable; signature
+(and for native events the replay window) -> 401; topic known -> else 202 ignored;
+JSON and fields -> 422 naming the field; store in one transaction; enqueue after commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, TypeAdapter
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from automation import clock
+from automation.config import get_settings
+from automation.db import session_factory
+from automation.events import CanonicalEvent
+from automation.ingest import signatures
+from automation.ingest.metrics import ENQUEUE_FAILURES, EVENTS_STORED, observe
+from automation.ingest.sources import (
+    HARAVAN,
+    SAPO,
+    SHOPIFY,
+    NativeSource,
+    PayloadError,
+    Source,
+    WooCommerceSource,
+)
+from automation.ingest.sources.base import Ignored
+from automation.ingest.sources.native import NativeBatch, NativeEvent
+from automation.ingest.store import StoreResult, store_atomically
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+NATIVE = NativeSource()
+WOOCOMMERCE = WooCommerceSource()
+PING = re.compile(rb"webhook_id=\d+")
+REF_TEMPLATE = "#/components/schemas/{model}"
+NATIVE_SCHEMA = TypeAdapter(NativeEvent | NativeBatch).json_schema(ref_template=REF_TEMPLATE)
+
+
+class Accepted(BaseModel):
+    """202: events stored (new ones) and queued for processing."""
+
+    accepted: int
+    event_ids: list[int]
+    duplicates: int = 0
+
+
+class Duplicate(BaseModel):
+    """200: every event of this request was already stored (a redelivery)."""
+
+    duplicate: bool = True
+    event_ids: list[int]
+
+
+class ErrorBody(BaseModel):
+    """4xx/5xx: what is wrong and how to fix it."""
+
+    error: str
+    message: str
+    field: str | None = None
+    fix: str | None = None
+
+
+class Rejected(Exception):
+    """A request we refuse; nothing is stored."""
+
+    def __init__(self, status: int, outcome: str, body: dict[str, Any]) -> None:
+        super().__init__(body.get("message", outcome))
+        self.status, self.outcome, self.body = status, outcome, body
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing more than `limit` bytes by Content-Length and by counting."""
+    too_large = Rejected(
+        413,
+        "too_large",
+        {"error": "payload_too_large", "message": f"body is larger than {limit} bytes"},
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def secret_for(source: Source) -> str:
+    """The configured secret, or 503 naming the environment variable to set."""
+    value = getattr(get_settings(), source.secret_setting.lower(), None)
+    if not value:
+        raise Rejected(
+            503,
+            "unconfigured",
+            {
+                "error": "source_not_configured",
+                "message": f"set {source.secret_setting} to accept {source.name} webhooks",
+                "field": source.secret_setting,
+            },
+        )
+    return str(value)
+
+
+def verify(source: Source, request: Request, secret: str, body: bytes) -> None:
+    """Signature check per source; 401 on failure."""
+    try:
+        if isinstance(source, NativeSource):
+            signatures.verify_native(
+                secret,
+                body,
+                request.headers.get("x-signature"),
+                request.headers.get("x-timestamp"),
+                clock.now().timestamp(),
+                get_settings().replay_window_seconds,
+            )
+        else:
+            header = source.signature_header
+            signatures.verify_base64_hmac(secret, body, request.headers.get(header), header)
+    except signatures.SignatureError as exc:
+        raise Rejected(401, "unauthorized", {"error": exc.error, "message": exc.message}) from None
+
+
+def decode(body: bytes) -> Any:
+    """JSON body or 422 naming the position of the syntax error."""
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(
+            exc, json.JSONDecodeError
+        ) else ""
+        raise Rejected(
+            422,
+            "invalid",
+            {
+                "error": "invalid_json",
+                "field": "body",
+                "message": f"body is not valid UTF-8 JSON{where}",
+                "fix": "send the raw JSON document with Content-Type: application/json",
+            },
+        ) from None
+
+
+def stable_key(value: str) -> str:
+    """A source_event_id that fits the column (long keys are hashed)."""
+    return value if len(value) <= 200 else "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+def apply_delivery_id(source: Source, request: Request, events: list[CanonicalEvent]) -> None:
+    """Use the platform's delivery id (stable across redeliveries) as the dedupe key."""
+    delivery = request.headers.get(source.delivery_header) if source.delivery_header else None
+    for index, event in enumerate(events):
+        key = event.source_event_id
+        if delivery:
+            key = delivery.strip() if len(events) == 1 else f"{delivery.strip()}:{index}"
+        event.source_event_id = stable_key(key)
+
+
+def enqueue(ids: list[int]) -> None:
+    """Queue processing for stored events; a failure is logged, the scheduler re-sends later."""
+    if not ids:
+        return
+    from automation.actors import process_event_actor
+
+    for event_id in ids:
+        try:
+            process_event_actor.send(event_id)
+        except Exception as exc:  # noqa: BLE001 - the event is stored; never fail the request
+            ENQUEUE_FAILURES.inc()
+            log.warning("enqueue failed event_id=%s error=%s", event_id, type(exc).__name__)
+
+
+def store_and_enqueue(
+    factory: sessionmaker[Session], source: str, events: list[CanonicalEvent]
+) -> StoreResult:
+    """Commit the events, then enqueue the new ones (runs in a worker thread)."""
+    result = store_atomically(factory, source, events)
+    enqueue(result.new_ids)
+    return result
+
+
+async def ingest(request: Request, source: Source) -> tuple[JSONResponse, str, str]:
+    """Run one webhook request through every check; returns (response, outcome, topic)."""
+    settings = get_settings()
+    body = await read_body(request, settings.max_body_bytes)
+    topic = request.headers.get(source.topic_header, "").strip() if source.topic_header else ""
+    if (
+        isinstance(source, WooCommerceSource)
+        and not topic
+        and not request.headers.get(source.signature_header)
+        and PING.fullmatch(body.strip())
+    ):
+        return JSONResponse({"ok": True, "ping": True}), "ping", "ping"
+    verify(source, request, secret_for(source), body)
+    if source.topic_header and not topic:
+        raise Rejected(
+            422,
+            "invalid",
+            {
+                "error": "missing_topic",
+                "field": source.topic_header,
+                "message": f"header {source.topic_header} is required",
+            },
+        )
+    if not source.handles(topic):
+        return ignored(topic, "unknown topic"), "ignored", topic
+    payload = decode(body)
+    try:
+        events = source.parse(topic, payload)
+    except PayloadError as exc:
+        error = {"error": "invalid_payload", "field": exc.field, "message": exc.message}
+        raise Rejected(422, "invalid", {**error, "fix": exc.fix}) from None
+    except Ignored as exc:
+        return ignored(topic, str(exc)), "ignored", topic
+    apply_delivery_id(source, request, events)
+    result = await run_in_threadpool(
+        store_and_enqueue, session_factory(settings), source.name, events
+    )
+    if result.duplicate:
+        return JSONResponse({"duplicate": True, "event_ids": result.event_ids}), "duplicate", topic
+    EVENTS_STORED.labels(source=source.name).inc(len(result.new_ids))
+    accepted = {
+        "accepted": len(result.new_ids),
+        "event_ids": result.event_ids,
+        "duplicates": len(result.event_ids) - len(result.new_ids),
+    }
+    return JSONResponse(accepted, status_code=202), "accepted", topic
+
+
+def ignored(topic: str, reason: str) -> JSONResponse:
+    """202 for a valid request we do not act on."""
+    return JSONResponse(
+        {"accepted": 0, "ignored": True, "reason": reason, "event_ids": []}, status_code=202
+    )
+
+
+async def handle(request: Request, source: Source) -> JSONResponse:
+    """ingest() with the error mapping, metrics and one structured log line without PII."""
+    started = time.perf_counter()
+    topic = ""
+    try:
+        response, outcome, topic = await ingest(request, source)
+    except Rejected as exc:
+        response, outcome = JSONResponse(exc.body, status_code=exc.status), exc.outcome
+        topic = request.headers.get(source.topic_header or "", "") if source.topic_header else ""
+    elapsed = time.perf_counter() - started
+    observe(source.name, outcome, elapsed)
+    level = logging.INFO if response.status_code < 400 else logging.WARNING
+    if log.isEnabledFor(level):
+        log.log(
+            level,
+            "webhook source=%s topic=%s outcome=%s status=%s ms=%.1f",
+            source.name,
+            topic[:64] or "-",
+            outcome,
+            response.status_code,
+            elapsed * 1000,
+            extra={"source": source.name, "topic": topic[:64], "outcome": outcome},
+        )
+    return response
+
+
+def _doc(source: Source, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    headers = [source.signature_header]
+    if source.topic_header:
+        headers.append(source.topic_header)
+    if source.delivery_header:
+        headers.append(source.delivery_header)
+    if isinstance(source, NativeSource):
+        headers.append("X-Timestamp")
+    return {
+        "parameters": [
+            {"name": name, "in": "header", "required": name != source.delivery_header,
+             "schema": {"type": "string"}}
+            for name in headers
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema or {"type": "object"}}},
+        },
+    }
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": Duplicate, "description": "redelivery: already stored"},
+    202: {"model": Accepted, "description": "stored and queued (or ignored topic)"},
+    401: {"model": ErrorBody, "description": "missing or wrong signature"},
+    413: {"model": ErrorBody, "description": "body over MAX_BODY_BYTES"},
+    422: {"model": ErrorBody, "description": "malformed JSON or missing field"},
+    503: {"model": ErrorBody, "description": "secret not configured"},
+}
+
+
+@router.post("/shopify", status_code=202, responses=RESPONSES, openapi_extra=_doc(SHOPIFY))
+async def shopify(request: Request) -> JSONResponse:
+    """Shopify webhooks (orders, refunds, fulfillments, checkouts, customers)."""
+    return await handle(request, SHOPIFY)
+
+
+@router.post("/haravan", status_code=202, responses=RESPONSES, openapi_extra=_doc(HARAVAN))
+async def haravan(request: Request) -> JSONResponse:
+    """Haravan webhooks (Shopify-compatible payloads, X-Haravan-* headers)."""
+    return await handle(request, HARAVAN)
+
+
+@router.post("/sapo", status_code=202, responses=RESPONSES, openapi_extra=_doc(SAPO))
+async def sapo(request: Request) -> JSONResponse:
+    """Sapo webhooks (Shopify-compatible payloads, X-Sapo-* headers)."""
+    return await handle(request, SAPO)
+
+
+@router.post(
+    "/woocommerce", status_code=202, responses=RESPONSES, openapi_extra=_doc(WOOCOMMERCE)
+)
+async def woocommerce(request: Request) -> JSONResponse:
+    """WooCommerce webhooks (order.*, customer.*) and its unsigned creation ping."""
+    return await handle(request, WOOCOMMERCE)
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    responses=RESPONSES,
+    openapi_extra=_doc(NATIVE, {k: v for k, v in NATIVE_SCHEMA.items() if k != "$defs"}),
+)
+async def native_events(request: Request) -> JSONResponse:
+    """Native events: one event or {"events": [...]} (max 1000), signed with a timestamp."""
+    return await handle(request, NATIVE)
