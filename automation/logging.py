@@ -21,7 +21,12 @@ EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 PHONE_RE = re.compile(
     r"(?<![\w.+])(?:(?:\+\d{1,3}[ .-]?|0)\d{2,4}(?:[ .-]?\d{2,4}){2,3}|84\d{9})(?![\w])"
 )
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 def redact(text: str) -> str:

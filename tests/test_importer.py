@@ -101,12 +101,9 @@ def test_duplicates_inside_one_file_and_across_batches(session: Session, tmp_pat
     assert report.failed == 0, report.errors
     assert (report.created, report.updated) == (30, 2)
     assert session.scalar(select(func.count()).select_from(Contact)) == 30
-    assert session.scalar(select(Contact.first_name).where(Contact.email == "user3@example.vn")) == (
-        "Repeat"
-    )
-    assert session.scalar(select(Contact.first_name).where(Contact.phone == "+84900000005")) == (
-        "ByPhone"
-    )
+    first_name = select(Contact.first_name)
+    assert session.scalar(first_name.where(Contact.email == "user3@example.vn")) == "Repeat"
+    assert session.scalar(first_name.where(Contact.phone == "+84900000005")) == "ByPhone"
 
 
 def test_cell_count_mismatch_and_header_errors(session: Session, tmp_path: Path) -> None:
