@@ -39,12 +39,16 @@ def record_event(
     }
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        stmt: Any = postgresql.insert(Event).values(**values).on_conflict_do_nothing(
-            index_elements=["source", "source_event_id"]
+        stmt: Any = (
+            postgresql.insert(Event)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["source", "source_event_id"])
         )
     elif dialect == "sqlite":
-        stmt = sqlite.insert(Event).values(**values).on_conflict_do_nothing(
-            index_elements=["source", "source_event_id"]
+        stmt = (
+            sqlite.insert(Event)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["source", "source_event_id"])
         )
     else:  # pragma: no cover - only the two supported backends
         exists = session.scalar(
@@ -61,3 +65,34 @@ def record_event(
     if new_id is None:
         return None
     return session.get(Event, new_id)
+
+
+def record_events(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Bulk record_event: rows of {type, contact_id, properties, source_event_id, occurred_at,
+    source?}; duplicates are skipped. Returns how many rows were offered (not inserted)."""
+    stamp = now()
+    values = [
+        {
+            "source": row.get("source", "internal"),
+            "source_event_id": row["source_event_id"],
+            "type": row["type"],
+            "contact_id": row["contact_id"],
+            "occurred_at": row.get("occurred_at") or stamp,
+            "received_at": stamp,
+            "payload": {"properties": row["properties"]},
+        }
+        for row in rows
+    ]
+    if not values:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.flush()
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        session.execute(
+            insert_fn(Event)
+            .values(chunk)
+            .on_conflict_do_nothing(index_elements=["source", "source_event_id"])
+        )
+    return len(values)

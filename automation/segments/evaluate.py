@@ -1,0 +1,357 @@
+"""Incremental evaluation for ONE contact: load its facts with a few queries, test in Python.
+
+The semantics mirror automation/segments/compile.py exactly (a property-based test checks
+that both give the same members): NULL / missing values never match, except for `ne` and
+`exists: false`; JSON values compare by the literal's type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from automation.clock import ensure_utc
+from automation.models import (
+    Consent,
+    Contact,
+    Event,
+    Message,
+    MessageEvent,
+    Segment,
+    SegmentMembership,
+    Suppression,
+)
+from automation.segments import rfm
+from automation.segments.compile import SUPPRESSION_CHANNELS, message_event_types
+from automation.segments.rules import (
+    All,
+    Any_,
+    Compare,
+    EngagementCond,
+    EventCond,
+    FieldCond,
+    InSegment,
+    Not,
+    ReachCond,
+    Rule,
+    walk,
+)
+
+MISSING = object()
+ENGAGED = ("opened", "clicked", "replied")
+
+
+@dataclass
+class Needs:
+    """What a set of rules reads, so the loader fetches only that."""
+
+    event_types: dict[str, timedelta | None] = field(default_factory=dict)  # type -> widest window
+    engagement: bool = False
+    reach: bool = False
+    segments: bool = False
+
+    def add(self, rule: Rule) -> None:
+        """Merge what one rule reads."""
+        for node in walk(rule):
+            if isinstance(node, EventCond):
+                window = node.within
+                if node.event_type in self.event_types:
+                    known = self.event_types[node.event_type]
+                    window = None if known is None or window is None else max(known, window)
+                self.event_types[node.event_type] = window
+            elif isinstance(node, EngagementCond) or (
+                isinstance(node, FieldCond) and node.kind == "engaged"
+            ):
+                self.engagement = True
+            elif isinstance(node, ReachCond):
+                self.reach = True
+            elif isinstance(node, InSegment):
+                self.segments = True
+
+
+@dataclass
+class Facts:
+    """Everything the rules can read about one contact."""
+
+    contact: Contact
+    events: dict[str, list[tuple[datetime, Any]]] = field(default_factory=dict)
+    engagements: list[tuple[str, str, datetime]] = field(default_factory=list)  # type, channel, at
+    suppressions: set[tuple[str, str]] = field(default_factory=set)  # (channel, address)
+    denied: set[str] = field(default_factory=set)  # channels with marketing consent denied
+    segments: set[str] = field(default_factory=set)  # keys of open memberships
+
+
+def needs_of(rules: Iterable[Rule]) -> Needs:
+    """The union of what the rules read."""
+    needs = Needs()
+    for rule in rules:
+        needs.add(rule)
+    return needs
+
+
+def addresses(contact: Contact, channel: str) -> list[str]:
+    """The contact's addresses for a consent channel (same list as the SQL compiler)."""
+    if channel == "email":
+        values = [contact.email]
+    elif channel == "messenger":
+        values = [contact.facebook_psid]
+    else:
+        phone = contact.phone
+        values = [phone, phone.lstrip("+") if phone is not None else None]
+        if channel == "zalo":
+            values.append(contact.zalo_user_id)
+    return [v for v in values if v is not None]
+
+
+def load_facts(session: Session, contact_id: int, needs: Needs, now: datetime) -> Facts | None:
+    """Load one contact and what the rules need (a query per kind of fact); None if gone."""
+    contact = session.get(Contact, contact_id)
+    if contact is None:
+        return None
+    facts = Facts(contact)
+    if needs.event_types:
+        types = list(needs.event_types)
+        windows = list(needs.event_types.values())
+        query = select(Event.type, Event.occurred_at, Event.payload).where(
+            Event.contact_id == contact_id, Event.type.in_(types)
+        )
+        if all(w is not None for w in windows):
+            widest = max(w for w in windows if w is not None)
+            query = query.where(Event.occurred_at >= now - widest)
+        for type_, occurred_at, payload in session.execute(query):
+            facts.events.setdefault(type_, []).append((ensure_utc(occurred_at), payload))
+    if needs.engagement:
+        rows = session.execute(
+            select(MessageEvent.type, Message.channel, MessageEvent.occurred_at)
+            .join(Message, Message.id == MessageEvent.message_id)
+            .where(
+                Message.contact_id == contact_id,
+                MessageEvent.type.in_(message_event_types(ENGAGED)),
+            )
+        )
+        facts.engagements = [
+            (type_.removeprefix("message."), channel, ensure_utc(at)) for type_, channel, at in rows
+        ]
+    if needs.reach:
+        mine = {a for ch in SUPPRESSION_CHANNELS for a in addresses(contact, ch)}
+        if mine:
+            facts.suppressions = {
+                (ch, addr)
+                for ch, addr in session.execute(
+                    select(Suppression.channel, Suppression.address).where(
+                        Suppression.address.in_(sorted(mine))
+                    )
+                )
+            }
+        facts.denied = set(
+            session.scalars(
+                select(Consent.channel).where(
+                    Consent.contact_id == contact_id,
+                    Consent.purpose == "marketing",
+                    Consent.status == "denied",
+                )
+            )
+        )
+    if needs.segments:
+        facts.segments = set(
+            session.scalars(
+                select(Segment.key)
+                .join(SegmentMembership, SegmentMembership.segment_id == Segment.id)
+                .where(
+                    SegmentMembership.contact_id == contact_id,
+                    SegmentMembership.exited_at.is_(None),
+                )
+            )
+        )
+    return facts
+
+
+def matches(session: Session, rule: Rule, contact_id: int, now: datetime) -> bool:
+    """True when the contact matches the rule at `now` (incremental: one contact)."""
+    facts = load_facts(session, contact_id, needs_of([rule]), now)
+    return facts is not None and evaluate(rule, facts, now)
+
+
+# --- evaluation ---------------------------------------------------------------------------
+
+
+def evaluate(rule: Rule, facts: Facts, now: datetime) -> bool:
+    """Evaluate the AST against loaded facts."""
+    if isinstance(rule, All):
+        return all(evaluate(c, facts, now) for c in rule.children)
+    if isinstance(rule, Any_):
+        return any(evaluate(c, facts, now) for c in rule.children)
+    if isinstance(rule, Not):
+        return not evaluate(rule.child, facts, now)
+    if isinstance(rule, FieldCond):
+        return _field(rule, facts, now)
+    if isinstance(rule, EventCond):
+        return _event(rule, facts, now)
+    if isinstance(rule, EngagementCond):
+        since = now - rule.within if rule.within is not None else None
+        count = sum(
+            1
+            for type_, channel, at in facts.engagements
+            if type_ in rule.types and channel in rule.channels and (since is None or at >= since)
+        )
+        return count >= rule.at_least
+    if isinstance(rule, ReachCond):
+        return any(_reach(rule.kind, channel, facts) for channel in rule.channels)
+    return rule.key in facts.segments
+
+
+def json_get(doc: Any, path: tuple[str, ...]) -> Any:
+    """The value at path, or MISSING."""
+    current = doc
+    for part in path:
+        if not isinstance(current, dict) or part not in current:
+            return MISSING
+        current = current[part]
+    return current
+
+
+def json_kind(value: Any) -> str:
+    """The JSON kind name used by both evaluators."""
+    if value is MISSING:
+        return "missing"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _array_has(value: Any, needle: Any) -> bool:
+    if not isinstance(value, list):
+        return False
+    if isinstance(needle, str):
+        return any(isinstance(e, str) and e == needle for e in value)
+    return any(json_kind(e) == "number" and float(e) == float(needle) for e in value)
+
+
+def json_compare(value: Any, cmp: Compare) -> bool:
+    """Compare a JSON value by the literal's type (mirrors compile.json_compare)."""
+    kind = json_kind(value)
+    op, expected = cmp.op, cmp.value
+    if op == "exists":
+        return (kind not in ("missing", "null")) is bool(expected)
+    if op == "ne":
+        return not json_compare(value, Compare("eq", expected))
+    if op == "in":
+        return any(json_compare(value, Compare("eq", v)) for v in expected)
+    if op == "contains":
+        if isinstance(expected, str) and kind == "string":
+            return expected in value
+        return kind == "array" and _array_has(value, expected)
+    if isinstance(expected, bool):
+        return kind == ("true" if expected else "false")
+    if isinstance(expected, str):
+        return kind == "string" and value == expected
+    return kind == "number" and _ordered(float(value), op, expected)
+
+
+def _ordered(value: Any, op: str, expected: Any) -> bool:
+    if op == "eq":
+        return bool(value == expected)
+    if op == "gt":
+        return bool(value > expected)
+    if op == "gte":
+        return bool(value >= expected)
+    if op == "lt":
+        return bool(value < expected)
+    if op == "lte":
+        return bool(value <= expected)
+    raise ValueError(f"not an ordering operator: {op}")
+
+
+def column_compare(value: Any, cmp: Compare, now: datetime) -> bool:
+    """Compare a text / number / date value (mirrors compile._column_compare)."""
+    op, expected = cmp.op, cmp.value
+    if op == "exists":
+        return (value is not None) is bool(expected)
+    if op == "ne":
+        return not column_compare(value, Compare("eq", expected), now)
+    if value is None:
+        return False
+    if isinstance(value, datetime):
+        value = ensure_utc(value)
+    if op == "in":
+        return value in expected
+    if op == "contains":
+        return bool(expected in value)
+    if op == "within":
+        return bool(value >= now - expected)
+    if op == "more_than_ago":
+        return bool(value < now - expected)
+    if op == "before":
+        return bool(value < expected)
+    if op == "after":
+        return bool(value > expected)
+    return _ordered(value, op, expected)
+
+
+def _field(cond: FieldCond, facts: Facts, now: datetime) -> bool:
+    contact = facts.contact
+    if cond.kind == "json":
+        return json_compare(json_get(contact.attributes, cond.path), cond.compare)
+    if cond.kind == "list":
+        return _array_has(contact.tags, cond.compare.value)
+    if cond.kind == "rfm":
+        return column_compare(rfm.score(cond.field, contact, now), cond.compare, now)
+    if cond.kind == "engaged":
+        times = [at for type_, ch, at in facts.engagements if ch in cond.channels]
+        return column_compare(max(times) if times else None, cond.compare, now)
+    return column_compare(getattr(contact, cond.field), cond.compare, now)
+
+
+def _event(cond: EventCond, facts: Facts, now: datetime) -> bool:
+    since = now - cond.within if cond.within is not None else None
+    count = 0
+    for occurred_at, payload in facts.events.get(cond.event_type, []):
+        if since is not None and occurred_at < since:
+            continue
+        if all(
+            json_compare(json_get(payload, ("properties", *p.path)), p.compare) for p in cond.where
+        ):
+            count += 1
+    found = count >= cond.at_least
+    return not found if cond.negate else found
+
+
+def _has_address(contact: Contact, channel: str) -> bool:
+    if channel == "email":
+        values = [contact.email]
+    elif channel == "messenger":
+        values = [contact.facebook_psid]
+    else:
+        values = [contact.phone] + ([contact.zalo_user_id] if channel == "zalo" else [])
+    return any(v is not None and v != "" for v in values)
+
+
+def _suppressed(contact: Contact, channel: str, facts: Facts) -> bool:
+    mine = addresses(contact, channel)
+    return any(
+        (ch, addr) in facts.suppressions for ch in SUPPRESSION_CHANNELS[channel] for addr in mine
+    )
+
+
+def _reach(kind: str, channel: str, facts: Facts) -> bool:
+    contact = facts.contact
+    if kind == "has_address":
+        return _has_address(contact, channel)
+    if kind == "suppressed":
+        return _suppressed(contact, channel, facts)
+    return (
+        _has_address(contact, channel)
+        and not _suppressed(contact, channel, facts)
+        and channel not in facts.denied
+    )

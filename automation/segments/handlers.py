@@ -1,0 +1,40 @@
+"""process_event hook: re-evaluate every segment for the contact an event touches.
+
+segment.* events are skipped: evaluate_contact already walks all segments in dependency
+order (a segment that references another sees its fresh membership), so reacting to our
+own transitions would only loop.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm import Session
+
+from automation import processing
+from automation.clock import now
+from automation.models import Event
+from automation.segments.membership import evaluate_contact, refresh_time_based_segments
+
+log = logging.getLogger(__name__)
+
+
+@processing.handles
+def on_event(session: Session, event: Event) -> None:
+    """Incremental segment evaluation for the event's contact."""
+    if event.contact_id is None or event.type.startswith("segment."):
+        return
+    changes = evaluate_contact(session, event.contact_id, now())
+    if changes:
+        log.info(
+            "segment transitions",
+            extra={"contact_id": event.contact_id, "event_id": event.id, "changes": changes},
+        )
+
+
+try:  # the sequences stream owns the scheduler; register when it is there
+    from automation.scheduler import periodic  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - scheduler not installed yet
+    pass
+else:
+    periodic("segments.time_based")(refresh_time_based_segments)

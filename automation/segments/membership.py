@@ -1,0 +1,190 @@
+"""Memberships: batch refresh, incremental per-contact evaluation, transitions as events.
+
+Every change writes a segment_memberships row (entered_at / exited_at) and a
+`segment.entered` / `segment.exited` internal event with the contact id, whose
+source_event_id is derived from the membership row, so it is stored once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from automation.eventlog import record_events
+from automation.events import SEGMENT_ENTERED, SEGMENT_EXITED
+from automation.models import Segment, SegmentMembership
+from automation.segments.compile import compile_rule
+from automation.segments.evaluate import evaluate, load_facts, needs_of
+from automation.segments.store import all_segments, rule_of
+
+log = logging.getLogger(__name__)
+CHUNK = 1000
+
+
+def _event_row(
+    segment: Segment, contact_id: int, membership_id: int, kind: str, now: datetime
+) -> dict[str, Any]:
+    type_ = SEGMENT_ENTERED if kind == "entered" else SEGMENT_EXITED
+    return {
+        "type": type_,
+        "contact_id": contact_id,
+        "source_event_id": f"{type_}:{segment.id}:{membership_id}",
+        "occurred_at": now,
+        "properties": {
+            "segment": segment.key,
+            "segment_id": segment.id,
+            "membership_id": membership_id,
+        },
+    }
+
+
+def _enter(
+    session: Session, segment: Segment, contact_ids: list[int], now: datetime
+) -> list[tuple[int, int]]:
+    """Open memberships (skipping ones already open); returns (contact_id, membership_id)."""
+    insert_fn = (
+        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    )
+    opened: list[tuple[int, int]] = []
+    for start in range(0, len(contact_ids), CHUNK):
+        rows = [
+            {"segment_id": segment.id, "contact_id": cid, "entered_at": now}
+            for cid in contact_ids[start : start + CHUNK]
+        ]
+        stmt = (
+            insert_fn(SegmentMembership)
+            .values(rows)
+            .on_conflict_do_nothing(
+                index_elements=["segment_id", "contact_id"], index_where=text("exited_at IS NULL")
+            )
+            .returning(SegmentMembership.contact_id, SegmentMembership.id)
+        )
+        opened.extend((int(c), int(m)) for c, m in session.execute(stmt))
+    return opened
+
+
+def _exit(session: Session, membership_ids: list[int], now: datetime) -> list[tuple[int, int]]:
+    """Close open memberships; returns (contact_id, membership_id) actually closed."""
+    closed: list[tuple[int, int]] = []
+    for start in range(0, len(membership_ids), CHUNK):
+        stmt = (
+            update(SegmentMembership)
+            .where(
+                SegmentMembership.id.in_(membership_ids[start : start + CHUNK]),
+                SegmentMembership.exited_at.is_(None),
+            )
+            .values(exited_at=now)
+            .returning(SegmentMembership.contact_id, SegmentMembership.id)
+            .execution_options(synchronize_session=False)
+        )
+        closed.extend((int(c), int(m)) for c, m in session.execute(stmt))
+    return closed
+
+
+def _write(
+    session: Session, segment: Segment, enter: list[int], leave: list[int], now: datetime
+) -> tuple[int, int]:
+    session.flush()
+    opened = _enter(session, segment, sorted(enter), now) if enter else []
+    closed = _exit(session, sorted(leave), now) if leave else []
+    events = [_event_row(segment, c, m, "entered", now) for c, m in opened]
+    events += [_event_row(segment, c, m, "exited", now) for c, m in closed]
+    record_events(session, events)
+    return len(opened), len(closed)
+
+
+def refresh_segment(session: Session, segment: Segment, now: datetime) -> tuple[int, int]:
+    """Whole-base refresh with the SQL compiler; writes only changes. Returns (entered, exited)."""
+    members: set[int] = set(session.scalars(compile_rule(rule_of(segment), now)))
+    open_rows = dict(
+        session.execute(
+            select(SegmentMembership.contact_id, SegmentMembership.id).where(
+                SegmentMembership.segment_id == segment.id, SegmentMembership.exited_at.is_(None)
+            )
+        ).tuples()
+    )
+    enter = [cid for cid in members if cid not in open_rows]
+    leave = [mid for cid, mid in open_rows.items() if cid not in members]
+    entered, exited = _write(session, segment, enter, leave, now)
+    segment.refreshed_at = now
+    session.flush()
+    if entered or exited:
+        log.info(
+            "segment refreshed",
+            extra={"segment": segment.key, "entered": entered, "exited": exited},
+        )
+    return entered, exited
+
+
+def refresh_all(
+    session: Session, now: datetime, time_based_only: bool = False
+) -> dict[str, tuple[int, int]]:
+    """Refresh every segment (or only time-based ones) in dependency order."""
+    result: dict[str, tuple[int, int]] = {}
+    for segment, _rule in all_segments(session):
+        if time_based_only and not segment.time_based:
+            continue
+        result[segment.key] = refresh_segment(session, segment, now)
+    return result
+
+
+def refresh_time_based_segments(session: Session, now: datetime) -> int:
+    """Periodic task: refresh segments whose rules depend on time; returns the number of changes."""
+    changes = refresh_all(session, now, time_based_only=True)
+    return sum(entered + exited for entered, exited in changes.values())
+
+
+def evaluate_contact(session: Session, contact_id: int, now: datetime) -> list[tuple[str, str]]:
+    """Re-evaluate every segment for one contact (dependency order) and write transitions.
+
+    Returns [(segment key, "entered" | "exited")].
+    """
+    segments = all_segments(session)
+    if not segments:
+        return []
+    facts = load_facts(session, contact_id, needs_of(rule for _, rule in segments), now)
+    open_rows = dict(
+        session.execute(
+            select(SegmentMembership.segment_id, SegmentMembership.id).where(
+                SegmentMembership.contact_id == contact_id, SegmentMembership.exited_at.is_(None)
+            )
+        ).tuples()
+    )
+    if facts is None:  # contact deleted: memberships cascade
+        return []
+    by_id = {segment.id: segment for segment, _ in segments}
+    facts.segments = {by_id[sid].key for sid in open_rows if sid in by_id}
+    changes: list[tuple[str, str]] = []
+    for segment, rule in segments:
+        member = evaluate(rule, facts, now)
+        if member and segment.id not in open_rows:
+            entered, _ = _write(session, segment, [contact_id], [], now)
+            if entered:
+                changes.append((segment.key, "entered"))
+            facts.segments.add(segment.key)
+        elif not member and segment.id in open_rows:
+            _, exited = _write(session, segment, [], [open_rows[segment.id]], now)
+            if exited:
+                changes.append((segment.key, "exited"))
+            facts.segments.discard(segment.key)
+    return changes
+
+
+def in_segment(session: Session, key: str, contact_id: int) -> bool:
+    """True when the contact has an open membership of the segment."""
+    found = session.scalar(
+        select(SegmentMembership.id)
+        .join(Segment, Segment.id == SegmentMembership.segment_id)
+        .where(
+            Segment.key == key,
+            SegmentMembership.contact_id == contact_id,
+            SegmentMembership.exited_at.is_(None),
+        )
+        .limit(1)
+    )
+    return found is not None

@@ -1,0 +1,700 @@
+"""Segment rule language: parse and validate YAML into a typed AST with file:line errors.
+
+A rule is a mapping. Conditions (see the README for the full reference):
+
+    {field: attributes.city, in: [Hà Nội, HCM]}            contact fields / attributes
+    {field: last_order_at, more_than_ago: 90d}             dates relative to now
+    {performed: order.created, where: [{property: total, gte: 2000000}],
+     at_least: 2, within: 180d}                            events
+    {not_performed: order.created, within: 3d}
+    {opened: email, within: 30d}  {clicked: any}  {replied: zalo}  {engaged: any, within: 30d}
+    {reachable: email}  {has_address: sms}  {suppressed: email}
+    {in_segment: vip}
+    {all: [...]}  {any: [...]}  {not: {...}}
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from automation.events import ALL_TYPES
+
+LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # naive dates in rules are Vietnam time
+
+OPERATORS = (
+    "eq", "ne", "in", "contains", "gt", "gte", "lt", "lte",
+    "exists", "before", "after", "within", "more_than_ago",
+)  # fmt: skip
+NUMBER_OPS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "exists")
+TEXT_OPS = ("eq", "ne", "in", "contains", "exists")
+DATE_OPS = ("before", "after", "within", "more_than_ago", "exists")
+JSON_OPS = ("eq", "ne", "in", "contains", "gt", "gte", "lt", "lte", "exists")
+LIST_OPS = ("contains",)
+RELATIVE_OPS = ("within", "more_than_ago")
+
+FieldKind = Literal["text", "number", "date", "list", "json", "rfm", "engaged"]
+
+TEXT_FIELDS = (
+    "email", "phone", "zalo_user_id", "facebook_psid",
+    "first_name", "last_name", "locale", "timezone",
+)  # fmt: skip
+NUMBER_FIELDS = ("orders_count", "total_spent")
+DATE_FIELDS = ("created_at", "first_order_at", "last_order_at")
+RFM_FIELDS = ("rfm_recency", "rfm_frequency", "rfm_monetary")
+ALIASES = {"recency": "last_order_at", "frequency": "orders_count", "monetary": "total_spent"}
+
+ENGAGEMENT_KINDS = ("opened", "clicked", "replied", "engaged")
+ENGAGEMENT_TYPES = {
+    "opened": ("opened",),
+    "clicked": ("clicked",),
+    "replied": ("replied",),
+    "engaged": ("opened", "clicked", "replied"),
+}
+MESSAGE_CHANNELS = ("email", "sms", "zalo_zns", "zalo_oa", "messenger")
+ENGAGEMENT_CHANNELS = {
+    "any": MESSAGE_CHANNELS,
+    "email": ("email",),
+    "sms": ("sms",),
+    "zalo": ("zalo_zns", "zalo_oa"),
+    "zalo_zns": ("zalo_zns",),
+    "zalo_oa": ("zalo_oa",),
+    "messenger": ("messenger",),
+}
+REACH_CHANNELS = ("email", "sms", "zalo", "messenger")
+REACH_KINDS = ("reachable", "has_address", "suppressed")
+
+KEY_RE = re.compile(r"^[^\W\d][\w\-]*$")
+SEGMENT_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+DURATION_RE = re.compile(r"^\s*(\d+)\s*(m|h|d|w)\s*$")
+DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+Scalar = str | int | float | bool
+
+
+class RuleError(ValueError):
+    """A rule that cannot be used; the message says where (file:line) and how to fix it."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where}: {message}" if where else message)
+        self.where = where
+        self.detail = message
+
+
+# --- AST ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Compare:
+    """One operator applied to one value: `gte: 2000000`, `within: 90d`, `exists: true`."""
+
+    op: str
+    value: Any  # Scalar | tuple[Scalar, ...] | datetime | timedelta | bool
+
+
+@dataclass(frozen=True)
+class FieldCond:
+    """A contact field, a custom attribute (attributes.x), an RFM score or last_engaged_at."""
+
+    field: str  # canonical name: column name, rfm_*, last_engaged_at
+    kind: FieldKind
+    compare: Compare
+    path: tuple[str, ...] = ()  # attributes.<path>
+    channels: tuple[str, ...] = ()  # last_engaged_at.<channel>
+
+
+@dataclass(frozen=True)
+class PropertyFilter:
+    """A test on an event property: payload.properties.<path>."""
+
+    path: tuple[str, ...]
+    compare: Compare
+
+
+@dataclass(frozen=True)
+class EventCond:
+    """performed / not_performed: count of matching events in a window."""
+
+    event_type: str
+    negate: bool
+    at_least: int = 1
+    within: timedelta | None = None
+    where: tuple[PropertyFilter, ...] = ()
+
+
+@dataclass(frozen=True)
+class EngagementCond:
+    """opened / clicked / replied / engaged on message channels, optionally in a window."""
+
+    types: tuple[str, ...]
+    channels: tuple[str, ...]
+    at_least: int = 1
+    within: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class ReachCond:
+    """reachable / has_address / suppressed on one channel (or any)."""
+
+    kind: str  # reachable | has_address | suppressed
+    channels: tuple[str, ...]  # consent channels: email, sms, zalo, messenger
+
+
+@dataclass(frozen=True)
+class InSegment:
+    """Open membership of another segment."""
+
+    key: str
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class All:
+    """Every child matches (an empty list matches everyone)."""
+
+    children: tuple[Rule, ...]
+
+
+@dataclass(frozen=True)
+class Any_:
+    """At least one child matches (an empty list matches no one)."""
+
+    children: tuple[Rule, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    """The child does not match."""
+
+    child: Rule
+
+
+Rule = FieldCond | EventCond | EngagementCond | ReachCond | InSegment | All | Any_ | Not
+
+
+@dataclass(frozen=True)
+class SegmentDef:
+    """A parsed segment file: key, Vietnamese name and description, the rule and its raw form."""
+
+    key: str
+    name: str
+    description: str | None
+    rule: Rule
+    raw_rule: Any
+    where: str = ""
+    references: tuple[InSegment, ...] = field(default=())
+
+
+# --- YAML with line numbers -----------------------------------------------------------
+
+
+class LineDict(dict[Any, Any]):
+    """A mapping that remembers its line and the line of each key."""
+
+    line: int | None = None
+    key_lines: dict[Any, int]
+
+
+class LineList(list[Any]):
+    """A sequence that remembers its line and the line of each item."""
+
+    line: int | None = None
+    item_lines: list[int]
+
+
+def _from_node(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        result = LineDict()
+        result.line = node.start_mark.line + 1
+        result.key_lines = {}
+        for key_node, value_node in node.value:
+            key = _from_node(loader, key_node)
+            if isinstance(key, (dict, list)):
+                raise RuleError(
+                    f"{loader.name}:{key_node.start_mark.line + 1}", "keys must be text"
+                )
+            result[key] = _from_node(loader, value_node)
+            result.key_lines[key] = key_node.start_mark.line + 1
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        items = LineList(_from_node(loader, item) for item in node.value)
+        items.line = node.start_mark.line + 1
+        items.item_lines = [item.start_mark.line + 1 for item in node.value]
+        return items
+    return loader.construct_object(node, deep=True)
+
+
+def load_yaml(text: str, filename: str) -> Any:
+    """Parse YAML text keeping line numbers (LineDict / LineList); RuleError on bad YAML."""
+    loader = yaml.SafeLoader(text)
+    loader.name = filename
+    try:
+        node = loader.get_single_node()
+        return None if node is None else _from_node(loader, node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise RuleError(f"{filename}{line}", f"invalid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise RuleError(filename, f"invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+class _Ctx:
+    """Where we are: the file name and a fallback line."""
+
+    def __init__(self, filename: str, line: int | None) -> None:
+        self.filename = filename
+        self.line = line
+
+    def at(self, obj: Any = None, key: Any = None) -> str:
+        line = self.line
+        if isinstance(obj, LineDict):
+            line = obj.key_lines.get(key, obj.line) if key is not None else obj.line
+        elif isinstance(obj, LineList):
+            line = obj.line
+        if line is None:
+            return self.filename
+        return f"{self.filename}:{line}" if self.filename else f"line {line}"
+
+    def fail(self, obj: Any, key: Any, message: str) -> RuleError:
+        return RuleError(self.at(obj, key), message)
+
+
+def _split_where(where: str) -> tuple[str, int | None]:
+    match = re.match(r"^(.*):(\d+)$", where)
+    if match:
+        return match.group(1), int(match.group(2))
+    return where, None
+
+
+def load_rule(obj: Any, where: str = "") -> Rule:
+    """Validate a rule (dict/list, from YAML or JSON) into the AST; RuleError names file:line.
+
+    `where` is "file" or "file:line"; lines from a LineDict (load_yaml) take precedence.
+    """
+    filename, line = _split_where(where)
+    return _parse(obj, _Ctx(filename, line), depth=0)
+
+
+def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"{hint}; use one of: {', '.join(choices)}"
+
+
+COND_KEYS = {
+    "all", "any", "not", "field", "performed", "not_performed", "in_segment",
+    *ENGAGEMENT_KINDS, *REACH_KINDS,
+}  # fmt: skip
+
+
+def _parse(obj: Any, ctx: _Ctx, depth: int) -> Rule:
+    if depth > 20:
+        raise ctx.fail(obj, None, "rule nested too deeply (more than 20 levels)")
+    if isinstance(obj, list):
+        return All(tuple(_parse_items(obj, ctx, depth)))
+    if not isinstance(obj, dict) or not obj:
+        raise ctx.fail(
+            obj, None,
+            f"expected a condition mapping, got {_describe(obj)}; write for example "
+            "{field: attributes.city, eq: Hà Nội} or {all: [...]}",
+        )  # fmt: skip
+    heads = [k for k in obj if k in COND_KEYS]
+    if len(heads) != 1:
+        first = next(iter(obj))
+        if not heads:
+            raise ctx.fail(
+                obj, first, f"unknown condition '{first}'" + _suggest(str(first), sorted(COND_KEYS))
+            )
+        raise ctx.fail(obj, heads[1], f"one condition per mapping, found {', '.join(heads)}; "
+                       "wrap them in {all: [...]} or {any: [...]}")  # fmt: skip
+    head = heads[0]
+    if head in ("all", "any"):
+        _only(obj, ctx, {head})
+        items = obj[head]
+        if not isinstance(items, list):
+            raise ctx.fail(obj, head, f"'{head}' takes a list of conditions")
+        children = tuple(_parse_items(items, ctx, depth))
+        return All(children) if head == "all" else Any_(children)
+    if head == "not":
+        _only(obj, ctx, {"not"})
+        return Not(_parse(obj["not"], _child_ctx(obj, "not", ctx), depth + 1))
+    if head == "field":
+        return _parse_field(obj, ctx)
+    if head in ("performed", "not_performed"):
+        return _parse_event(obj, ctx, head)
+    if head in ENGAGEMENT_KINDS:
+        return _parse_engagement(obj, ctx, head)
+    if head in REACH_KINDS:
+        _only(obj, ctx, {head})
+        channel = obj[head]
+        choices = (*REACH_CHANNELS, "any")
+        if channel not in choices:
+            raise ctx.fail(
+                obj, head, f"unknown channel {channel!r}" + _suggest(str(channel), choices)
+            )
+        chans = REACH_CHANNELS if channel == "any" else (str(channel),)
+        return ReachCond(head, chans)
+    # in_segment
+    _only(obj, ctx, {"in_segment"})
+    key = obj["in_segment"]
+    if not isinstance(key, str) or not SEGMENT_KEY_RE.match(key):
+        raise ctx.fail(obj, "in_segment", "in_segment takes a segment key like vip")
+    return InSegment(key, ctx.at(obj, "in_segment"))
+
+
+def _parse_items(items: list[Any], ctx: _Ctx, depth: int) -> list[Rule]:
+    result = []
+    for index, item in enumerate(items):
+        line = items.item_lines[index] if isinstance(items, LineList) else ctx.line
+        result.append(_parse(item, _Ctx(ctx.filename, line), depth + 1))
+    return result
+
+
+def _child_ctx(obj: Any, key: str, ctx: _Ctx) -> _Ctx:
+    line = obj.key_lines.get(key) if isinstance(obj, LineDict) else ctx.line
+    return _Ctx(ctx.filename, line)
+
+
+def _only(obj: dict[Any, Any], ctx: _Ctx, allowed: set[str]) -> None:
+    for key in obj:
+        if key not in allowed:
+            choices = sorted(allowed)
+            raise ctx.fail(obj, key, f"unexpected key '{key}' here; allowed: {', '.join(choices)}")
+
+
+def _describe(obj: Any) -> str:
+    if obj is None:
+        return "nothing"
+    return f"{type(obj).__name__} {obj!r}"
+
+
+def _parse_field(obj: dict[Any, Any], ctx: _Ctx) -> FieldCond:
+    name = obj["field"]
+    if not isinstance(name, str) or not name:
+        raise ctx.fail(obj, "field", "field takes a name like attributes.city or last_order_at")
+    name = ALIASES.get(name, name)
+    path: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    kind: FieldKind
+    allowed: tuple[str, ...]
+    if name.startswith("attributes."):
+        path = tuple(name.split(".")[1:])
+        for part in path:
+            if not KEY_RE.match(part):
+                raise ctx.fail(obj, "field", f"bad attribute name {part!r}: use letters, digits, "
+                               "_ or - (starting with a letter)")  # fmt: skip
+        kind, allowed, name = "json", JSON_OPS, "attributes"
+    elif name == "tags":
+        kind, allowed = "list", LIST_OPS
+    elif name in TEXT_FIELDS:
+        kind, allowed = "text", TEXT_OPS
+    elif name in NUMBER_FIELDS:
+        kind, allowed = "number", NUMBER_OPS
+    elif name in RFM_FIELDS:
+        kind, allowed = "rfm", NUMBER_OPS
+    elif name in DATE_FIELDS:
+        kind, allowed = "date", DATE_OPS
+    elif name == "last_engaged_at" or name.startswith("last_engaged_at."):
+        channel = name.partition(".")[2] or "any"
+        if channel not in ENGAGEMENT_CHANNELS:
+            raise ctx.fail(obj, "field", f"unknown channel {channel!r} in {name}"
+                           + _suggest(channel, tuple(ENGAGEMENT_CHANNELS)))  # fmt: skip
+        kind, allowed, name = "engaged", DATE_OPS, "last_engaged_at"
+        channels = ENGAGEMENT_CHANNELS[channel]
+    else:
+        known = (
+            *TEXT_FIELDS, *NUMBER_FIELDS, *DATE_FIELDS, *RFM_FIELDS, *ALIASES,
+            "tags", "last_engaged_at", "attributes.<name>",
+        )  # fmt: skip
+        raise ctx.fail(obj, "field", f"unknown field {name!r}" + _suggest(name, known))
+    op, value_key = _one_operator(obj, ctx, {"field"}, allowed, f"field {obj['field']}")
+    compare = _parse_compare(op, obj[value_key], kind, obj, value_key, ctx)
+    return FieldCond(name, kind, compare, path, channels)
+
+
+def _one_operator(
+    obj: dict[Any, Any], ctx: _Ctx, skip: set[str], allowed: tuple[str, ...], what: str
+) -> tuple[str, str]:
+    ops = [k for k in obj if k not in skip]
+    if not ops:
+        raise ctx.fail(obj, None, f"{what} needs an operator; use one of: {', '.join(allowed)}")
+    for key in ops:
+        if key not in OPERATORS:
+            raise ctx.fail(obj, key, f"unknown operator '{key}'" + _suggest(str(key), OPERATORS))
+        if key not in allowed:
+            raise ctx.fail(obj, key, f"operator '{key}' does not apply to {what}; "
+                           f"use one of: {', '.join(allowed)}")  # fmt: skip
+    if len(ops) > 1:
+        raise ctx.fail(obj, ops[1], f"one operator per condition, found {', '.join(ops)}; "
+                       "combine conditions with {all: [...]}")  # fmt: skip
+    return ops[0], ops[0]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _parse_compare(op: str, value: Any, kind: FieldKind, obj: Any, key: str, ctx: _Ctx) -> Compare:
+    def bad(expected: str) -> RuleError:
+        return ctx.fail(obj, key, f"'{op}' expects {expected}, got {_describe(value)}")
+
+    if op == "exists":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return Compare(op, value)
+    if op in RELATIVE_OPS:
+        return Compare(op, parse_duration(value, ctx.at(obj, key)))
+    if op in ("before", "after"):
+        return Compare(op, _parse_instant(value, bad))
+    if kind in ("number", "rfm"):
+        if op == "in":
+            if not isinstance(value, list) or not value or not all(_is_number(v) for v in value):
+                raise bad("a list of numbers")
+            return Compare(op, tuple(value))
+        if not _is_number(value):
+            raise bad("a number")
+        if kind == "rfm" and op in ("eq", "ne") and value not in (1, 2, 3, 4, 5):
+            raise bad("a score from 1 to 5")
+        return Compare(op, value)
+    if kind == "text":
+        if op == "in":
+            if (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(v, str) for v in value)
+            ):
+                raise bad("a list of texts")
+            return Compare(op, tuple(value))
+        if not isinstance(value, str):
+            raise bad("a text (quote numbers: '0912345678')")
+        return Compare(op, value)
+    if kind == "list":
+        if not isinstance(value, str):
+            raise bad("a text")
+        return Compare(op, value)
+    # json: attributes and event properties
+    if op in ("gt", "gte", "lt", "lte"):
+        if not _is_number(value):
+            raise bad("a number")
+        return Compare(op, value)
+    if op == "in":
+        if not isinstance(value, list) or not value or not all(_is_scalar(v) for v in value):
+            raise bad("a list of texts, numbers or true/false")
+        return Compare(op, tuple(value))
+    if op == "contains":
+        if not (isinstance(value, str) or _is_number(value)):
+            raise bad("a text or a number")
+        return Compare(op, value)
+    if not _is_scalar(value):
+        raise bad("a text, a number or true/false")
+    return Compare(op, value)
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, bool)) or _is_number(value)
+
+
+def _parse_instant(value: Any, bad: Any) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise bad("a date like 2026-01-31 or 2026-01-31T08:00:00+07:00") from None
+    else:
+        raise bad("a date like 2026-01-31")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=LOCAL_TZ)
+    return moment.astimezone(UTC)
+
+
+def parse_duration(value: Any, where: str = "") -> timedelta:
+    """`30m`, `12h`, `90d`, `2w` -> timedelta; RuleError otherwise."""
+    match = DURATION_RE.match(value) if isinstance(value, str) else None
+    if not match or int(match.group(1)) <= 0:
+        raise RuleError(where, f"bad duration {value!r}; write a positive number and a unit: "
+                        "30m, 12h, 90d or 2w")  # fmt: skip
+    return timedelta(**{DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _parse_count(obj: dict[Any, Any], ctx: _Ctx) -> int:
+    value = obj.get("at_least", 1)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ctx.fail(obj, "at_least", f"at_least expects a whole number >= 1, got {value!r}")
+    return value
+
+
+def _parse_within(obj: dict[Any, Any], ctx: _Ctx) -> timedelta | None:
+    if "within" not in obj:
+        return None
+    return parse_duration(obj["within"], ctx.at(obj, "within"))
+
+
+def _parse_event(obj: dict[Any, Any], ctx: _Ctx, head: str) -> EventCond:
+    negate = head == "not_performed"
+    allowed = {head, "where", "within"} | (set() if negate else {"at_least"})
+    _only(obj, ctx, allowed)
+    event_type = obj[head]
+    if event_type not in ALL_TYPES:
+        raise ctx.fail(obj, head, f"unknown event type {event_type!r}"
+                       + _suggest(str(event_type), sorted(ALL_TYPES)))  # fmt: skip
+    filters = []
+    where = obj.get("where", [])
+    if isinstance(where, dict):
+        where = [where]
+    if not isinstance(where, list):
+        raise ctx.fail(obj, "where", "where takes a list like [{property: total, gte: 2000000}]")
+    for index, item in enumerate(where):
+        line = where.item_lines[index] if isinstance(where, LineList) else ctx.line
+        filters.append(_parse_property(item, _Ctx(ctx.filename, line)))
+    return EventCond(
+        event_type=str(event_type),
+        negate=negate,
+        at_least=1 if negate else _parse_count(obj, ctx),
+        within=_parse_within(obj, ctx),
+        where=tuple(filters),
+    )
+
+
+def _parse_property(obj: Any, ctx: _Ctx) -> PropertyFilter:
+    if not isinstance(obj, dict) or "property" not in obj:
+        raise ctx.fail(obj, None, "each where item is {property: NAME, OPERATOR: VALUE}, "
+                       "for example {property: total, gte: 2000000}")  # fmt: skip
+    name = obj["property"]
+    path = tuple(str(name).split("."))
+    if not all(KEY_RE.match(part) for part in path):
+        raise ctx.fail(obj, "property", f"bad property name {name!r}: use letters, digits, _ or -")
+    op, key = _one_operator(obj, ctx, {"property"}, JSON_OPS, f"property {name}")
+    return PropertyFilter(path, _parse_compare(op, obj[key], "json", obj, key, ctx))
+
+
+def _parse_engagement(obj: dict[Any, Any], ctx: _Ctx, head: str) -> EngagementCond:
+    _only(obj, ctx, {head, "within", "at_least"})
+    channel = obj[head]
+    if channel is None:
+        channel = "any"
+    if channel not in ENGAGEMENT_CHANNELS:
+        raise ctx.fail(obj, head, f"unknown channel {channel!r}"
+                       + _suggest(str(channel), tuple(ENGAGEMENT_CHANNELS)))  # fmt: skip
+    return EngagementCond(
+        types=ENGAGEMENT_TYPES[head],
+        channels=ENGAGEMENT_CHANNELS[str(channel)],
+        at_least=_parse_count(obj, ctx),
+        within=_parse_within(obj, ctx),
+    )
+
+
+# --- walking ------------------------------------------------------------------------------
+
+
+def walk(rule: Rule) -> list[Rule]:
+    """Every node of the rule, depth first."""
+    nodes: list[Rule] = [rule]
+    if isinstance(rule, (All, Any_)):
+        for child in rule.children:
+            nodes.extend(walk(child))
+    elif isinstance(rule, Not):
+        nodes.extend(walk(rule.child))
+    return nodes
+
+
+def references(rule: Rule) -> list[InSegment]:
+    """The in_segment conditions of a rule."""
+    return [node for node in walk(rule) if isinstance(node, InSegment)]
+
+
+def depends_on_time(rule: Rule) -> bool:
+    """True when the rule's result can change with the passing of time alone.
+
+    Relative dates (within, more_than_ago), event / engagement windows and rfm_recency.
+    Membership of a time-based segment is resolved by the store (it needs the other rules).
+    """
+    for node in walk(rule):
+        if isinstance(node, FieldCond) and (
+            node.compare.op in RELATIVE_OPS or node.field == "rfm_recency"
+        ):
+            return True
+        if isinstance(node, (EventCond, EngagementCond)) and node.within is not None:
+            return True
+    return False
+
+
+# --- segment files ------------------------------------------------------------------------
+
+SEGMENT_KEYS = ("segment", "name", "description", "rule")
+
+
+def parse_segment(data: Any, filename: str) -> SegmentDef:
+    """Validate a segment document {segment, name, description, rule}."""
+    ctx = _Ctx(filename, 1)
+    if not isinstance(data, dict):
+        raise ctx.fail(data, None, "a segment file is a mapping with segment, name and rule")
+    _only(data, ctx, set(SEGMENT_KEYS))
+    for required in ("segment", "name", "rule"):
+        if required not in data:
+            raise ctx.fail(data, None, f"missing '{required}'; a segment needs segment (key), "
+                           "name and rule")  # fmt: skip
+    key = data["segment"]
+    if not isinstance(key, str) or not SEGMENT_KEY_RE.match(key):
+        raise ctx.fail(data, "segment", f"bad segment key {key!r}: use lower-case letters, "
+                       "digits and _ (for example vip or lapsed_90d)")  # fmt: skip
+    name = data["name"]
+    if not isinstance(name, str) or not name.strip():
+        raise ctx.fail(data, "name", "name must be a non-empty text")
+    description = data.get("description")
+    if description is not None and not isinstance(description, str):
+        raise ctx.fail(data, "description", "description must be a text")
+    rule = _parse(data["rule"], _child_ctx(data, "rule", ctx), depth=0)
+    return SegmentDef(
+        key=key,
+        name=name.strip(),
+        description=description.strip() if description else None,
+        rule=rule,
+        raw_rule=to_plain(data["rule"]),
+        where=ctx.at(data, "segment"),
+        references=tuple(references(rule)),
+    )
+
+
+def load_segment_text(text: str, filename: str) -> SegmentDef:
+    """Parse one segment YAML document."""
+    return parse_segment(load_yaml(text, filename), filename)
+
+
+def load_segment_file(path: str | Path) -> SegmentDef:
+    """Read and parse a segment YAML file; RuleError names the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RuleError(str(path), f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise RuleError(str(path), "not UTF-8 text; save the file as UTF-8") from None
+    return load_segment_text(text, str(path))
+
+
+def to_plain(obj: Any) -> Any:
+    """Plain JSON-ready data (dates as ISO text) from a LineDict/LineList tree."""
+    if isinstance(obj, dict):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, (datetime, date)):
+        return obj.isoformat()
+    return obj
