@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from admin_cli import contacts_cmd, db_cmd, events_cmd, runtime_cmd
+from admin_cli import (
+    apply_cmd,
+    contacts_cmd,
+    db_cmd,
+    enrollments_cmd,
+    events_cmd,
+    runtime_cmd,
+    segments_cmd,
+    sequences_cmd,
+)
 
 app = typer.Typer(
     name="mactl",
@@ -19,6 +28,10 @@ runtime_cmd.register(app)
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(contacts_cmd.app, name="contacts")
 app.add_typer(events_cmd.app, name="events")
+apply_cmd.register(app)
+app.add_typer(segments_cmd.app, name="segments")
+app.add_typer(sequences_cmd.app, name="sequences")
+app.add_typer(enrollments_cmd.app, name="enrollments")
 
 
 def main() -> None:

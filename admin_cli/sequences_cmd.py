@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import typer
 from sqlalchemy import func, select
@@ -120,12 +120,12 @@ def show_sequence(session: Session, key: str) -> dict[str, Any]:
     }
 
 
-def set_status(session: Session, key: str, status: str) -> Sequence:
+def set_status(session: Session, key: str, status: Literal["active", "paused"]) -> Sequence:
     """Pause or resume a sequence (paused: no new enrollments, running ones hold their place)."""
-    sequence = _get(session, key)
-    sequence.status = status
-    session.flush()
-    return sequence
+    from automation.sequences.store import set_status as store_set_status
+
+    _get(session, key)  # a clear error naming the applied keys
+    return store_set_status(session, key, status)
 
 
 @app.command("list")
@@ -189,7 +189,7 @@ def show_cmd(
         )
 
 
-def _set(key: str, status: str, json_output: bool) -> None:
+def _set(key: str, status: Literal["active", "paused"], json_output: bool) -> None:
     load_settings()
     with user_errors(), session_scope() as session:
         sequence = set_status(session, key, status)
