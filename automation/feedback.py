@@ -16,7 +16,6 @@ queued marketing messages on that channel and emit ``contact.unsubscribed``.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -344,17 +343,15 @@ def find_message(
 def dispatch_events(event_ids: list[int]) -> None:
     """Queue committed canonical events for process_event (segments, sequence exits).
 
-    Uses the ingest stream's event queue when it is installed; otherwise the scheduler's
-    requeue of unprocessed events picks them up on its next pass.
+    A failed enqueue is only logged: the events are stored, and the scheduler's requeue
+    of unprocessed events sends them again.
     """
     if not event_ids:
         return
-    try:
-        module = importlib.import_module("automation.ingest.dispatch")
-    except ImportError:
-        module = None
-    enqueue = getattr(module, "enqueue_events", None)
-    if enqueue is None:
-        log.info("events %s left for the scheduler's requeue pass", event_ids)
-        return
-    enqueue(event_ids)
+    from automation.actors import process_event_actor
+
+    for event_id in event_ids:
+        try:
+            process_event_actor.send(event_id)
+        except Exception as exc:  # noqa: BLE001 - the event is stored; never fail the caller
+            log.warning("enqueue failed event_id=%s error=%s", event_id, type(exc).__name__)
