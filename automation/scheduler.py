@@ -1,0 +1,389 @@
+"""The periodic pass: everything the database says is due, done from database state.
+
+``run_pass(session_factory, now)`` runs every task registered with ``@periodic(name)``
+in order, each in its own session and transaction(s), and returns {name: count}. It is
+safe to run in several processes at once: work is claimed with ``FOR UPDATE SKIP LOCKED``
+on PostgreSQL; on SQLite writers are serialised and every claim is re-checked.
+
+Built-in tasks (order):
+  10 events           process stored events nobody processed yet, inline
+  20 abandoned_carts  carts with no order within CART_ABANDON_MINUTES -> cart.abandoned once
+  30 time_segments    segments whose rules depend on time (segments stream), then events
+  40 due_enrollments  enrollments whose next_run_at has come
+  50 stale_outbox     queued rows older than OUTBOX_STALE_SECONDS handed to delivery again
+Other streams register more tasks (or replace one by registering the same name) in a
+module listed in TASK_MODULES or imported by automation.handlers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from automation import clock
+from automation.config import get_settings
+from automation.events import CART_ABANDONED
+from automation.models import Cart, Enrollment, Event, Message, Order, Sequence
+from automation.processing import process_event
+from automation.sequences.engine import RUNNING, advance_enrollment, pending_message_ids
+
+log = logging.getLogger(__name__)
+
+PeriodicTask = Callable[[Session, datetime], int]
+TASK_MODULES = (
+    "automation.handlers",
+    "automation.sequences.handlers",
+    "automation.delivery.scheduled",
+    "automation.delivery.requeue",
+)
+BATCH = 200
+MAX_BATCHES = 100
+
+
+@dataclass(frozen=True)
+class _Task:
+    name: str
+    fn: PeriodicTask
+    order: int
+
+
+TASKS: dict[str, _Task] = {}
+
+
+def periodic(name: str, order: int = 100) -> Callable[[PeriodicTask], PeriodicTask]:
+    """Register ``fn(session, now) -> int`` as a scheduler task (same name replaces)."""
+
+    def register(fn: PeriodicTask) -> PeriodicTask:
+        if name in TASKS:
+            log.info("scheduler task %s replaced by %s", name, fn.__qualname__)
+        TASKS[name] = _Task(name, fn, order)
+        return fn
+
+    return register
+
+
+def load_task_modules() -> None:
+    """Import the modules that register handlers and periodic tasks (missing ones skipped)."""
+    for module_name in TASK_MODULES:
+        try:
+            importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            log.warning("scheduler could not import %s: %s", module_name, exc)
+
+
+def run_pass(session_factory: Callable[[], Session], now: datetime | None = None) -> dict[str, int]:
+    """Run every registered task once as of ``now``; {task: count}, -1 for a failed task."""
+    load_task_modules()
+    when = clock.ensure_utc(now) if now is not None else clock.now()
+    results: dict[str, int] = {}
+    for task in sorted(TASKS.values(), key=lambda t: (t.order, t.name)):
+        session = session_factory()
+        try:
+            results[task.name] = int(task.fn(session, when))
+            session.commit()
+        except Exception:  # noqa: BLE001 - one broken task must not stop the others
+            session.rollback()
+            log.exception("scheduler task %s failed", task.name)
+            results[task.name] = -1
+        finally:
+            session.close()
+    return results
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _claim(session: Session, query: Select[Any], of: Any) -> list[int]:
+    """Ids from ``query``; on PostgreSQL locked FOR UPDATE SKIP LOCKED (another pass skips)."""
+    if _is_postgres(session):
+        query = query.with_for_update(skip_locked=True, of=of)
+    return list(session.scalars(query))
+
+
+def _each(session: Session, ids: Iterable[int], work: Callable[[int], Any], failed: set[int]) -> int:
+    """Run ``work(id)`` for each id, isolating failures; commits what succeeded.
+
+    PostgreSQL: one savepoint per item and one commit per batch (claims stay locked).
+    SQLite: one transaction per item (its driver's savepoints are not reliable).
+    """
+    done = 0
+    postgres = _is_postgres(session)
+    for item in ids:
+        pending = pending_message_ids(session)
+        mark = len(pending)
+        try:
+            if postgres:
+                with session.begin_nested():
+                    work(item)
+            else:
+                work(item)
+                session.commit()
+            done += 1
+        except Exception:  # noqa: BLE001 - retried at the next pass
+            if postgres:
+                del pending[mark:]
+            else:
+                session.rollback()
+            failed.add(item)
+            log.exception("scheduler item %s failed", item)
+    session.commit()
+    return done
+
+
+# --------------------------------------------------------------------------- events
+
+
+def process_pending_events(session: Session, now: datetime) -> int:
+    """Process, inline, every stored event received by ``now`` that is not processed yet."""
+    total = 0
+    failed: set[int] = set()
+    for _ in range(MAX_BATCHES):
+        query = (
+            select(Event.id)
+            .where(Event.processed_at.is_(None), Event.received_at <= now)
+            .order_by(Event.id)
+            .limit(BATCH)
+        )
+        if failed:
+            query = query.where(Event.id.not_in(failed))
+        ids = _claim(session, query, Event)
+        if not ids:
+            break
+        total += _each(session, ids, lambda event_id: process_event(session, event_id), failed)
+    return total
+
+
+@periodic("events", order=10)
+def events_task(session: Session, now: datetime) -> int:
+    """Process events whose processing message was lost or never sent (inline)."""
+    return process_pending_events(session, now)
+
+
+# --------------------------------------------------------------------------- carts
+
+
+def cart_abandoned_properties(cart: Cart) -> dict[str, Any]:
+    """The cart.abandoned event properties (what cart_recovery templates show)."""
+    return {
+        "cart_id": cart.external_id,
+        "source": cart.source,
+        "total": cart.total,
+        "currency": "VND",
+        "items": list(cart.items or []),
+        "recovery_url": cart.recovery_url,
+    }
+
+
+def _converting_order(session: Session, cart: Cart) -> datetime | None:
+    """placed_at of an order that followed the cart (same contact or checkout token)."""
+    placed: datetime | None = session.scalar(
+        select(Order.placed_at)
+        .where(
+            or_(
+                and_(Order.contact_id == cart.contact_id, Order.placed_at >= cart.updated_at),
+                Order.checkout_token == cart.external_id,
+            )
+        )
+        .order_by(Order.placed_at)
+        .limit(1)
+    )
+    return placed
+
+
+def detect_abandoned_carts(session: Session, now: datetime) -> int:
+    """Emit cart.abandoned once per cart left without an order past the window; returns count.
+
+    The event id is "cart:<id>:<updated_at>", so an updated cart can be abandoned again,
+    and the event is processed at once (triggers cart recovery).
+    """
+    window = timedelta(minutes=get_settings().cart_abandon_minutes)
+    from automation.eventlog import record_event
+
+    emitted = 0
+    failed: set[int] = set()
+
+    def handle(cart_id: int) -> None:
+        nonlocal emitted
+        cart = session.get(Cart, cart_id, populate_existing=True)
+        if cart is None or cart.abandoned_at is not None or cart.converted_at is not None:
+            return
+        placed = _converting_order(session, cart)
+        if placed is not None:
+            cart.converted_at = placed
+            return
+        claimed = session.execute(
+            update(Cart)
+            .where(Cart.id == cart_id, Cart.abandoned_at.is_(None), Cart.converted_at.is_(None))
+            .values(abandoned_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return
+        event = record_event(
+            session,
+            CART_ABANDONED,
+            cart.contact_id,
+            cart_abandoned_properties(cart),
+            f"cart:{cart.id}:{clock.ensure_utc(cart.updated_at).isoformat()}",
+            occurred_at=cart.updated_at + window,
+        )
+        if event is not None:
+            process_event(session, event.id)
+            emitted += 1
+
+    for _ in range(MAX_BATCHES):
+        query = (
+            select(Cart.id)
+            .where(
+                Cart.converted_at.is_(None),
+                Cart.abandoned_at.is_(None),
+                Cart.contact_id.is_not(None),
+                Cart.updated_at <= now - window,
+            )
+            .order_by(Cart.id)
+            .limit(BATCH)
+        )
+        if failed:
+            query = query.where(Cart.id.not_in(failed))
+        ids = _claim(session, query, Cart)
+        if not ids:
+            break
+        _each(session, ids, handle, failed)
+    return emitted
+
+
+@periodic("abandoned_carts", order=20)
+def abandoned_carts_task(session: Session, now: datetime) -> int:
+    """Detect abandoned carts (see detect_abandoned_carts)."""
+    return detect_abandoned_carts(session, now)
+
+
+# --------------------------------------------------------------------------- segments
+
+
+def _refresh_function() -> Callable[[Session, datetime], Any] | None:
+    for module_name in ("automation.segments.membership", "automation.segments"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        fn = getattr(module, "refresh_time_based_segments", None)
+        if callable(fn):
+            return fn  # type: ignore[no-any-return]
+    return None
+
+
+@periodic("time_segments", order=30)
+def time_segments_task(session: Session, now: datetime) -> int:
+    """Refresh segments whose rules depend on time, then process their entered/exited events."""
+    refresh = _refresh_function()
+    if refresh is None:
+        return 0
+    result = refresh(session, now)
+    session.commit()
+    process_pending_events(session, now)
+    if isinstance(result, bool):
+        return int(result)
+    if isinstance(result, int):
+        return result
+    if isinstance(result, dict):
+        return sum(int(v) for v in result.values() if isinstance(v, int))
+    try:
+        return len(result)
+    except TypeError:
+        return 0
+
+
+# --------------------------------------------------------------------------- enrollments
+
+
+def run_due_enrollments(session: Session, now: datetime) -> int:
+    """Advance every enrollment due by ``now`` (active sequences only); returns how many."""
+    total = 0
+    failed: set[int] = set()
+    for _ in range(MAX_BATCHES):
+        query = (
+            select(Enrollment.id)
+            .join(Sequence, Sequence.id == Enrollment.sequence_id)
+            .where(
+                Enrollment.state.in_(RUNNING),
+                Enrollment.next_run_at <= now,
+                Sequence.status == "active",
+            )
+            .order_by(Enrollment.next_run_at, Enrollment.id)
+            .limit(BATCH)
+        )
+        if failed:
+            query = query.where(Enrollment.id.not_in(failed))
+        ids = _claim(session, query, Enrollment)
+        if not ids:
+            break
+        total += _each(session, ids, lambda eid: advance_enrollment(session, eid, now), failed)
+    return total
+
+
+@periodic("due_enrollments", order=40)
+def due_enrollments_task(session: Session, now: datetime) -> int:
+    """Advance due enrollments (waits elapsed, wait_until timeouts)."""
+    return run_due_enrollments(session, now)
+
+
+# --------------------------------------------------------------------------- outbox
+
+
+def stale_message_ids(
+    session: Session, now: datetime, statuses: tuple[str, ...] = ("queued",),
+    older_than_seconds: int | None = None, limit: int = 1000,
+) -> list[int]:
+    """Outbox rows in ``statuses`` not touched for OUTBOX_STALE_SECONDS (lost hand-offs)."""
+    seconds = older_than_seconds
+    if seconds is None:
+        seconds = get_settings().outbox_stale_seconds
+    cutoff = now - timedelta(seconds=seconds)
+    query = (
+        select(Message.id)
+        .where(
+            Message.status.in_(statuses),
+            Message.updated_at <= cutoff,
+            or_(Message.not_before.is_(None), Message.not_before <= now),
+        )
+        .order_by(Message.id)
+        .limit(limit)
+    )
+    return _claim(session, query, Message)
+
+
+@periodic("stale_outbox", order=50)
+def stale_outbox_task(session: Session, now: datetime) -> int:
+    """Hand queued rows that nobody sent to delivery again (delivery may replace this task)."""
+    try:
+        from automation.delivery.dispatch import (  # type: ignore[import-not-found,unused-ignore]
+            enqueue_messages,
+        )
+    except ImportError:
+        return 0
+    ids = stale_message_ids(session, now)
+    if not ids:
+        return 0
+    session.execute(
+        update(Message)
+        .where(Message.id.in_(ids))
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    enqueue_messages(session, ids)
+    return len(ids)

@@ -1,0 +1,427 @@
+"""The enrollment state machine: run an enrollment's steps until it has to wait.
+
+State lives on the Enrollment row: ``cursor`` (next step, e.g. "3.then.0"), ``state``
+(active | waiting | done | exited), ``next_run_at`` (when it is due again) and ``context``
+(last send, wait_until bookkeeping, split variants). Every call locks the row first, so
+two workers advancing the same enrollment run one after the other, and the outbox row of
+a send step is unique on (enrollment_id, step_key): at most one message per step.
+
+Waits are anchored to the time they were due, not to when a worker got round to them, so
+one pass "as of" a later time completes everything due by then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from automation.models import Contact, Enrollment, Event, Message, MessageEvent, Sequence
+from automation.sequences import cursor as cur
+from automation.sequences import segments_api
+from automation.sequences.schema import (
+    EngagementCondition,
+    ExitStep,
+    IfStep,
+    SegmentCondition,
+    SendStep,
+    SequenceDefinition,
+    SplitBranch,
+    SplitStep,
+    UpdateStep,
+    WaitStep,
+    WaitUntilStep,
+    filters_match,
+)
+from automation.sequences.store import load_version
+
+log = logging.getLogger(__name__)
+
+RUNNING = ("active", "waiting")
+MAX_STEPS = 1000
+ENGAGED_TYPES: dict[str, tuple[str, ...]] = {
+    "clicked": ("clicked",),
+    "opened": ("opened", "read", "clicked", "replied"),
+    "replied": ("replied",),
+}
+_PENDING = "sequences.pending_message_ids"
+_HOOKED = "sequences.enqueue_hooked"
+
+
+def lock_enrollment(session: Session, enrollment_id: int) -> Enrollment | None:
+    """Load the enrollment with a row lock (PostgreSQL) / the write lock (SQLite), fresh."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Enrollment)
+            .where(Enrollment.id == enrollment_id)
+            .values(cursor=Enrollment.cursor)
+            .execution_options(synchronize_session=False)
+        )
+        return session.get(Enrollment, enrollment_id, populate_existing=True)
+    return session.scalars(
+        select(Enrollment)
+        .where(Enrollment.id == enrollment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def advance_enrollment(session: Session, enrollment_id: int, now: datetime) -> list[int]:
+    """Run the enrollment's steps until it must wait or ends; returns new message ids.
+
+    Does nothing if the enrollment is finished, not yet due, or its sequence is paused.
+    Messages are handed to delivery after the transaction commits. Flushes, never commits.
+    """
+    enrollment = lock_enrollment(session, enrollment_id)
+    if enrollment is None or enrollment.state not in RUNNING:
+        return []
+    if enrollment.next_run_at is not None and enrollment.next_run_at > now:
+        return []
+    sequence = session.get(Sequence, enrollment.sequence_id)
+    if sequence is None or sequence.status != "active":
+        return []
+    definition = load_version(session, enrollment.version_id)
+    created = _Run(session, enrollment, definition, sequence.key, now).run()
+    session.flush()
+    enqueue_after_commit(session, created)
+    return created
+
+
+def finish(enrollment: Enrollment, state: str, reason: str | None, now: datetime) -> None:
+    """Mark an enrollment done or exited (with a reason) and clear its schedule."""
+    enrollment.state = state
+    enrollment.exit_reason = reason
+    enrollment.finished_at = now
+    enrollment.next_run_at = None
+    enrollment.waiting_for = None
+
+
+def split_bucket(sequence_key: str, contact_id: int) -> float:
+    """A number in [0, 100) fixed for (sequence, contact): the contact's split position."""
+    digest = hashlib.sha256(f"{sequence_key}:{contact_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10000 / 100.0
+
+
+def choose_branch(step: SplitStep, bucket: float) -> SplitBranch:
+    """The branch whose cumulative percentage range holds ``bucket``."""
+    edge = 0.0
+    for candidate in step.branches:
+        edge += candidate.percent
+        if bucket < edge:
+            return candidate
+    return step.branches[-1]
+
+
+class _Run:
+    """One advance of one enrollment."""
+
+    def __init__(
+        self,
+        session: Session,
+        enrollment: Enrollment,
+        definition: SequenceDefinition,
+        sequence_key: str,
+        now: datetime,
+    ) -> None:
+        self.session = session
+        self.enrollment = enrollment
+        self.definition = definition
+        self.sequence_key = sequence_key
+        self.now = now
+        self.context: dict[str, Any] = dict(enrollment.context or {})
+        due = enrollment.next_run_at or now
+        self.at = min(due, now)  # the time this step was due (anchor for the next wait)
+        self.created: list[int] = []
+
+    def run(self) -> list[int]:
+        enrollment = self.enrollment
+        enrollment.state = "active"
+        enrollment.waiting_for = None
+        position = enrollment.cursor or cur.first()
+        for _ in range(MAX_STEPS):
+            found = self.definition.resolve(position)
+            if found is None:
+                enrollment.cursor = position
+                finish(enrollment, "done", None, self.now)
+                break
+            position, step = found
+            enrollment.cursor = position
+            following = self.execute(position, step)
+            if following is None:
+                break
+            position = following
+        else:  # pragma: no cover - definitions have no loops; guard against corrupt cursors
+            raise RuntimeError(f"enrollment {enrollment.id} ran {MAX_STEPS} steps without waiting")
+        enrollment.context = self.context
+        return self.created
+
+    def wait(self, until: datetime, position: str, waiting_for: str | None = None) -> None:
+        self.enrollment.cursor = position
+        self.enrollment.state = "waiting"
+        self.enrollment.next_run_at = until
+        self.enrollment.waiting_for = waiting_for
+
+    def execute(self, position: str, step: Any) -> str | None:
+        """Run one step; the cursor to continue at, or None when the enrollment stops."""
+        if isinstance(step, WaitStep):
+            until = self.at + step.duration
+            following = cur.following(position)
+            if until > self.now:
+                self.wait(until, following)
+                return None
+            self.at = until
+            return following
+        if isinstance(step, WaitUntilStep):
+            return self.wait_until(position, step)
+        if isinstance(step, SendStep):
+            self.send(position, step)
+            return cur.following(position)
+        if isinstance(step, IfStep):
+            label = "then" if self.condition(step) else "else"
+            return cur.branch(position, label)
+        if isinstance(step, SplitStep):
+            chosen = choose_branch(
+                step, split_bucket(self.sequence_key, self.enrollment.contact_id)
+            )
+            self.context.setdefault("variants", {})[position] = chosen.name
+            return cur.branch(position, chosen.name)
+        if isinstance(step, UpdateStep):
+            self.update(step)
+            return cur.following(position)
+        if isinstance(step, ExitStep):
+            finish(self.enrollment, "exited", step.reason, self.now)
+            return None
+        raise TypeError(f"unknown step {step!r}")
+
+    def wait_until(self, position: str, step: WaitUntilStep) -> str | None:
+        state = self.context.get("wait_until")
+        if not isinstance(state, dict) or state.get("cursor") != position:
+            state = {
+                "cursor": position,
+                "since": self.at.isoformat(),
+                "deadline": (self.at + step.timeout).isoformat(),
+            }
+            self.context["wait_until"] = state
+        since = datetime.fromisoformat(state["since"])
+        deadline = datetime.fromisoformat(state["deadline"])
+        found = self.matching_event(step, since, min(deadline, self.now))
+        if found is not None:
+            self.context.pop("wait_until", None)
+            self.context["wait_until_event_id"] = found.id
+            self.at = min(max(found.occurred_at, since), self.now)
+            return cur.branch(position, "on_event")
+        if deadline <= self.now:
+            self.context.pop("wait_until", None)
+            self.at = deadline
+            return cur.branch(position, "on_timeout")
+        self.wait(deadline, position, step.event)
+        return None
+
+    def matching_event(self, step: WaitUntilStep, since: datetime, until: datetime) -> Event | None:
+        rows = self.session.scalars(
+            select(Event)
+            .where(
+                Event.contact_id == self.enrollment.contact_id,
+                Event.type == step.event,
+                Event.occurred_at >= since,
+                Event.occurred_at <= until,
+            )
+            .order_by(Event.occurred_at, Event.id)
+        )
+        for row in rows:
+            if row.id == self.enrollment.trigger_event_id:
+                continue
+            if filters_match(step.where, event_properties(row)):
+                return row
+        return None
+
+    def send(self, position: str, step: SendStep) -> None:
+        message_id = insert_message(
+            self.session,
+            {
+                "enrollment_id": self.enrollment.id,
+                "step_key": position,
+                "contact_id": self.enrollment.contact_id,
+                "channel": step.channel,
+                "purpose": self.definition.purpose,
+                "template": step.template,
+                "status": "queued",
+                "attempts": 0,
+                "fallback": list(step.fallback),
+                "rendered": {},
+                "links": {},
+                "created_at": self.now,
+                "updated_at": self.now,
+            },
+        )
+        self.context["last_send"] = position
+        if message_id is not None:
+            self.created.append(message_id)
+
+    def condition(self, step: IfStep) -> bool:
+        cond = step.condition
+        if isinstance(cond, EngagementCondition):
+            return engaged(
+                self.session,
+                self.enrollment,
+                self.definition,
+                cond,
+                self.now,
+                self.context.get("last_send"),
+            )
+        assert isinstance(cond, SegmentCondition)
+        return segment_rule_matches(self.session, cond, self.enrollment.contact_id, self.now)
+
+    def update(self, step: UpdateStep) -> None:
+        contact = self.session.get(Contact, self.enrollment.contact_id)
+        if contact is None:
+            return
+        attributes = dict(contact.attributes or {})
+        attributes.update(step.set)
+        for key in step.unset:
+            attributes.pop(key, None)
+        tags = [t for t in (contact.tags or []) if t not in step.remove_tags]
+        tags.extend(t for t in step.add_tags if t not in tags)
+        contact.attributes = attributes
+        contact.tags = tags
+        contact.updated_at = self.now
+
+
+def event_properties(event: Event) -> dict[str, Any]:
+    """The ``properties`` part of an event payload."""
+    payload = event.payload or {}
+    props = payload.get("properties")
+    return props if isinstance(props, dict) else {}
+
+
+def insert_message(session: Session, values: dict[str, Any]) -> int | None:
+    """INSERT the outbox row unless (enrollment_id, step_key) exists; the new id or None."""
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    stmt = (
+        module.insert(Message)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["enrollment_id", "step_key"])
+        .returning(Message.id)
+    )
+    session.flush()
+    new_id: int | None = session.execute(stmt).scalar_one_or_none()
+    return new_id
+
+
+def step_messages(session: Session, enrollment_id: int, step_key: str) -> set[int]:
+    """Ids of the message of one step and of its fallback messages."""
+    ids = set(
+        session.scalars(
+            select(Message.id).where(
+                Message.enrollment_id == enrollment_id, Message.step_key == step_key
+            )
+        )
+    )
+    frontier = set(ids)
+    while frontier:
+        more = (
+            set(session.scalars(select(Message.id).where(Message.fallback_from_id.in_(frontier))))
+            - ids
+        )
+        ids |= more
+        frontier = more
+    return ids
+
+
+def engaged(
+    session: Session,
+    enrollment: Enrollment,
+    definition: SequenceDefinition,
+    cond: EngagementCondition,
+    now: datetime,
+    last_send: Any,
+) -> bool:
+    """True when the message of the referenced step has a clicked/opened/replied event."""
+    if cond.step == "previous":
+        step_key = last_send if isinstance(last_send, str) else None
+    else:
+        step_key = definition.step_ids.get(cond.step)
+    if step_key is None:
+        return False
+    ids = step_messages(session, enrollment.id, step_key)
+    if not ids:
+        return False
+    hit = session.scalar(
+        select(MessageEvent.id)
+        .where(
+            MessageEvent.message_id.in_(ids),
+            MessageEvent.type.in_(ENGAGED_TYPES[cond.kind]),
+            MessageEvent.occurred_at <= now,
+        )
+        .limit(1)
+    )
+    return hit is not None
+
+
+def segment_rule_matches(
+    session: Session, cond: SegmentCondition, contact_id: int, now: datetime
+) -> bool:
+    """Evaluate an ``if:`` segment rule for one contact with the segments stream's evaluator."""
+    rule = segments_api.load_rule(cond.rule_data, where=cond.where)
+    return segments_api.rule_matches(session, rule, contact_id, now)
+
+
+# --------------------------------------------------------------------------- hand-off
+
+
+def pending_message_ids(session: Session) -> list[int]:
+    """Message ids created in this session that will be handed to delivery on commit."""
+    pending: list[int] = session.info.setdefault(_PENDING, [])
+    return pending
+
+
+def enqueue_after_commit(session: Session, message_ids: list[int]) -> None:
+    """Hand ``message_ids`` to automation.delivery.dispatch.enqueue_messages after commit."""
+    if not message_ids:
+        return
+    pending_message_ids(session).extend(message_ids)
+    if not session.info.get(_HOOKED):
+        sa_event.listen(session, "after_commit", _after_commit)
+        sa_event.listen(session, "after_rollback", _after_rollback)
+        session.info[_HOOKED] = True
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def _after_commit(session: Session) -> None:
+    ids: list[int] = session.info.pop(_PENDING, [])
+    if ids:
+        dispatch_messages(session.get_bind(), ids)
+
+
+def dispatch_messages(bind: Any, message_ids: list[int]) -> None:
+    """Call delivery's enqueue_messages in a fresh session; rows stay queued if it is absent.
+
+    A failure here loses nothing: queued rows are found again by the scheduler's stale
+    outbox task.
+    """
+    try:
+        from automation.delivery.dispatch import (  # type: ignore[import-not-found,unused-ignore]
+            enqueue_messages,
+        )
+    except ImportError:
+        log.debug("delivery not installed; %d messages stay queued", len(message_ids))
+        return
+    session = Session(bind=bind, expire_on_commit=False)
+    try:
+        enqueue_messages(session, list(message_ids))
+        session.commit()
+    except Exception:  # noqa: BLE001 - the scheduler requeues stale rows
+        session.rollback()
+        log.exception("enqueue_messages failed; %d messages stay queued", len(message_ids))
+    finally:
+        session.close()

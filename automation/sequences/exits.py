@@ -1,0 +1,97 @@
+"""React to a contact's event at once: exit_on conditions and wait_until wake-ups."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from automation.models import Enrollment, Event, SequenceVersion
+from automation.sequences.engine import (
+    RUNNING,
+    advance_enrollment,
+    event_properties,
+    finish,
+    lock_enrollment,
+)
+from automation.sequences.schema import ExitCondition, SequenceDefinition, filters_match
+from automation.sequences.store import version_definition
+
+log = logging.getLogger(__name__)
+
+
+def exit_condition_for(definition: SequenceDefinition, event: Event) -> ExitCondition | None:
+    """The first exit_on condition of the definition that this event satisfies."""
+    properties = event_properties(event)
+    for condition in definition.exit_on:
+        if condition.event == event.type and filters_match(condition.where, properties):
+            return condition
+    return None
+
+
+def exit_on_event(session: Session, event: Event, now: datetime) -> list[int]:
+    """End every running enrollment of the event's contact whose exit_on matches the event.
+
+    The exit reason is the condition's ``as:`` word (e.g. ``converted``). Events that
+    happened before the enrollment started, and its own trigger event, do not count.
+    Returns the exited enrollment ids. Flushes, never commits.
+    """
+    if event.contact_id is None:
+        return []
+    rows = session.execute(
+        select(Enrollment.id, Enrollment.entered_at, Enrollment.trigger_event_id, SequenceVersion)
+        .join(SequenceVersion, SequenceVersion.id == Enrollment.version_id)
+        .where(Enrollment.contact_id == event.contact_id, Enrollment.state.in_(RUNNING))
+        .order_by(Enrollment.id)
+    ).all()
+    exited: list[int] = []
+    for enrollment_id, entered_at, trigger_event_id, version in rows:
+        if trigger_event_id == event.id or event.occurred_at < entered_at:
+            continue
+        condition = exit_condition_for(version_definition(version), event)
+        if condition is None:
+            continue
+        enrollment = lock_enrollment(session, enrollment_id)
+        if enrollment is None or enrollment.state not in RUNNING:
+            continue
+        finish(enrollment, "exited", condition.reason, now)
+        enrollment.context = {**(enrollment.context or {}), "exit_event_id": event.id}
+        exited.append(enrollment_id)
+        log.info("enrollment %s exited (%s) on event %s", enrollment_id, condition.reason, event.id)
+    session.flush()
+    return exited
+
+
+def wake_waiting(session: Session, event: Event, now: datetime) -> list[int]:
+    """Resume enrollments of the event's contact that wait_until this event type.
+
+    The engine re-checks the event against the step's filters and window, so a
+    non-matching event only re-arms the wait. Returns the enrollment ids that were woken.
+    """
+    if event.contact_id is None:
+        return []
+    ids = list(
+        session.scalars(
+            select(Enrollment.id).where(
+                Enrollment.contact_id == event.contact_id,
+                Enrollment.state == "waiting",
+                Enrollment.waiting_for == event.type,
+            )
+        )
+    )
+    woken: list[int] = []
+    for enrollment_id in ids:
+        enrollment = lock_enrollment(session, enrollment_id)
+        if (
+            enrollment is None
+            or enrollment.state != "waiting"
+            or enrollment.waiting_for != event.type
+        ):
+            continue
+        enrollment.next_run_at = now
+        session.flush()
+        advance_enrollment(session, enrollment_id, now)
+        woken.append(enrollment_id)
+    return woken

@@ -1,0 +1,33 @@
+"""process_event handlers of the sequences stream: exits, wait_until wake-ups, triggers.
+
+Order matters: an event first ends enrollments it exits, then wakes waiting ones, then
+enrols (so an order.created that exits cart recovery can still start order_status).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from automation.clock import now
+from automation.models import Event
+from automation.processing import handles
+from automation.sequences.exits import exit_on_event, wake_waiting
+from automation.sequences.triggers import enroll_from_event
+
+
+@handles
+def sequence_exits(session: Session, event: Event) -> None:
+    """End enrollments whose exit_on matches this event, the moment it arrives."""
+    exit_on_event(session, event, now())
+
+
+@handles
+def sequence_wakeups(session: Session, event: Event) -> None:
+    """Resume enrollments waiting (wait_until) for this event."""
+    wake_waiting(session, event, now())
+
+
+@handles
+def sequence_triggers(session: Session, event: Event) -> None:
+    """Enrol the event's contact in sequences this event triggers."""
+    enroll_from_event(session, event, now())

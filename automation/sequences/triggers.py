@@ -1,0 +1,150 @@
+"""Enrol contacts: match an event against active sequences' triggers, audience and re-entry."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from automation.events import SEGMENT_ENTERED
+from automation.models import Contact, Enrollment, Event, Sequence, SequenceVersion
+from automation.sequences import segments_api
+from automation.sequences.engine import RUNNING, advance_enrollment, event_properties
+from automation.sequences.schema import (
+    EventTrigger,
+    Reentry,
+    SegmentTrigger,
+    SequenceDefinition,
+    filters_match,
+)
+from automation.sequences.store import active_definitions, get_sequence, version_definition
+
+log = logging.getLogger(__name__)
+
+
+def segment_key_of(properties: dict[str, Any]) -> str | None:
+    """The segment key carried by a segment.entered / segment.exited event."""
+    for name in ("segment", "segment_key", "key"):
+        value = properties.get(name)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def trigger_matches(
+    definition: SequenceDefinition, event_type: str, properties: dict[str, Any]
+) -> bool:
+    """True when an event of this type and properties starts the sequence."""
+    trigger = definition.trigger
+    if isinstance(trigger, EventTrigger):
+        return event_type == trigger.event and filters_match(trigger.where, properties)
+    assert isinstance(trigger, SegmentTrigger)
+    return event_type == SEGMENT_ENTERED and segment_key_of(properties) == trigger.segment
+
+
+def reentry_allows(
+    session: Session, sequence_id: int, contact_id: int, reentry: Reentry, now: datetime
+) -> bool:
+    """Apply the re-entry rule against the contact's earlier enrollments in this sequence.
+
+    never: no earlier enrollment at all. always: no limit (one per trigger event).
+    after D: none running, and the last one entered more than D ago.
+    """
+    if reentry.mode == "always":
+        return True
+    base = (Enrollment.sequence_id == sequence_id, Enrollment.contact_id == contact_id)
+    if reentry.mode == "never":
+        return session.scalar(select(Enrollment.id).where(*base).limit(1)) is None
+    running = session.scalar(
+        select(Enrollment.id).where(*base, Enrollment.state.in_(RUNNING)).limit(1)
+    )
+    if running is not None:
+        return False
+    last = session.scalar(select(func.max(Enrollment.entered_at)).where(*base))
+    assert reentry.after is not None
+    return last is None or last <= now - reentry.after
+
+
+def _lock_contact(session: Session, contact_id: int) -> bool:
+    """Serialise enrolment decisions per contact (PostgreSQL row lock); False if gone."""
+    query = select(Contact.id).where(Contact.id == contact_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return session.scalar(query) is not None
+
+
+def enroll(
+    session: Session,
+    sequence: Sequence,
+    version: SequenceVersion,
+    contact_id: int,
+    now: datetime,
+    trigger_event: Event | None = None,
+    check_audience: bool = True,
+) -> Enrollment | None:
+    """Create an enrollment on ``version`` if audience and re-entry allow, and advance it.
+
+    Returns None when the contact may not enter. Flushes, never commits.
+    """
+    definition = version_definition(version)
+    if not _lock_contact(session, contact_id):
+        return None
+    if (
+        check_audience
+        and definition.audience is not None
+        and not segments_api.in_segment(session, definition.audience, contact_id)
+    ):
+        log.info(
+            "contact %s not in audience %s of %s", contact_id, definition.audience, sequence.key
+        )
+        return None
+    if not reentry_allows(session, sequence.id, contact_id, definition.reentry, now):
+        return None
+    context: dict[str, Any] = {}
+    if trigger_event is not None:
+        context["trigger_event_type"] = trigger_event.type
+    enrollment = Enrollment(
+        sequence_id=sequence.id,
+        version_id=version.id,
+        contact_id=contact_id,
+        state="active",
+        cursor="0",
+        next_run_at=now,
+        context=context,
+        trigger_event_id=trigger_event.id if trigger_event is not None else None,
+        entered_at=now,
+    )
+    session.add(enrollment)
+    session.flush()
+    advance_enrollment(session, enrollment.id, now)
+    return enrollment
+
+
+def enroll_from_event(session: Session, event: Event, now: datetime) -> list[int]:
+    """Enrol the event's contact in every active sequence whose trigger it matches."""
+    if event.contact_id is None:
+        return []
+    properties = event_properties(event)
+    created: list[int] = []
+    for sequence, version, definition in active_definitions(session):
+        if not trigger_matches(definition, event.type, properties):
+            continue
+        enrollment = enroll(session, sequence, version, event.contact_id, now, event)
+        if enrollment is not None:
+            created.append(enrollment.id)
+    return created
+
+
+def enroll_contact(
+    session: Session, key: str, contact_id: int, now: datetime, check_audience: bool = True
+) -> Enrollment | None:
+    """Enrol a contact by sequence key (operators, demos); None if rules forbid it."""
+    sequence = get_sequence(session, key)
+    if sequence.current_version_id is None or sequence.status != "active":
+        return None
+    version = session.get(SequenceVersion, sequence.current_version_id)
+    assert version is not None
+    return enroll(session, sequence, version, contact_id, now, None, check_audience)
