@@ -1,0 +1,119 @@
+"""The render context of an outbox row: contact, trigger event, order / cart, shop, links.
+
+Templates see plain dicts only (never ORM objects or settings), so the sandbox has
+nothing to reach secrets through.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from automation import links
+from automation.clock import ensure_utc, now
+from automation.config import Settings, get_settings
+from automation.models import Contact, Enrollment, Event, Message
+
+
+def contact_view(contact: Contact, settings: Settings | None = None) -> dict[str, Any]:
+    """What templates may know about a contact."""
+    settings = settings or get_settings()
+    first, last = contact.first_name or "", contact.last_name or ""
+    return {
+        "id": contact.id,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "full_name": " ".join(p for p in (last, first) if p) or None,
+        "email": contact.email,
+        "phone": contact.phone,
+        "attributes": dict(contact.attributes or {}),
+        "tags": list(contact.tags or []),
+        "orders_count": contact.orders_count or 0,
+        "total_spent": contact.total_spent or 0,
+        "timezone": contact.timezone or settings.default_timezone,
+        "locale": contact.locale or settings.default_locale,
+    }
+
+
+def trigger_events(
+    session: Session, messages: list[Message]
+) -> dict[int, tuple[Enrollment, Event | None]]:
+    """enrollment id -> (enrollment, trigger event) for a batch of messages (two queries)."""
+    ids = {m.enrollment_id for m in messages if m.enrollment_id is not None}
+    if not ids:
+        return {}
+    enrollments = {
+        e.id: e for e in session.scalars(select(Enrollment).where(Enrollment.id.in_(ids)))
+    }
+    event_ids = {e.trigger_event_id for e in enrollments.values() if e.trigger_event_id}
+    events = (
+        {ev.id: ev for ev in session.scalars(select(Event).where(Event.id.in_(event_ids)))}
+        if event_ids
+        else {}
+    )
+    return {
+        eid: (enr, events.get(enr.trigger_event_id) if enr.trigger_event_id else None)
+        for eid, enr in enrollments.items()
+    }
+
+
+def build_context(
+    message: Message,
+    contact: Contact,
+    enrollment: Enrollment | None,
+    event: Event | None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """The template context for one message (see CONTRACTS.md "Render context")."""
+    settings = settings or get_settings()
+    props: dict[str, Any] = dict((event.payload or {}).get("properties") or {}) if event else {}
+    extra: dict[str, Any] = dict(enrollment.context or {}) if enrollment else {}
+    ctx: dict[str, Any] = {
+        "contact": contact_view(contact, settings),
+        "event": props,
+        "context": extra,
+        "shop": {"name": settings.shop_name, "url": settings.shop_url},
+        "unsubscribe_url": links.unsubscribe_url(message.id, settings),
+        "now": now(),
+        "timezone": contact.timezone or settings.default_timezone,
+    }
+    etype = event.type if event else ""
+    if etype.startswith("order.") or "order_id" in props:
+        ctx["order"] = props
+    elif isinstance(extra.get("order"), dict):
+        ctx["order"] = extra["order"]
+    if etype.startswith(("cart.", "checkout.")) or "cart_id" in props:
+        ctx["cart"] = props
+    elif isinstance(extra.get("cart"), dict):
+        ctx["cart"] = extra["cart"]
+    return ctx
+
+
+ADDRESS_FIELD = {
+    "email": "email",
+    "sms": "phone",
+    "zalo_zns": "phone",
+    "zalo_oa": "zalo_user_id",
+    "messenger": "facebook_psid",
+}
+
+
+def address_for(channel: str, contact: Contact) -> str | None:
+    """The contact's address on ``channel`` (email, E.164 phone, Zalo user id, PSID)."""
+    value = getattr(contact, ADDRESS_FIELD.get(channel, ""), None)
+    return value if isinstance(value, str) and value else None
+
+
+def messenger_window_open(contact: Contact, at: datetime | None = None) -> bool:
+    """True when the contact wrote to the Page in the last 24 hours."""
+    last = (contact.last_inbound_at or {}).get("messenger")
+    if not last:
+        return False
+    try:
+        when = ensure_utc(datetime.fromisoformat(str(last)))
+    except ValueError:
+        return False
+    return (at or now()) - when < timedelta(hours=24)

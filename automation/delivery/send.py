@@ -1,0 +1,420 @@
+"""Send outbox rows: claim -> policy -> render -> provider -> status, event, fallback.
+
+Plain functions taking a Session (the actors only wire them to queues).
+
+1. ``claim_many`` moves ``queued``/``deferred`` rows whose ``not_before`` has passed to
+   ``sending`` with ``attempts + 1`` in one conditional UPDATE and commits: a row is
+   claimed by at most one worker, so a duplicated actor message cannot send twice.
+2. Policy (automation.delivery.policy) decides send / defer / skip / fail.
+3. The template is rendered with links rewritten; marketing SMS/e-mail get the
+   Decree 91 label and opt-out; the rendering and link targets are stored and committed
+   before the provider call (a click can only arrive after its target is saved).
+4. The adapter sends (e-mail batches share one SMTP session), paced by the provider's
+   rate limiter. SendResult -> ``sent`` + provider id + segments + ``message.sent`` event.
+   PermanentError -> ``failed`` + reason + fallback message on the next channel.
+   TransientError -> back to ``queued`` with the error and ``not_before`` = now + backoff
+   (the caller retries), or ``failed`` (dead letter) once ``DELIVERY_MAX_ATTEMPTS`` is hit.
+
+A worker killed between the claim and the status update leaves the row ``sending``;
+automation.delivery.stale re-queues it after OUTBOX_STALE_SECONDS. That resend is the
+one case where a provider may see a message twice; the row id is passed as the
+provider's idempotency key (eSMS RequestId, Message-ID, Zalo tracking_id) for that.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from automation.clock import now
+from automation.config import Settings, get_settings
+from automation.delivery.channels import get_adapter, provider_name
+from automation.delivery.context import (
+    address_for,
+    build_context,
+    messenger_window_open,
+    trigger_events,
+)
+from automation.delivery.policy import (
+    Candidate,
+    decorate_email,
+    decorate_sms,
+    evaluate,
+    profile_from_settings,
+)
+from automation.delivery.ratelimit import limiter_for
+from automation.eventlog import record_event
+from automation.ingest.callback_urls import esms_callback_url, twilio_callback_url
+from automation.models import Contact, Message
+from automation.templating import (
+    TemplateProblem,
+    effective_zns_id,
+    links_mapping,
+    render,
+    section,
+)
+from channels import Channel, ChannelError, OutboundMessage, PermanentError, SendResult
+from channels import TransientError as ChannelTransientError
+from channels.segments import count_segments
+
+log = logging.getLogger(__name__)
+SENDABLE = ("queued", "deferred")
+AdapterSource = Callable[[str], tuple[Channel, str]]
+
+
+@dataclass
+class BatchResult:
+    """What happened to each id of a batch (ids not claimed are in none of the lists)."""
+
+    sent: list[int] = field(default_factory=list)
+    deferred: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    retry: list[int] = field(default_factory=list)
+    dead: list[int] = field(default_factory=list)
+    fallbacks: list[int] = field(default_factory=list)
+    retry_delay_ms: int = 0
+    errors: dict[int, str] = field(default_factory=dict)
+
+
+def claim_many(session: Session, ids: list[int], at: datetime | None = None) -> list[int]:
+    """Claim sendable rows (queued/deferred, due) as ``sending``; commit; return their ids."""
+    if not ids:
+        return []
+    at = at or now()
+    stmt = (
+        update(Message)
+        .where(
+            Message.id.in_(ids),
+            Message.status.in_(SENDABLE),
+            or_(Message.not_before.is_(None), Message.not_before <= at),
+        )
+        .values(status="sending", attempts=Message.attempts + 1, updated_at=at)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = sorted(session.execute(stmt).scalars().all())
+    session.commit()
+    return claimed
+
+
+def claim(session: Session, message_id: int) -> bool:
+    """Claim one row (see :func:`claim_many`); False if it is not sendable now."""
+    return bool(claim_many(session, [message_id]))
+
+
+def backoff_ms(attempts: int, settings: Settings, retry_after: float | None = None) -> int:
+    """Exponential backoff for the next try, capped; at least the provider's Retry-After."""
+    delay = settings.delivery_min_backoff_ms * 2 ** max(attempts - 1, 0)
+    delay = min(delay, settings.delivery_max_backoff_ms)
+    if retry_after:
+        delay = max(delay, int(retry_after * 1000))
+    return int(delay)
+
+
+def prepare(
+    message: Message,
+    contact: Contact,
+    context: dict[str, Any],
+    settings: Settings,
+) -> OutboundMessage:
+    """Render the row's template for its channel and build the OutboundMessage.
+
+    Stores ``rendered``, ``links`` and ``segments`` on the row; raises TemplateProblem.
+    """
+    rendered = render(
+        message.template,
+        message.channel,
+        context,
+        contact.locale,
+        settings=settings,
+        message_id=message.id,
+    )
+    unsubscribe = str(context["unsubscribe_url"])
+    marketing = message.purpose == "marketing" and profile_from_settings(settings).name != "none"
+    if marketing and message.channel == "sms":
+        rendered.text = decorate_sms(rendered.text, unsubscribe, settings)
+    if marketing and message.channel == "email":
+        rendered.subject, rendered.html, rendered.text = decorate_email(
+            rendered.subject or "",
+            rendered.html,
+            rendered.text,
+            unsubscribe,
+            rendered.locale,
+            settings,
+        )
+    if message.channel == "zalo_zns":
+        rendered.template_id = effective_zns_id(
+            message.template, rendered.locale, rendered.template_id or "", settings
+        )
+    segments = None
+    if message.channel == "sms":
+        segments = count_segments(rendered.text).segments
+        if segments > settings.sms_max_segments:
+            raise TemplateProblem(
+                f"template {message.template!r} sms: {segments} segments > "
+                f"SMS_MAX_SEGMENTS={settings.sms_max_segments}"
+            )
+    message.rendered = {
+        k: v
+        for k, v in {
+            "locale": rendered.locale,
+            "subject": rendered.subject,
+            "text": rendered.text,
+            "html": rendered.html,
+            "template_id": rendered.template_id,
+            "params": rendered.params or None,
+            "buttons": rendered.buttons or None,
+        }.items()
+        if v is not None
+    }
+    message.links = links_mapping(rendered)
+    message.segments = segments
+    full_name = " ".join(p for p in (contact.last_name, contact.first_name) if p) or None
+    tag = rendered.tag or ("POST_PURCHASE_UPDATE" if message.purpose != "marketing" else None)
+    callback = None
+    if message.channel == "sms":
+        callback = (
+            twilio_callback_url(message.id, settings)
+            if settings.sms_provider == "twilio"
+            else esms_callback_url(message.id, settings)
+        )
+    assert message.address is not None
+    return OutboundMessage(
+        id=message.id,
+        channel=message.channel,
+        to=message.address,
+        text=rendered.text,
+        purpose=message.purpose,
+        subject=rendered.subject,
+        html=rendered.html,
+        template_id=rendered.template_id,
+        template_data=dict(rendered.params),
+        buttons=list(rendered.buttons),
+        unsubscribe_url=unsubscribe if message.channel == "email" else None,
+        unsubscribe_mailto=settings.unsubscribe_mailto if message.channel == "email" else None,
+        callback_url=callback,
+        to_name=full_name,
+        window_open=messenger_window_open(contact) if message.channel == "messenger" else None,
+        message_tag=tag if message.channel == "messenger" else None,
+    )
+
+
+def create_fallback(session: Session, message: Message, contact: Contact) -> Message | None:
+    """The next usable fallback channel's Message (queued), or None when there is none.
+
+    Step key ``<step>#fallback:<channel>``, ``fallback_from_id`` set, the remaining
+    fallback list carried over. Channels without an address or template section are
+    skipped. Idempotent: an existing fallback row for the step is returned.
+    """
+    remaining = [c for c in (message.fallback or []) if c != message.channel]
+    while remaining:
+        channel = remaining.pop(0)
+        if address_for(channel, contact) is None:
+            continue
+        try:
+            section(message.template, channel, contact.locale)
+        except TemplateProblem:
+            continue
+        step_key = f"{message.step_key}#fallback:{channel}"
+        existing = session.scalar(
+            select(Message).where(
+                Message.fallback_from_id == message.id, Message.step_key == step_key
+            )
+        )
+        if existing is not None:
+            return existing
+        fallback = Message(
+            enrollment_id=message.enrollment_id,
+            step_key=step_key,
+            contact_id=message.contact_id,
+            channel=channel,
+            purpose=message.purpose,
+            template=message.template,
+            status="queued",
+            attempts=0,
+            fallback=remaining,
+            fallback_from_id=message.id,
+            rendered={},
+            links={},
+        )
+        session.add(fallback)
+        session.flush()
+        return fallback
+    return None
+
+
+def _event(session: Session, kind: str, message: Message, **props: Any) -> None:
+    properties = {
+        "message_id": message.id,
+        "channel": message.channel,
+        "template": message.template,
+        "step_key": message.step_key,
+        "enrollment_id": message.enrollment_id,
+        "purpose": message.purpose,
+        **props,
+    }
+    record_event(session, kind, message.contact_id, properties, f"{kind}:{message.id}")
+
+
+def _permanent(
+    session: Session, message: Message, contact: Contact, reason: str, result: BatchResult
+) -> None:
+    message.status, message.error = "failed", reason
+    result.failed.append(message.id)
+    result.errors[message.id] = reason
+    fallback = create_fallback(session, message, contact)
+    if fallback is not None:
+        result.fallbacks.append(fallback.id)
+        message.error = f"{reason}; fallback -> {fallback.channel} (message {fallback.id})"
+        message.rendered = {
+            **(message.rendered or {}),
+            "fallback": {"channel": fallback.channel, "message_id": fallback.id},
+        }
+    _event(
+        session,
+        "message.failed",
+        message,
+        reason=reason,
+        fallback_message_id=fallback.id if fallback else None,
+    )
+
+
+def _apply(
+    session: Session,
+    message: Message,
+    contact: Contact,
+    provider: str,
+    outcome: SendResult | ChannelError,
+    result: BatchResult,
+    settings: Settings,
+) -> None:
+    at = now()
+    message.provider = provider
+    message.updated_at = at
+    if isinstance(outcome, SendResult):
+        message.status, message.error, message.sent_at = "sent", None, at
+        if outcome.provider_message_id:
+            message.provider_message_id = outcome.provider_message_id
+        if outcome.segments is not None:
+            message.segments = outcome.segments
+        result.sent.append(message.id)
+        _event(
+            session,
+            "message.sent",
+            message,
+            provider=provider,
+            provider_message_id=message.provider_message_id,
+        )
+    elif isinstance(outcome, PermanentError):
+        _permanent(session, message, contact, f"{provider}: {outcome.reason}", result)
+    else:
+        reason = f"{provider}: {outcome.reason}"
+        result.errors[message.id] = reason
+        if message.attempts >= settings.delivery_max_attempts:
+            message.status = "failed"
+            message.error = f"gave up after {message.attempts} attempts: {reason}"
+            result.dead.append(message.id)
+            _event(session, "message.failed", message, reason=message.error)
+        else:
+            retry_after = getattr(outcome, "retry_after", None)
+            delay = backoff_ms(message.attempts, settings, retry_after)
+            message.status, message.error = "queued", reason
+            message.not_before = at + timedelta(milliseconds=delay)
+            result.retry.append(message.id)
+            result.retry_delay_ms = max(result.retry_delay_ms, delay)
+
+
+def _send_group(
+    adapter: Channel, provider: str, outbound: list[OutboundMessage], settings: Settings
+) -> list[SendResult | ChannelError]:
+    limiter = limiter_for(provider, settings)
+    if provider == "smtp":
+        limiter.acquire(len(outbound))
+        return adapter.send_batch(outbound)
+    results: list[SendResult | ChannelError] = []
+    for msg in outbound:
+        limiter.acquire(1)
+        try:
+            results.append(adapter.send(msg))
+        except ChannelError as exc:
+            results.append(exc)
+        except Exception as exc:  # noqa: BLE001 - an adapter bug must not strand the row
+            log.exception("adapter %s crashed on message %s", provider, msg.id)
+            results.append(ChannelTransientError(f"adapter error: {exc!r}"))
+    return results
+
+
+def deliver_batch(
+    session: Session,
+    ids: list[int],
+    adapters: AdapterSource | None = None,
+    settings: Settings | None = None,
+) -> BatchResult:
+    """Claim, check, render and send a batch of outbox rows; see the module docstring."""
+    settings = settings or get_settings()
+    resolve = adapters or (lambda channel: get_adapter(channel, settings))
+    result = BatchResult()
+    at = now()
+    claimed = claim_many(session, ids, at)
+    if not claimed:
+        return result
+    messages = list(session.scalars(select(Message).where(Message.id.in_(claimed))))
+    messages.sort(key=lambda m: m.id)
+    contact_ids = {m.contact_id for m in messages}
+    contacts = {
+        c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
+    }
+    triggers = trigger_events(session, messages)
+    candidates = []
+    for m in messages:
+        contact = contacts[m.contact_id]
+        m.address = m.address or address_for(m.channel, contact)
+        candidates.append(Candidate(m, contact, m.address))
+    ready: dict[str, list[tuple[Message, Contact, OutboundMessage]]] = {}
+    for cand, decision in zip(candidates, evaluate(session, candidates, at, settings), strict=True):
+        m = cand.message
+        if decision.action == "defer":
+            m.status, m.not_before, m.error = "deferred", decision.not_before, decision.reason
+            result.deferred.append(m.id)
+        elif decision.action == "skip":
+            m.status, m.error = "skipped", decision.reason
+            result.skipped.append(m.id)
+        elif decision.action == "fail":
+            _permanent(session, m, cand.contact, decision.reason or "undeliverable", result)
+        else:
+            enrollment, event = triggers.get(m.enrollment_id or -1, (None, None))
+            try:
+                ctx = build_context(m, cand.contact, enrollment, event, settings)
+                outbound = prepare(m, cand.contact, ctx, settings)
+            except (TemplateProblem, PermanentError) as exc:
+                _permanent(session, m, cand.contact, str(exc), result)
+                continue
+            ready.setdefault(m.channel, []).append((m, cand.contact, outbound))
+    session.commit()
+    for channel, group in ready.items():
+        adapter, provider = resolve(channel)
+        outcomes = _send_group(adapter, provider, [o for _, _, o in group], settings)
+        for (m, contact, _), outcome in zip(group, outcomes, strict=True):
+            _apply(session, m, contact, provider, outcome, result, settings)
+        session.commit()
+    return result
+
+
+def deliver(
+    session: Session, message_id: int, channel_adapter: Channel, settings: Settings | None = None
+) -> BatchResult:
+    """Send one row through ``channel_adapter``; TransientError re-raised after re-queueing."""
+    provider = provider_name(channel_adapter)
+    result = deliver_batch(
+        session, [message_id], adapters=lambda _c: (channel_adapter, provider), settings=settings
+    )
+    if result.retry:
+        raise ChannelTransientError(result.errors.get(message_id, "transient failure"))
+    return result
