@@ -119,3 +119,9 @@ def fixture_bytes() -> Callable[[str], bytes]:
         return (FIXTURES / name).read_bytes()
 
     return read
+
+
+@pytest.fixture
+def app_factory() -> Callable[[], FastAPI]:
+    """build_app, for tests that run their own server."""
+    return build_app
