@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from automation.ingest import health, metrics, webhooks
+from automation.ingest import callbacks, health, metrics, tracking, webhooks
 
 
 def create_app() -> FastAPI:
@@ -19,6 +19,8 @@ def create_app() -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(callbacks.router)
+    app.include_router(tracking.router)
     _publish_native_schemas(app)
     return app
 

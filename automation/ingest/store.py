@@ -77,18 +77,30 @@ def order_contact_id(session: Session, source: str, event: CanonicalEvent) -> in
     )
 
 
-def insert_event(session: Session, values: dict[str, Any]) -> int | None:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING id; None when it already exists."""
-    dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt = (
-        module.insert(Event)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["source", "source_event_id"])
-        .returning(Event.id)
+def insert_events(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Multi-row INSERT ... ON CONFLICT DO NOTHING; source_event_id -> id of rows inserted."""
+    if not rows:
+        return {}
+    module: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    inserted: dict[str, int] = {}
+    for start in range(0, len(rows), 400):
+        stmt = (
+            module.insert(Event)
+            .values(rows[start : start + 400])
+            .on_conflict_do_nothing(index_elements=["source", "source_event_id"])
+            .returning(Event.source_event_id, Event.id)
+        )
+        inserted.update({key: id_ for key, id_ in session.execute(stmt)})
+    return inserted
+
+
+def fingerprint(data: ContactData) -> tuple[Any, ...]:
+    """Everything upsert_contact reads: equal fingerprints need only one upsert per request."""
+    return (
+        data.external_id, data.email, data.phone, data.zalo_user_id, data.facebook_psid,
+        data.first_name, data.last_name, data.locale, data.timezone,
+        repr(sorted(data.attributes.items())), repr(sorted(data.consents.items())),
     )
-    new_id: int | None = session.execute(stmt).scalar_one_or_none()
-    return new_id
 
 
 def store_events(session: Session, source: str, events: list[CanonicalEvent]) -> StoreResult:
@@ -100,15 +112,20 @@ def store_events(session: Session, source: str, events: list[CanonicalEvent]) ->
         result.event_ids = [known[k] for k in keys]
         return result
     received = now()
+    contacts: dict[tuple[Any, ...], int | None] = {}
+    rows: list[dict[str, Any]] = []
     for event in events:
         if event.source_event_id in known:
-            result.event_ids.append(known[event.source_event_id])
             continue
         said = contact_payload(event.contact)
-        contact = upsert_contact(session, source, event.contact)
-        contact_id = contact.id if contact is not None else order_contact_id(session, source, event)
-        new_id = insert_event(
-            session,
+        key = fingerprint(event.contact)
+        if key not in contacts:
+            contact = upsert_contact(session, source, event.contact)
+            contacts[key] = contact.id if contact is not None else None
+        contact_id = contacts[key]
+        if contact_id is None:
+            contact_id = order_contact_id(session, source, event)
+        rows.append(
             {
                 "source": source,
                 "source_event_id": event.source_event_id,
@@ -116,15 +133,18 @@ def store_events(session: Session, source: str, events: list[CanonicalEvent]) ->
                 "contact_id": contact_id,
                 "occurred_at": event.occurred_at,
                 "received_at": received,
+                "processed_at": None,
                 "payload": {"properties": event.properties, "contact": said},
-            },
+            }
         )
-        if new_id is None:  # stored by a concurrent delivery since our check
-            new_id = existing_ids(session, source, [event.source_event_id])[event.source_event_id]
-        else:
-            result.new_ids.append(new_id)
-        known[event.source_event_id] = new_id
-        result.event_ids.append(new_id)
+    inserted = insert_events(session, rows)
+    raced = [row["source_event_id"] for row in rows if row["source_event_id"] not in inserted]
+    if raced:  # stored by a concurrent delivery since our check
+        known.update(existing_ids(session, source, raced))
+    known.update(inserted)
+    result.new_ids = [inserted[row["source_event_id"]] for row in rows
+                      if row["source_event_id"] in inserted]
+    result.event_ids = [known[k] for k in keys]
     return result
 
 
