@@ -8,6 +8,7 @@ from admin_cli import (
     apply_cmd,
     contacts_cmd,
     db_cmd,
+    demo_cmd,
     enrollments_cmd,
     events_cmd,
     runtime_cmd,
@@ -32,6 +33,7 @@ apply_cmd.register(app)
 app.add_typer(segments_cmd.app, name="segments")
 app.add_typer(sequences_cmd.app, name="sequences")
 app.add_typer(enrollments_cmd.app, name="enrollments")
+demo_cmd.register(app)
 
 
 def main() -> None:
