@@ -149,3 +149,27 @@ def test_facebook_rejects_bad_signature(
     )
     assert response.status_code == 401
     assert session.scalar(select(func.count()).select_from(MessageEvent)) == 0
+
+
+def test_zalo_follower_message_opens_window_and_marks_reply(
+    client: TestClient, session: Session, make_message: Any
+) -> None:
+    sent = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
+    msg = make_message(channel="zalo_oa", address="8841236", zalo_user_id="8841236",
+                       sent_at=sent)
+    data = {"app_id": APP_ID, "event_name": "user_send_text", "timestamp": "1793502000000",
+            "sender": {"id": "8841236"}, "recipient": {"id": "oa-1"},
+            "message": {"msg_id": "in-1", "text": "Còn hàng không shop?"}}
+    body = json.dumps(data, ensure_ascii=False).encode()
+    assert zalo_post(client, body).json()["applied"] == 1
+    assert status(session, msg.id) == "replied"
+    contact = session.get(Contact, msg.contact_id)
+    assert contact is not None and contact.last_inbound_at["zalo"] == "2026-11-01T03:00:00+00:00"
+    assert session.scalars(select(Event.type)).all() == ["message.replied"]
+
+
+def test_oversized_body_is_refused(client: TestClient, session: Session) -> None:
+    body = b'{"object": "page", "pad": "' + b"x" * (1024 * 1024 + 10) + b'"}'
+    response = fb_post(client, body)
+    assert response.status_code == 413
+    assert session.scalar(select(func.count()).select_from(MessageEvent)) == 0
