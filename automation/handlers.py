@@ -5,3 +5,5 @@ which may react to the segment transitions recorded just before.
 """
 
 from automation import orders  # noqa: F401  rollups, carts
+from automation.segments import handlers as segment_handlers  # noqa: F401
+from automation.sequences import handlers as sequence_handlers  # noqa: F401
