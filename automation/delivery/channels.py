@@ -31,19 +31,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from automation.clock import ensure_utc, now
 from automation.config import Settings, get_settings
 from automation.models import ProviderToken
-from channels import (
-    Channel,
-    EmailChannel,
-    EsmsChannel,
-    FileTransport,
-    MessengerChannel,
-    OAuthRefresher,
-    StaticToken,
-    TwilioChannel,
-    ZaloOaChannel,
-    ZaloTokenProvider,
-    ZaloZnsChannel,
-)
+from channels.base import Channel
+from channels.email import EmailChannel
+from channels.esms import EsmsChannel
+from channels.facebook import MessengerChannel
+from channels.filetransport import FileTransport
+from channels.twilio import TwilioChannel
+from channels.zalo import ZaloOaChannel, ZaloZnsChannel
+from channels.zalo_token import OAuthRefresher, StaticToken, ZaloTokenProvider
 
 log = logging.getLogger(__name__)
 CHANNELS = ("email", "sms", "zalo_zns", "zalo_oa", "messenger")

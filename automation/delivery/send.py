@@ -59,8 +59,9 @@ from automation.templating import (
     render,
     section,
 )
-from channels import Channel, ChannelError, OutboundMessage, PermanentError, SendResult
-from channels import TransientError as ChannelTransientError
+from channels.base import Channel, OutboundMessage, SendResult
+from channels.errors import ChannelError, PermanentError
+from channels.errors import TransientError as ChannelTransientError
 from channels.segments import count_segments
 
 log = logging.getLogger(__name__)
@@ -365,7 +366,10 @@ def deliver_batch(
     claimed = claim_many(session, ids, at)
     if not claimed:
         return result
-    messages = list(session.scalars(select(Message).where(Message.id.in_(claimed))))
+    fresh = {"populate_existing": True}  # the claim UPDATE bypassed the identity map
+    messages = list(
+        session.scalars(select(Message).where(Message.id.in_(claimed)).execution_options(**fresh))
+    )
     messages.sort(key=lambda m: m.id)
     contact_ids = {m.contact_id for m in messages}
     contacts = {
