@@ -32,7 +32,7 @@ from automation.config import get_settings
 from automation.events import CART_ABANDONED
 from automation.models import Cart, Enrollment, Event, Message, Order, Sequence
 from automation.processing import process_event
-from automation.sequences.engine import RUNNING, advance_enrollment, pending_message_ids
+from automation.sequences.engine import RUNNING, pending_message_ids, try_advance
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,10 @@ def _claim(session: Session, query: Select[Any], of: Any) -> list[int]:
     return list(session.scalars(query))
 
 
-def _each(session: Session, ids: Iterable[int], work: Callable[[int], Any], failed: set[int]) -> int:
-    """Run ``work(id)`` for each id, isolating failures; commits what succeeded.
+def _each(
+    session: Session, ids: Iterable[int], work: Callable[[int], Any], failed: set[int]
+) -> int:
+    """Run ``work(id)`` per id, isolating failures; commits; counts results not None/False.
 
     PostgreSQL: one savepoint per item and one commit per batch (claims stay locked).
     SQLite: one transaction per item (its driver's savepoints are not reliable).
@@ -127,11 +129,11 @@ def _each(session: Session, ids: Iterable[int], work: Callable[[int], Any], fail
         try:
             if postgres:
                 with session.begin_nested():
-                    work(item)
+                    result = work(item)
             else:
-                work(item)
+                result = work(item)
                 session.commit()
-            done += 1
+            done += 0 if result is None or result is False else 1
         except Exception:  # noqa: BLE001 - retried at the next pass
             if postgres:
                 del pending[mark:]
@@ -331,7 +333,7 @@ def run_due_enrollments(session: Session, now: datetime) -> int:
         ids = _claim(session, query, Enrollment)
         if not ids:
             break
-        total += _each(session, ids, lambda eid: advance_enrollment(session, eid, now), failed)
+        total += _each(session, ids, lambda eid: try_advance(session, eid, now), failed)
     return total
 
 
@@ -345,8 +347,11 @@ def due_enrollments_task(session: Session, now: datetime) -> int:
 
 
 def stale_message_ids(
-    session: Session, now: datetime, statuses: tuple[str, ...] = ("queued",),
-    older_than_seconds: int | None = None, limit: int = 1000,
+    session: Session,
+    now: datetime,
+    statuses: tuple[str, ...] = ("queued",),
+    older_than_seconds: int | None = None,
+    limit: int = 1000,
 ) -> list[int]:
     """Outbox rows in ``statuses`` not touched for OUTBOX_STALE_SECONDS (lost hand-offs)."""
     seconds = older_than_seconds

@@ -78,14 +78,20 @@ def advance_enrollment(session: Session, enrollment_id: int, now: datetime) -> l
     Does nothing if the enrollment is finished, not yet due, or its sequence is paused.
     Messages are handed to delivery after the transaction commits. Flushes, never commits.
     """
+    created = try_advance(session, enrollment_id, now)
+    return created if created is not None else []
+
+
+def try_advance(session: Session, enrollment_id: int, now: datetime) -> list[int] | None:
+    """Like advance_enrollment, but None when there was nothing to run (not due, finished)."""
     enrollment = lock_enrollment(session, enrollment_id)
     if enrollment is None or enrollment.state not in RUNNING:
-        return []
+        return None
     if enrollment.next_run_at is not None and enrollment.next_run_at > now:
-        return []
+        return None
     sequence = session.get(Sequence, enrollment.sequence_id)
     if sequence is None or sequence.status != "active":
-        return []
+        return None
     definition = load_version(session, enrollment.version_id)
     created = _Run(session, enrollment, definition, sequence.key, now).run()
     session.flush()

@@ -52,7 +52,10 @@ def test_issue_example_parses_to_typed_steps() -> None:
     send = d.steps[1]
     assert isinstance(send, SendStep)
     assert (send.channel, send.template, send.fallback) == (
-        "zalo_zns", "cart_recovery/reminder", ("sms", "email"))
+        "zalo_zns",
+        "cart_recovery/reminder",
+        ("sms", "email"),
+    )
     branch = d.steps[3]
     assert isinstance(branch, IfStep)
     assert branch.condition == EngagementCondition("clicked", "previous")
@@ -136,24 +139,48 @@ def test_step_errors_name_file_line_and_fix(snippet: str, line: int, needle: str
 @pytest.mark.parametrize(
     ("text", "line", "needle"),
     [
-        ("sequence: s\ntrigger: {event: order.create}\nsteps: [{exit: x}]\n", 2,
-         'did you mean "order.created"'),
-        ("sequence: s\ntrigger: {event: lead.captured}\nreentry: sometimes\nsteps: [{exit: x}]\n",
-         3, "never, always"),
-        ("sequence: s\ntrigger: {event: lead.captured}\nreentry: after soon\nsteps: [{exit: x}]\n",
-         3, "cannot read duration"),
-        ("sequence: s\ntrigger: {event: lead.captured}\npurpose: promo\nsteps: [{exit: x}]\n",
-         3, "purpose"),
+        (
+            "sequence: s\ntrigger: {event: order.create}\nsteps: [{exit: x}]\n",
+            2,
+            'did you mean "order.created"',
+        ),
+        (
+            "sequence: s\ntrigger: {event: lead.captured}\nreentry: sometimes\n"
+            "steps: [{exit: x}]\n",
+            3,
+            "never, always",
+        ),
+        (
+            "sequence: s\ntrigger: {event: lead.captured}\nreentry: after soon\n"
+            "steps: [{exit: x}]\n",
+            3,
+            "cannot read duration",
+        ),
+        (
+            "sequence: s\ntrigger: {event: lead.captured}\npurpose: promo\nsteps: [{exit: x}]\n",
+            3,
+            "purpose",
+        ),
         ("sequence: s\ntrigger: {event: lead.captured}\nstep: []\n", 3, 'did you mean "steps"'),
         ("sequence: s\ntrigger: {event: lead.captured}\n", 1, "missing steps:"),
-        ("sequence: s\ntrigger: {event: lead.captured}\nsteps:\n  - wait: 1h\n   - wait: 2h\n",
-         5, "invalid YAML"),
+        (
+            "sequence: s\ntrigger: {event: lead.captured}\nsteps:\n  - wait: 1h\n   - wait: 2h\n",
+            5,
+            "invalid YAML",
+        ),
         ("sequence: s\nsequence: t\n", 2, "duplicate key"),
-        ("sequence: s\ntrigger: {event: order.created, where: [{property: total, gte: lots}]}\n"
-         "steps: [{exit: x}]\n", 2, "gte needs a number"),
-        ("sequence: s\ntrigger: {event: lead.captured}\n"
-         "exit_on: [{event: order.created, as: converted, when: now}]\nsteps: [{exit: x}]\n",
-         3, "unknown key 'when'"),
+        (
+            "sequence: s\ntrigger: {event: order.created, where: [{property: total, gte: lots}]}\n"
+            "steps: [{exit: x}]\n",
+            2,
+            "gte needs a number",
+        ),
+        (
+            "sequence: s\ntrigger: {event: lead.captured}\n"
+            "exit_on: [{event: order.created, as: converted, when: now}]\nsteps: [{exit: x}]\n",
+            3,
+            "unknown key 'when'",
+        ),
     ],
 )
 def test_top_level_errors(text: str, line: int, needle: str) -> None:
