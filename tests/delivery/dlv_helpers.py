@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """Helpers for the delivery tests: loopback provider servers, rows, templates."""
 
 from __future__ import annotations
