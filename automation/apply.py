@@ -12,7 +12,6 @@ in one transaction (unless ``dry_run``).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,10 +28,15 @@ from automation.segments.rules import InSegment as InSegmentCond
 from automation.segments.rules import (
     RuleError,
     SegmentDef,
-    depends_on_time,
     load_rule,
-    parse_segment,
+    load_segment_text,
     walk,
+)
+from automation.segments.store import (
+    apply_segments,
+    definition_hash,
+    dependency_order,
+    validate_definitions,
 )
 from automation.sequences.schema import (
     IfStep,
@@ -44,7 +48,7 @@ from automation.sequences.schema import (
     parse_sequence,
 )
 from automation.sequences.store import apply_definition, plan_definition
-from automation.sequences.yamlload import LineDict, YamlError, canonical_json, load_yaml_file
+from automation.sequences.yamlload import LineDict, YamlError, load_yaml_file
 
 Kind = Literal["segment", "sequence"]
 Action = Literal["created", "changed", "unchanged"]
@@ -159,7 +163,8 @@ def load_document(path: Path) -> Document:
     data = load_yaml_file(path)
     data_line = data.line if isinstance(data, LineDict) else 1
     if isinstance(data, dict) and "segment" in data and "sequence" not in data:
-        segment = parse_segment(data, name)
+        # the segments parser keeps its own line numbers: give it the text
+        segment = load_segment_text(path.read_text(encoding="utf-8"), name)
         return Document("segment", segment.key, name, segment=segment)
     if isinstance(data, dict) and "sequence" in data and "segment" not in data:
         sequence = parse_sequence(data, name)
@@ -253,16 +258,13 @@ def template_problems(definition: SequenceDefinition, file: str) -> list[str]:
 def check_documents(session: Session, docs: list[Document]) -> None:
     """Cross-file checks: referenced segments exist, templates render. Raises ApplyError."""
     problems: list[str] = []
+    try:
+        validate_definitions(session, [doc.segment for doc in docs if doc.segment is not None])
+    except RuleError as exc:
+        problems.append(f"{exc}. Fix: apply the referenced segment too, or correct the key")
     known = {doc.key for doc in docs if doc.kind == "segment"}
     known.update(session.scalars(select(Segment.key)))
     for doc in docs:
-        if doc.segment is not None:
-            for key in _rule_segment_refs(doc.segment.rule):
-                if key not in known:
-                    problems.append(
-                        f"{doc.file}: segment {doc.key!r} refers to unknown segment {key!r}. "
-                        "Fix: apply that segment too, or correct the key"
-                    )
         if doc.sequence is not None:
             try:
                 refs = _sequence_segment_refs(doc.sequence)
@@ -283,12 +285,6 @@ def check_documents(session: Session, docs: list[Document]) -> None:
 # --------------------------------------------------------------------------- plan + write
 
 
-def segment_hash(segment: SegmentDef) -> str:
-    """sha256 of the segment's name, description and rule (what `changed` compares)."""
-    body = {"name": segment.name, "description": segment.description, "rule": segment.raw_rule}
-    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
-
-
 def count_members(session: Session, segment: SegmentDef, at: datetime) -> int:
     """How many contacts match the rule now (whole-base SQL evaluation)."""
     query = compile_rule(segment.rule, at).subquery()
@@ -299,7 +295,7 @@ def _segment_action(session: Session, segment: SegmentDef) -> Action:
     row = session.scalar(select(Segment).where(Segment.key == segment.key))
     if row is None:
         return "created"
-    return "unchanged" if row.definition_hash == segment_hash(segment) else "changed"
+    return "unchanged" if row.definition_hash == definition_hash(segment) else "changed"
 
 
 def _next_version(session: Session, definition: SequenceDefinition, action: Action) -> int:
@@ -347,51 +343,27 @@ def make_plan(session: Session, docs: list[Document], at: datetime) -> Plan:
     return Plan(items, applied=False, at=at)
 
 
-def save_segment(session: Session, segment: SegmentDef, at: datetime) -> tuple[Segment, Action]:
-    """Create or update the Segment row for a validated definition (flushes)."""
-    digest = segment_hash(segment)
-    row = session.scalar(select(Segment).where(Segment.key == segment.key))
-    if row is None:
-        row = Segment(key=segment.key, created_at=at)
-        session.add(row)
-        action: Action = "created"
-    elif row.definition_hash == digest:
-        return row, "unchanged"
-    else:
-        action = "changed"
-    row.name = segment.name
-    row.description = segment.description
-    row.rules = segment.raw_rule
-    row.definition_hash = digest
-    row.time_based = depends_on_time(segment.rule)
-    row.updated_at = at
-    session.flush()
-    return row, action
-
-
-def _refresh(session: Session, row: Segment, at: datetime) -> None:
-    """Recompute memberships of a created/changed segment (segment.entered/exited events)."""
+def _refresh(session: Session, rows: list[Segment], at: datetime) -> None:
+    """Recompute memberships of created/changed segments (segment.entered/exited events)."""
     try:
-        from automation.segments import refresh_segment  # type: ignore[attr-defined]
+        from automation.segments.membership import (  # type: ignore[import-not-found,unused-ignore]
+            refresh_segment,
+        )
     except ImportError:  # pragma: no cover - segments stream not installed yet
         return
-    refresh_segment(session, row, at)
+    for row in dependency_order(rows):
+        refresh_segment(session, row, at)
 
 
 def write(session: Session, docs: list[Document], at: datetime, refresh: bool = True) -> None:
     """Write every document (segments first, then sequences); flushes, the caller commits."""
-    changed: list[Segment] = []
-    for doc in docs:
-        if doc.segment is not None:
-            row, action = save_segment(session, doc.segment, at)
-            if action != "unchanged":
-                changed.append(row)
+    defs = [doc.segment for doc in docs if doc.segment is not None]
+    results = apply_segments(session, defs)
     for doc in docs:
         if doc.sequence is not None:
             apply_definition(session, doc.sequence)
     if refresh:
-        for row in changed:
-            _refresh(session, row, at)
+        _refresh(session, [row for status, row in results if status != "unchanged"], at)
     session.flush()
 
 
