@@ -1,0 +1,72 @@
+"""`mactl dlq list | replay`: failed messages with their reasons, and sending them again."""
+
+from __future__ import annotations
+
+import typer
+
+from admin_cli.output import UserError, console, load_settings, print_json, print_table, user_errors
+from automation.db import session_scope
+from automation.delivery.deadletter import list_failed, redis_dead_counts, replay
+
+app = typer.Typer(help="Dead letters: messages that failed for good (list, replay).")
+
+
+@app.command("list")
+def list_cmd(
+    limit: int = typer.Option(100, min=1, help="At most this many rows."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List failed messages, newest first, with the reason."""
+    settings = load_settings()
+    with user_errors(), session_scope(settings) as session:
+        rows = list_failed(session, limit)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        f"failed messages ({len(rows)})",
+        ["id", "channel", "template", "contact", "attempts", "updated", "reason"],
+        [
+            [
+                r["id"],
+                r["channel"],
+                r["template"],
+                r["contact_id"],
+                r["attempts"],
+                r["updated_at"],
+                r["reason"],
+            ]
+            for r in rows
+        ],
+    )
+    try:
+        counts = redis_dead_counts(settings)
+    except Exception as exc:  # noqa: BLE001 - informational only
+        console().print(f"[yellow]Redis dead-letter queues not readable: {exc}[/yellow]")
+        return
+    if counts:
+        console().print(
+            "Dramatiq dead-letter queues: " + ", ".join(f"{q}={n}" for q, n in counts.items())
+        )
+
+
+@app.command("replay")
+def replay_cmd(
+    ids: list[int] = typer.Argument(None, help="Message ids to send again."),  # noqa: B008
+    all_: bool = typer.Option(False, "--all", help="Replay every failed message."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Re-queue failed messages (attempts reset) on their channel's queue."""
+    settings = load_settings()
+    with user_errors():
+        if not ids and not all_:
+            raise UserError("give message ids (see `mactl dlq list`) or --all")
+        with session_scope(settings) as session:
+            replayed = replay(session, None if all_ else list(ids))
+        missing = sorted(set(ids or []) - set(replayed))
+    if as_json:
+        print_json({"replayed": replayed, "not_failed": missing})
+        return
+    console().print(f"replayed {len(replayed)} message(s): {replayed}")
+    if missing:
+        console().print(f"[yellow]not in failed state, skipped: {missing}[/yellow]")

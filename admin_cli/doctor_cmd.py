@@ -1,0 +1,131 @@
+"""`mactl doctor`: each channel's state, ZNS example template ids, database and Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from admin_cli.output import console, load_settings, print_json, print_table
+from automation.config import Settings
+
+
+def zns_example_warnings(settings: Settings) -> list[str]:
+    """ZNS templates still sending the shipped example id (not overridden in configuration)."""
+    from automation.templating import (
+        TemplateProblem,
+        effective_zns_id,
+        list_templates,
+        load_template,
+    )
+
+    warnings = []
+    for name in list_templates(settings):
+        try:
+            data = load_template(name, settings)
+        except TemplateProblem as exc:
+            warnings.append(str(exc))
+            continue
+        variants = [(settings.default_locale, data)] + [
+            (loc, v) for loc, v in (data.get("locales") or {}).items() if isinstance(v, dict)
+        ]
+        for loc, variant in variants:
+            zns = variant.get("zalo_zns")
+            if not isinstance(zns, dict):
+                continue
+            shipped = str(zns.get("template_id") or "")
+            if effective_zns_id(name, loc, shipped, settings) == shipped:
+                warnings.append(
+                    f"{name} [{loc}]: ZNS template id {shipped!r} is the shipped example; "
+                    f'set ZNS_TEMPLATE_IDS=\'{{"{name}": "<your approved id>"}}\''
+                )
+    return warnings
+
+
+def _check_db(settings: Settings) -> tuple[bool, str]:
+    from sqlalchemy import text
+
+    from automation.db import get_engine
+
+    try:
+        with get_engine(settings).connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return False, str(exc).splitlines()[0]
+    return True, settings.database_url.split("@")[-1]
+
+
+def _check_redis(settings: Settings) -> tuple[bool, str]:
+    if not settings.redis_url:
+        return True, "not configured: in-process broker"
+    import redis
+
+    try:
+        redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3).ping()
+    except Exception as exc:  # noqa: BLE001
+        return False, str(exc).splitlines()[0]
+    return True, settings.redis_url.split("@")[-1]
+
+
+def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show how each channel will send, warn about example ZNS ids, check DB and Redis."""
+    from automation.delivery.channels import channel_states
+
+    settings = load_settings()
+    states = channel_states(settings)
+    db_ok, db_detail = _check_db(settings)
+    redis_ok, redis_detail = _check_redis(settings)
+    warnings = zns_example_warnings(settings)
+    report: dict[str, Any] = {
+        "channels": [
+            {
+                "channel": s.channel,
+                "provider": s.provider,
+                "configured": s.configured,
+                "detail": s.detail,
+            }
+            for s in states
+        ],
+        "database": {"ok": db_ok, "detail": db_detail},
+        "redis": {"ok": redis_ok, "detail": redis_detail},
+        "compliance_profile": settings.compliance_profile,
+        "warnings": warnings,
+    }
+    if as_json:
+        print_json(report)
+    else:
+        print_table(
+            "channels",
+            ["channel", "state", "provider", "detail"],
+            [
+                [
+                    s.channel,
+                    "configured" if s.configured else "file transport",
+                    s.provider,
+                    s.detail,
+                ]
+                for s in states
+            ],
+        )
+        out = console()
+        for label, ok, detail in (
+            ("database", db_ok, db_detail),
+            ("redis", redis_ok, redis_detail),
+        ):
+            colour = "green" if ok else "red"
+            out.print(
+                f"{label}: [{colour}]{'ok' if ok else 'unreachable'}[/{colour}] {detail}",
+                markup=True,
+                highlight=False,
+            )
+        out.print(f"compliance profile: {settings.compliance_profile}", highlight=False)
+        for warning in warnings:
+            out.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True, highlight=False)
+    if not (db_ok and redis_ok):
+        raise typer.Exit(1)
+
+
+def register(root: typer.Typer) -> None:
+    """Add `mactl doctor`."""
+    root.command("doctor")(doctor)

@@ -1,0 +1,73 @@
+"""Dead letters: failed outbox rows with their reasons, and replaying them.
+
+The database is the record (status ``failed`` + ``error``); Dramatiq's dead-letter
+queues in Redis (``dramatiq:<queue>.XQ``) hold the failed actor messages too, kept for
+Dramatiq's dead_message_ttl (7 days); replay works from the database rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from automation.clock import now
+from automation.config import Settings, get_settings
+from automation.delivery import QUEUES
+from automation.models import Message
+
+
+def list_failed(session: Session, limit: int = 100) -> list[dict[str, Any]]:
+    """Failed messages, newest first, with the reason."""
+    rows = session.scalars(
+        select(Message)
+        .where(Message.status == "failed")
+        .order_by(Message.updated_at.desc(), Message.id.desc())
+        .limit(limit)
+    )
+    return [
+        {
+            "id": m.id,
+            "channel": m.channel,
+            "template": m.template,
+            "contact_id": m.contact_id,
+            "attempts": m.attempts,
+            "fallback_from_id": m.fallback_from_id,
+            "updated_at": m.updated_at,
+            "reason": m.error,
+        }
+        for m in rows
+    ]
+
+
+def replay(session: Session, ids: list[int] | None) -> list[int]:
+    """Put failed rows (the given ids, or all with None) back to ``queued`` and enqueue them."""
+    from automation.delivery.dispatch import enqueue_messages
+
+    where = [Message.status == "failed"]
+    if ids is not None:
+        where.append(Message.id.in_(ids))
+    stmt = (
+        update(Message)
+        .where(*where)
+        .values(status="queued", attempts=0, not_before=None, updated_at=now())
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    replayed = sorted(session.execute(stmt).scalars().all())
+    session.commit()
+    if replayed:
+        enqueue_messages(session, replayed)
+    return replayed
+
+
+def redis_dead_counts(settings: Settings | None = None) -> dict[str, int]:
+    """Actor messages in Dramatiq's dead-letter queue per send queue (empty without Redis)."""
+    settings = settings or get_settings()
+    if not settings.redis_url:
+        return {}
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3)
+    return {q: int(client.zcard(f"dramatiq:{q}.XQ")) for q in QUEUES}
