@@ -9,11 +9,15 @@ from admin_cli import (
     contacts_cmd,
     db_cmd,
     demo_cmd,
+    dlq_cmd,
+    doctor_cmd,
     enrollments_cmd,
     events_cmd,
     runtime_cmd,
     segments_cmd,
+    sendtest_cmd,
     sequences_cmd,
+    templates_cmd,
 )
 
 app = typer.Typer(
@@ -34,6 +38,10 @@ app.add_typer(segments_cmd.app, name="segments")
 app.add_typer(sequences_cmd.app, name="sequences")
 app.add_typer(enrollments_cmd.app, name="enrollments")
 demo_cmd.register(app)
+app.add_typer(templates_cmd.app, name="templates")
+app.add_typer(dlq_cmd.app, name="dlq")
+doctor_cmd.register(app)
+sendtest_cmd.register(app)
 
 
 def main() -> None:

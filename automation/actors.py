@@ -25,3 +25,6 @@ def process_event_message(event_id: int) -> None:
 process_event_actor: dramatiq.Actor[[int], None] = actor(
     queue_name="events", actor_name="process_event", max_retries=5, min_backoff=1000
 )(process_event_message)
+
+# Delivery stream: the per-channel send queues (send_email, send_sms, send_zalo, send_messenger).
+from automation.delivery import actors as _delivery_actors  # noqa: E402,F401
