@@ -78,20 +78,20 @@ def order_contact_id(session: Session, source: str, event: CanonicalEvent) -> in
 
 
 def insert_events(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Multi-row INSERT ... ON CONFLICT DO NOTHING; source_event_id -> id of rows inserted."""
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING (one cached statement, executemany).
+
+    Returns source_event_id -> id for the rows this call inserted.
+    """
     if not rows:
         return {}
     module: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    inserted: dict[str, int] = {}
-    for start in range(0, len(rows), 400):
-        stmt = (
-            module.insert(Event)
-            .values(rows[start : start + 400])
-            .on_conflict_do_nothing(index_elements=["source", "source_event_id"])
-            .returning(Event.source_event_id, Event.id)
-        )
-        inserted.update({key: id_ for key, id_ in session.execute(stmt)})
-    return inserted
+    table = Event.__table__
+    stmt = (
+        module.insert(table)
+        .on_conflict_do_nothing(index_elements=["source", "source_event_id"])
+        .returning(table.c.source_event_id, table.c.id)
+    )
+    return {key: id_ for key, id_ in session.execute(stmt, rows).all()}
 
 
 def fingerprint(data: ContactData) -> tuple[Any, ...]:
