@@ -11,6 +11,7 @@ Built-in tasks (order):
   30 time_segments    segments whose rules depend on time (segments stream), then events
   40 due_enrollments  enrollments whose next_run_at has come
   50 stale_outbox     queued rows older than OUTBOX_STALE_SECONDS handed to delivery again
+1000 events_after     events emitted by any task above (segment transitions...), inline
 Other streams register more tasks (or replace one by registering the same name) in a
 module listed in TASK_MODULES or imported by automation.handlers.
 """
@@ -171,6 +172,12 @@ def process_pending_events(session: Session, now: datetime) -> int:
 @periodic("events", order=10)
 def events_task(session: Session, now: datetime) -> int:
     """Process events whose processing message was lost or never sent (inline)."""
+    return process_pending_events(session, now)
+
+
+@periodic("events_after", order=1000)
+def events_after_task(session: Session, now: datetime) -> int:
+    """Process events that other tasks of this pass emitted, so one pass is complete."""
     return process_pending_events(session, now)
 
 

@@ -196,3 +196,40 @@ def _race(settings: Settings, clock: FrozenClock, when: datetime) -> list[dict[s
     assert errors == []
     assert len(results) == 2 and all(-1 not in r.values() for r in results), results
     return results
+
+
+def test_time_based_segment_entry_enrolls_in_the_pass(
+    settings: Settings, session: Session, frozen_clock: FrozenClock
+) -> None:
+    from automation.segments import apply_segments, load_segment_text
+
+    apply_segments(
+        session,
+        [
+            load_segment_text(
+                "segment: old_leads\nname: Khách cũ\n"
+                "rule: {all: [{field: created_at, more_than_ago: 3d},"
+                " {field: orders_count, eq: 0}]}\n",
+                "old_leads.yaml",
+            )
+        ],
+    )
+    session.commit()
+    apply_yaml(
+        session,
+        """
+        sequence: nurture_test
+        trigger: {segment: old_leads}
+        steps: [{send: {channel: email, template: nurture/one}}]
+        """,
+    )
+    t0 = frozen_clock.now()
+    contact = make_contact(session)
+    frozen_clock.set(t0 + timedelta(days=2))
+    assert _pass(settings, frozen_clock.now())["time_segments"] == 0
+    frozen_clock.set(t0 + timedelta(days=3, minutes=1))
+    result = _pass(settings, frozen_clock.now())
+    assert result["time_segments"] == 1
+    session.expire_all()
+    [message] = session.scalars(select(Message))
+    assert (message.contact_id, message.template) == (contact, "nurture/one")

@@ -30,6 +30,9 @@ from automation.sequences.yamlload import (
 CHANNELS = ("email", "sms", "zalo_zns", "zalo_oa", "messenger")
 PURPOSES = ("marketing", "transactional")
 ENGAGEMENT = ("clicked", "opened", "replied")
+# {clicked: email} / {opened: any} are segment-rule engagement conditions, not step refs
+RULE_CHANNELS = ("any", "email", "sms", "zalo", "zalo_zns", "zalo_oa", "messenger")
+RESERVED_IDS = ("previous", *RULE_CHANNELS)
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists")
 OPERATOR_ALIASES = {"equals": "eq", "not_equals": "ne"}
 _KEY = re.compile(r"^[a-z][a-z0-9_\-]*$")
@@ -584,11 +587,11 @@ def _step_id(ctx: _Ctx, data: dict[str, Any], position: str) -> str | None:
         return None
     line = _line(data, "id")
     value = data["id"]
-    if not isinstance(value, str) or not _LABEL.match(value) or value == "previous":
+    if not isinstance(value, str) or not _LABEL.match(value) or value in RESERVED_IDS:
         raise ctx.error(
             line,
             f"step id {value!r} is not a simple name",
-            "use lower-case letters, digits and _, e.g. id: reminder (not 'previous')",
+            "use lower-case letters, digits and _, e.g. id: reminder (not previous or a channel)",
         )
     if value in ctx.ids:
         raise ctx.error(
@@ -701,6 +704,7 @@ def _if(
         len(spec) == 1
         and next(iter(spec)) in ENGAGEMENT
         and isinstance(next(iter(spec.values())), str)
+        and next(iter(spec.values())) not in RULE_CHANNELS
     ):
         kind = next(iter(spec))
         target = str(spec[kind])

@@ -416,3 +416,28 @@ def test_concurrent_advance_sends_one_message_per_step(
     session.commit()
     assert len(messages(session)) == 2
     assert session.get(Enrollment, enr.id, populate_existing=True).state == "done"  # type: ignore[union-attr]
+
+
+def test_if_on_segment_rule(
+    session: Session, frozen_clock: FrozenClock, scheduler: Scheduler
+) -> None:
+    apply_yaml(
+        session,
+        """
+        sequence: by_city
+        trigger: {event: lead.captured}
+        steps:
+          - if: {all: [{field: attributes.city, eq: Hà Nội}, {field: orders_count, lt: 1}]}
+            then: [{send: {channel: email, template: city/hanoi}}]
+            else: [{send: {channel: email, template: city/other}}]
+          - if: {clicked: email}
+            then: [{exit: clicked_before}]
+          - send: {channel: sms, template: city/last}
+        """,
+    )
+    hanoi = make_contact(session, attributes={"city": "Hà Nội"})
+    saigon = make_contact(session, attributes={"city": "HCM"})
+    emit(session, "lead.captured", hanoi)
+    emit(session, "lead.captured", saigon)
+    assert [m.template for m in messages(session, hanoi)] == ["city/hanoi", "city/last"]
+    assert [m.template for m in messages(session, saigon)] == ["city/other", "city/last"]

@@ -215,3 +215,22 @@ def test_durations() -> None:
 
 def test_dedented_example_helper_is_valid() -> None:
     assert textwrap.dedent(CART_RECOVERY) == CART_RECOVERY
+
+
+def test_if_rule_errors_come_from_the_rule_language() -> None:
+    text = (
+        "sequence: s\ntrigger: {event: lead.captured}\nsteps:\n"
+        "  - send: {channel: email, template: a/b}\n"
+        "  - if: {feild: attributes.city, eq: x}\n    then: [{exit: x}]\n"
+    )
+    with pytest.raises(SequenceError) as info:
+        parse_sequence_text(text, "s.yaml")
+    assert info.value.line == 5 and "invalid if rule" in str(info.value)
+    ok = parse_sequence_text(text.replace("feild", "field"), "s.yaml")
+    step = ok.steps[1]
+    assert isinstance(step, IfStep) and not isinstance(step.condition, EngagementCondition)
+    # {clicked: email} is the rule language's engagement condition, not a step reference
+    rule = parse_sequence_text(text.replace("{feild: attributes.city, eq: x}", "{clicked: email}"))
+    rule_step = rule.steps[1]
+    assert isinstance(rule_step, IfStep)
+    assert not isinstance(rule_step.condition, EngagementCondition)
