@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -37,6 +37,7 @@ from automation.sequences.schema import (
     UpdateStep,
     WaitStep,
     WaitUntilStep,
+    correlated,
     filters_match,
 )
 from automation.sequences.store import load_version
@@ -210,7 +211,7 @@ class _Run:
         if not isinstance(state, dict) or state.get("cursor") != position:
             state = {
                 "cursor": position,
-                "since": self.at.isoformat(),
+                "since": self.window_start().isoformat(),
                 "deadline": (self.at + step.timeout).isoformat(),
             }
             self.context["wait_until"] = state
@@ -229,21 +230,29 @@ class _Run:
         self.wait(deadline, position, step.event)
         return None
 
+    def window_start(self) -> datetime:
+        """Events count from the trigger event's time (or entry): already-happened is fine."""
+        trigger = self.enrollment.trigger_event_id
+        when = self.session.get(Event, trigger).occurred_at if trigger else None  # type: ignore[union-attr]
+        return min(when, self.at) if when is not None else min(self.enrollment.entered_at, self.at)
+
     def matching_event(self, step: WaitUntilStep, since: datetime, until: datetime) -> Event | None:
         rows = self.session.scalars(
             select(Event)
             .where(
                 Event.contact_id == self.enrollment.contact_id,
                 Event.type == step.event,
-                Event.occurred_at >= since,
+                or_(Event.occurred_at >= since, Event.received_at >= self.enrollment.entered_at),
                 Event.occurred_at <= until,
             )
             .order_by(Event.occurred_at, Event.id)
         )
+        trigger = trigger_properties(self.session, self.enrollment)
         for row in rows:
             if row.id == self.enrollment.trigger_event_id:
                 continue
-            if filters_match(step.where, event_properties(row)):
+            props = event_properties(row)
+            if filters_match(step.where, props) and correlated(step.same, trigger, props):
                 return row
         return None
 
@@ -304,6 +313,14 @@ def event_properties(event: Event) -> dict[str, Any]:
     payload = event.payload or {}
     props = payload.get("properties")
     return props if isinstance(props, dict) else {}
+
+
+def trigger_properties(session: Session, enrollment: Enrollment) -> dict[str, Any] | None:
+    """The properties of the event that started the enrollment (None without one)."""
+    if enrollment.trigger_event_id is None:
+        return None
+    trigger = session.get(Event, enrollment.trigger_event_id)
+    return event_properties(trigger) if trigger is not None else None
 
 
 def insert_message(session: Session, values: dict[str, Any]) -> int | None:

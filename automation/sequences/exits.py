@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,44 +16,73 @@ from automation.sequences.engine import (
     event_properties,
     finish,
     lock_enrollment,
+    trigger_properties,
 )
-from automation.sequences.schema import ExitCondition, SequenceDefinition, filters_match
+from automation.sequences.schema import (
+    ExitCondition,
+    SequenceDefinition,
+    correlated,
+    filters_match,
+)
 from automation.sequences.store import version_definition
 
 log = logging.getLogger(__name__)
 
 
-def exit_condition_for(definition: SequenceDefinition, event: Event) -> ExitCondition | None:
-    """The first exit_on condition of the definition that this event satisfies."""
+def exit_condition_for(
+    definition: SequenceDefinition, event: Event, trigger: dict[str, Any] | None
+) -> ExitCondition | None:
+    """The first exit_on condition that this event satisfies (filters and ``same`` keys)."""
     properties = event_properties(event)
     for condition in definition.exit_on:
-        if condition.event == event.type and filters_match(condition.where, properties):
+        if (
+            condition.event == event.type
+            and filters_match(condition.where, properties)
+            and correlated(condition.same, trigger, properties)
+        ):
             return condition
     return None
+
+
+def counts_for(session: Session, event: Event, enrollment: Enrollment) -> bool:
+    """An event counts for an enrollment if it happened after its trigger (or entry), or
+    arrived after the enrollment started (a late webhook about an earlier purchase)."""
+    if event.id == enrollment.trigger_event_id:
+        return False
+    since = enrollment.entered_at
+    if enrollment.trigger_event_id is not None:
+        trigger = session.get(Event, enrollment.trigger_event_id)
+        if trigger is not None:
+            since = min(since, trigger.occurred_at)
+    return event.occurred_at >= since or event.received_at >= enrollment.entered_at
 
 
 def exit_on_event(session: Session, event: Event, now: datetime) -> list[int]:
     """End every running enrollment of the event's contact whose exit_on matches the event.
 
-    The exit reason is the condition's ``as:`` word (e.g. ``converted``). Events that
-    happened before the enrollment started, and its own trigger event, do not count.
+    The exit reason is the condition's ``as:`` word (e.g. ``converted``). Old events (see
+    counts_for) and the enrollment's own trigger event do not count.
     Returns the exited enrollment ids. Flushes, never commits.
     """
     if event.contact_id is None:
         return []
     rows = session.execute(
-        select(Enrollment.id, Enrollment.entered_at, Enrollment.trigger_event_id, SequenceVersion)
+        select(Enrollment, SequenceVersion)
         .join(SequenceVersion, SequenceVersion.id == Enrollment.version_id)
         .where(Enrollment.contact_id == event.contact_id, Enrollment.state.in_(RUNNING))
         .order_by(Enrollment.id)
     ).all()
     exited: list[int] = []
-    for enrollment_id, entered_at, trigger_event_id, version in rows:
-        if trigger_event_id == event.id or event.occurred_at < entered_at:
+    for candidate, version in rows:
+        definition = version_definition(version)
+        if not any(c.event == event.type for c in definition.exit_on):
             continue
-        condition = exit_condition_for(version_definition(version), event)
+        if not counts_for(session, event, candidate):
+            continue
+        condition = exit_condition_for(definition, event, trigger_properties(session, candidate))
         if condition is None:
             continue
+        enrollment_id = candidate.id
         enrollment = lock_enrollment(session, enrollment_id)
         if enrollment is None or enrollment.state not in RUNNING:
             continue

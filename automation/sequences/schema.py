@@ -183,6 +183,7 @@ class ExitCondition:
     event: str
     reason: str
     where: tuple[PropertyFilter, ...] = ()
+    same: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ class WaitUntilStep:
     on_timeout: tuple[Step, ...] = ()
     id: str | None = None
     line: int = field(default=0, compare=False)
+    same: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -502,7 +504,7 @@ def _exit_on(ctx: _Ctx, value: Any, line: int) -> tuple[ExitCondition, ...]:
     for index, item in enumerate(value):
         item_line = _line(value, index) or line
         data = _mapping(ctx, item, item_line, "an exit_on entry", example)
-        _check_keys(ctx, data, ("event", "as", "where"), "exit_on")
+        _check_keys(ctx, data, ("event", "as", "where", "same"), "exit_on")
         if "event" not in data:
             raise ctx.error(item_line, "exit_on entry needs event:", example)
         event = _event_type(ctx, data["event"], _line(data, "event"))
@@ -510,7 +512,12 @@ def _exit_on(ctx: _Ctx, value: Any, line: int) -> tuple[ExitCondition, ...]:
         if "as" in data:
             reason = _string(ctx, data["as"], _line(data, "as"), "as", "write as: converted")
         result.append(
-            ExitCondition(event, reason, _filters(ctx, data.get("where"), _line(data, "where")))
+            ExitCondition(
+                event,
+                reason,
+                _filters(ctx, data.get("where"), _line(data, "where")),
+                _same_keys(ctx, data),
+            )
         )
     return tuple(result)
 
@@ -613,7 +620,7 @@ def _wait_until(
 ) -> WaitUntilStep:
     example = "wait_until: {event: order.created, timeout: 3d}"
     spec = _mapping(ctx, body, line, "wait_until", example)
-    _check_keys(ctx, spec, ("event", "where", "timeout"), "wait_until")
+    _check_keys(ctx, spec, ("event", "where", "timeout", "same"), "wait_until")
     if "event" not in spec or "timeout" not in spec:
         raise ctx.error(line, "wait_until needs event: and timeout:", example)
     event = _event_type(ctx, spec["event"], _line(spec, "event"))
@@ -635,7 +642,49 @@ def _wait_until(
         "on_timeout",
         True,
     )
-    return WaitUntilStep(event, timeout, where, on_event, on_timeout, step_id, step_line)
+    return WaitUntilStep(
+        event, timeout, where, on_event, on_timeout, step_id, step_line, _same_keys(ctx, spec)
+    )
+
+
+def _same_keys(ctx: _Ctx, spec: dict[str, Any]) -> tuple[str, ...] | None:
+    """``same: [order_id]``: properties that must equal the trigger event's (None: default)."""
+    if "same" not in spec:
+        return None
+    value = spec["same"]
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+        raise ctx.error(
+            _line(spec, "same"),
+            "same must be a property name or a list of them",
+            "write same: [order_id] (or same: [] to match any event of the contact)",
+        )
+    return tuple(values)
+
+
+DEFAULT_SAME = ("order_id",)
+
+
+def correlated(
+    same: tuple[str, ...] | None, trigger: dict[str, Any] | None, event: dict[str, Any]
+) -> bool:
+    """True when ``event`` belongs with the enrollment's trigger event.
+
+    Explicit ``same`` keys must be present on both and equal. By default (``same`` not
+    given) ``order_id`` must be equal when both events carry one, so an order_status run
+    for one order does not react to another order of the same contact.
+    """
+    strict = same is not None
+    for key in same if same is not None else DEFAULT_SAME:
+        left = _dig(trigger or {}, key)
+        right = _dig(event, key)
+        if left is None or right is None:
+            if strict:
+                return False
+            continue
+        if not _same(left, right):
+            return False
+    return True
 
 
 def _send(ctx: _Ctx, body: Any, line: int, step_id: str | None, step_line: int) -> SendStep:

@@ -441,3 +441,76 @@ def test_if_on_segment_rule(
     emit(session, "lead.captured", saigon)
     assert [m.template for m in messages(session, hanoi)] == ["city/hanoi", "city/last"]
     assert [m.template for m in messages(session, saigon)] == ["city/other", "city/last"]
+
+
+def test_order_events_correlate_with_their_own_order(
+    session: Session, frozen_clock: FrozenClock, scheduler: Scheduler
+) -> None:
+    apply_yaml(
+        session,
+        """
+        sequence: order_status
+        purpose: transactional
+        trigger: {event: order.created}
+        reentry: always
+        exit_on: [{event: order.cancelled, as: cancelled}]
+        steps:
+          - wait_until: {event: order.paid, timeout: 7d}
+            on_event: [{send: {channel: sms, template: order_status/paid}}]
+          - send: {channel: email, template: order_status/after}
+        """,
+    )
+    contact = make_contact(session)
+    emit(session, "order.created", contact, {"order_id": "A", "total": 100000})
+    emit(session, "order.created", contact, {"order_id": "B", "total": 200000})
+    emit(session, "order.paid", contact, {"order_id": "A"})
+    first, second = enrollments(session)
+    assert first.state == "done" and second.state == "waiting"
+    assert [m.template for m in messages(session)] == ["order_status/paid", "order_status/after"]
+    assert all(m.purpose == "transactional" for m in messages(session))
+    emit(session, "order.cancelled", contact, {"order_id": "A"})  # A is done; B unaffected
+    assert enrollments(session)[1].state == "waiting"
+    emit(session, "order.cancelled", contact, {"order_id": "B"})
+    assert enrollments(session)[1].exit_reason == "cancelled"
+
+
+def test_paid_before_the_wait_started_still_counts(
+    session: Session, frozen_clock: FrozenClock
+) -> None:
+    apply_yaml(
+        session,
+        """
+        sequence: paid_check
+        trigger: {event: order.created}
+        steps:
+          - wait: 1h
+          - wait_until: {event: order.paid, timeout: 7d, same: [order_id]}
+            on_event: [{exit: paid}]
+            on_timeout: [{exit: unpaid}]
+        """,
+    )
+    contact = make_contact(session)
+    emit(session, "order.created", contact, {"order_id": "A"})
+    frozen_clock.advance(timedelta(minutes=10))
+    emit(session, "order.paid", contact, {"order_id": "A"})
+    frozen_clock.advance(timedelta(hours=1))
+    [enr] = enrollments(session)
+    advance_enrollment(session, enr.id, frozen_clock.now())
+    session.commit()
+    assert enrollments(session)[0].exit_reason == "paid"
+
+
+def test_late_purchase_webhook_exits(session: Session, frozen_clock: FrozenClock) -> None:
+    apply_yaml(session, CART)
+    contact = make_contact(session)
+    entered = frozen_clock.now()
+    emit(session, "cart.abandoned", contact, {"cart_id": "c1"})
+    # the shop says the order happened 5 minutes before the enrollment; it arrives now
+    emit(
+        session,
+        "order.created",
+        contact,
+        {"order_id": "o1"},
+        occurred_at=entered - timedelta(minutes=5),
+    )
+    assert enrollments(session)[0].exit_reason == "converted"
