@@ -232,9 +232,12 @@ class _Run:
 
     def window_start(self) -> datetime:
         """Events count from the trigger event's time (or entry): already-happened is fine."""
-        trigger = self.enrollment.trigger_event_id
-        when = self.session.get(Event, trigger).occurred_at if trigger else None  # type: ignore[union-attr]
-        return min(when, self.at) if when is not None else min(self.enrollment.entered_at, self.at)
+        start = min(self.enrollment.entered_at, self.at)
+        if self.enrollment.trigger_event_id is not None:
+            trigger = self.session.get(Event, self.enrollment.trigger_event_id)
+            if trigger is not None:
+                start = min(start, trigger.occurred_at)
+        return start
 
     def matching_event(self, step: WaitUntilStep, since: datetime, until: datetime) -> Event | None:
         rows = self.session.scalars(
