@@ -101,13 +101,14 @@ def _write(
 def refresh_segment(session: Session, segment: Segment, now: datetime) -> tuple[int, int]:
     """Whole-base refresh with the SQL compiler; writes only changes. Returns (entered, exited)."""
     members: set[int] = set(session.scalars(compile_rule(rule_of(segment), now)))
-    open_rows = dict(
-        session.execute(
+    open_rows = {
+        contact_id: membership_id
+        for contact_id, membership_id in session.execute(
             select(SegmentMembership.contact_id, SegmentMembership.id).where(
                 SegmentMembership.segment_id == segment.id, SegmentMembership.exited_at.is_(None)
             )
-        ).tuples()
-    )
+        )
+    }
     enter = [cid for cid in members if cid not in open_rows]
     leave = [mid for cid, mid in open_rows.items() if cid not in members]
     entered, exited = _write(session, segment, enter, leave, now)
