@@ -136,6 +136,15 @@ async def fire(
     return latencies, wall, statuses
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), 0.0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     """Poll /healthz until the child answers."""
     import httpx
@@ -167,9 +176,11 @@ def measure(kind: str, args: argparse.Namespace, database_url: str, run: str) ->
         warm = bodies(args.warmup, f"{run}-{kind}-warm", args.customers)
         asyncio.run(fire(url, warm, args.concurrency, args.time_limit))
         work = bodies(args.requests, f"{run}-{kind}", args.customers)
+        cpu_before = cpu_seconds(proc.pid)
         latencies, wall, statuses = asyncio.run(
             fire(url, work, args.concurrency, args.time_limit)
         )
+        cpu = cpu_seconds(proc.pid) - cpu_before
     finally:
         proc.terminate()
         proc.wait(10)
@@ -180,6 +191,7 @@ def measure(kind: str, args: argparse.Namespace, database_url: str, run: str) ->
         "rps": round(len(latencies) / wall, 1),
         "p50_ms": round(statistics.median(ordered) * 1000, 2),
         "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+        "server_cpu_ms_per_request": round(cpu / max(len(latencies), 1) * 1000, 3),
         "statuses": statuses,
     }
 
@@ -210,10 +222,16 @@ def main() -> None:
         real = measure("real", args, database_url, run)
         bare = measure("bare", args, database_url, run)
     ratio = real["rps"] / bare["rps"] if bare["rps"] else 0.0
+    cpu_ratio = (
+        bare["server_cpu_ms_per_request"] / real["server_cpu_ms_per_request"]
+        if real["server_cpu_ms_per_request"]
+        else 0.0
+    )
     backend = "postgresql" if database_url.startswith("postgresql") else "sqlite"
     report = {
         "backend": backend, "concurrency": args.concurrency, "real": real, "bare": bare,
-        "ratio": round(ratio, 3), "target_ratio": 0.4, "target_p99_ms": 50,
+        "ratio": round(ratio, 3), "cpu_ratio": round(cpu_ratio, 3), "target_ratio": 0.4,
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None, "target_p99_ms": 50,
         "ok": ratio >= 0.4 and real["p99_ms"] < 50,
     }
     if args.json:
@@ -222,9 +240,12 @@ def main() -> None:
     print(f"ingest bench: {backend}, concurrency {args.concurrency}")
     for name, row in (("webhook (real)", real), ("bare 202", bare)):
         print(f"  {name:15} {row['requests']:6d} req  {row['rps']:8.1f} req/s  "
-              f"p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms  {row['statuses']}")
+              f"p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms  "
+              f"server CPU {row['server_cpu_ms_per_request']:.2f} ms/req  {row['statuses']}")
     print(f"  ratio {ratio:.2f} (target >= 0.40), p99 {real['p99_ms']:.1f} ms (target < 50)"
           f"  -> {'OK' if report['ok'] else 'MISSED'}")
+    print(f"  server CPU ratio (bare/real per request) {cpu_ratio:.2f}; "
+          f"load average {report['load_average']} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

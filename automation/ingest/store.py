@@ -106,7 +106,10 @@ def fingerprint(data: ContactData) -> tuple[Any, ...]:
 def store_events(session: Session, source: str, events: list[CanonicalEvent]) -> StoreResult:
     """Upsert the contacts and insert the events not yet stored; the caller commits."""
     keys = [e.source_event_id for e in events]
-    known = existing_ids(session, source, keys)
+    # A single event skips the look-up: ON CONFLICT catches a redelivery and the caller
+    # rolls back (contact changes included). Batches look up first so that events
+    # already stored do not touch their contacts again.
+    known = existing_ids(session, source, keys) if len(events) > 1 else {}
     result = StoreResult()
     if len(known) == len(set(keys)):
         result.event_ids = [known[k] for k in keys]
