@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Table, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Table, insert, or_, select
 from sqlalchemy.orm import Session
 
+from automation.bulk import allocate_ids, bulk_insert, bulk_update
 from automation.clock import now
 from automation.contacts import AddressError, normalize_email, normalize_phone
 from automation.models import Consent, Contact, ContactIdentity
@@ -57,6 +58,38 @@ CONTACT_FIELDS = (*ADDRESS_COLUMNS, *NAME_COLUMNS, "attributes", "tags")
 CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
 CONSENTS: Table = Consent.__table__  # type: ignore[assignment]
 IDENTITIES: Table = ContactIdentity.__table__  # type: ignore[assignment]
+
+
+_SEPARATORS = re.compile(r"[\s.\-()]")
+_VN_MOBILE = re.compile(r"(?:\+84|84|0)([1-9]\d{8})")
+_vn_prefix_valid: dict[str, bool | None] = {}
+
+
+def fast_phone(value: str, region: str) -> str:
+    """normalize_phone with a shortcut for 9-digit Vietnamese numbers (the bulk of a file).
+
+    Validity of such numbers depends only on their first three national digits, so it is
+    decided once per prefix by `normalize_phone` itself; anything else takes the full path.
+    """
+    if region == "VN":
+        match = _VN_MOBILE.fullmatch(_SEPARATORS.sub("", value))
+        if match is not None:
+            national = match.group(1)
+            prefix = national[:3]
+            if prefix not in _vn_prefix_valid:
+                samples = []
+                for tail in ("000000", "999999", "505050"):
+                    try:
+                        samples.append(normalize_phone("0" + prefix + tail, "VN") is not None)
+                    except AddressError:
+                        samples.append(False)
+                _vn_prefix_valid[prefix] = samples[0] if len(set(samples)) == 1 else None
+            verdict = _vn_prefix_valid[prefix]
+            if verdict is True:
+                return "+84" + national
+            if verdict is False:
+                raise AddressError(f"not a valid phone number: {value!r}")
+    return normalize_phone(value, region) or ""
 
 
 class ImportFileError(ValueError):
@@ -239,7 +272,7 @@ def parse_row(
                 )
         elif column == "phone":
             try:
-                ids["phone"] = normalize_phone(value, region) or ""
+                ids["phone"] = fast_phone(value, region)
             except AddressError:
                 errors.append(
                     RowError(
@@ -403,26 +436,11 @@ class _Batch:
 
         Updates go first so an address moved off a stored contact is free for a new one.
         """
-        table = CONTACTS
+        conn = self.session.connection()
         stamp = now()
         new = [d for d in self.drafts if d.touched and d.id is None]
         old = [d for d in self.drafts if d.touched and d.id is not None]
-        if old:
-            statement = (
-                update(table)
-                .where(table.c.id == bindparam("_id"))
-                .values(
-                    {
-                        name: bindparam(f"v_{name}", type_=table.c[name].type)
-                        for name in (*CONTACT_FIELDS, "updated_at")
-                    }
-                )
-            )
-            params = [
-                {**{f"v_{k}": v for k, v in d.values.items()}, "_id": d.id, "v_updated_at": stamp}
-                for d in old
-            ]
-            self.session.connection().execute(statement, params)
+        bulk_update(conn, CONTACTS, [{**d.values, "id": d.id, "updated_at": stamp} for d in old])
         if new:
             rows = [
                 {
@@ -435,23 +453,44 @@ class _Batch:
                 }
                 for d in new
             ]
-            result = self.session.execute(
-                insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
-            )
-            for draft, contact_id in zip(new, result.scalars(), strict=True):
-                draft.id = contact_id
-        self._write_identities([d for d in (*new, *old)])
-        self._write_consents([d for d in (*new, *old) if d.consents], stamp)
+            ids = allocate_ids(conn, CONTACTS, len(new))
+            if ids is not None:
+                for draft, row, contact_id in zip(new, rows, ids, strict=True):
+                    draft.id = row["id"] = contact_id
+                bulk_insert(conn, CONTACTS, rows)
+            else:
+                self._insert_returning(conn, new, rows)
+        self._write_identities(conn, [*new, *old])
+        self._write_consents(conn, [d for d in (*new, *old) if d.consents], stamp)
 
-    def _write_identities(self, drafts: list[_Draft]) -> None:
+    @staticmethod
+    def _insert_returning(conn: Connection, new: list[_Draft], rows: list[dict[str, Any]]) -> None:
+        """Insert and learn the ids, mapping rows back by their unique addresses.
+
+        (Asking for RETURNING in parameter order makes SQLite insert row by row.)
+        """
+        keyed = [i for i, d in enumerate(new) if any(d.values[c] for c in ADDRESS_COLUMNS)]
+        if keyed:
+            address_columns = [CONTACTS.c[c] for c in ADDRESS_COLUMNS]
+            result = conn.execute(
+                insert(CONTACTS).returning(CONTACTS.c.id, *address_columns),
+                [rows[i] for i in keyed],
+            )
+            ids = {tuple(found[1:]): found[0] for found in result}
+            for i in keyed:
+                new[i].id = ids[tuple(new[i].values[c] for c in ADDRESS_COLUMNS)]
+        for i in set(range(len(new))) - set(keyed):  # identified by external_id only
+            new[i].id = conn.execute(insert(CONTACTS).returning(CONTACTS.c.id), rows[i]).scalar()
+
+    def _write_identities(self, conn: Connection, drafts: list[_Draft]) -> None:
         wanted = {(external_id, d.id) for d in drafts for external_id in d.external_ids}
         if not wanted:
             return
         existing = set(
-            self.session.execute(
-                select(ContactIdentity.external_id).where(
-                    ContactIdentity.source == self.source,
-                    ContactIdentity.external_id.in_([e for e, _ in wanted]),
+            conn.execute(
+                select(IDENTITIES.c.external_id).where(
+                    IDENTITIES.c.source == self.source,
+                    IDENTITIES.c.external_id.in_([e for e, _ in wanted]),
                 )
             ).scalars()
         )
@@ -460,16 +499,15 @@ class _Batch:
             for external_id, contact_id in sorted(wanted, key=lambda pair: pair[0])
             if external_id not in existing
         ]
-        if rows:
-            self.session.execute(insert(IDENTITIES), rows)
+        bulk_insert(conn, IDENTITIES, rows)
 
-    def _write_consents(self, drafts: list[_Draft], stamp: Any) -> None:
+    def _write_consents(self, conn: Connection, drafts: list[_Draft], stamp: Any) -> None:
         if not drafts:
             return
         table = CONSENTS
         current = {
             (contact_id, channel): (consent_id, status)
-            for consent_id, contact_id, channel, status in self.session.execute(
+            for consent_id, contact_id, channel, status in conn.execute(
                 select(table.c.id, table.c.contact_id, table.c.channel, table.c.status).where(
                     table.c.contact_id.in_([d.id for d in drafts]),
                     table.c.purpose == "marketing",
@@ -496,25 +534,14 @@ class _Batch:
                 elif found[1] != status:
                     updates.append(
                         {
-                            "_id": found[0],
-                            "v_status": status,
-                            "v_source": self.source,
-                            "v_at": stamp,
+                            "id": found[0],
+                            "status": status,
+                            "source": self.source,
+                            "recorded_at": stamp,
                         }
                     )
-        if inserts:
-            self.session.execute(insert(table), inserts)
-        if updates:
-            self.session.connection().execute(
-                update(table)
-                .where(table.c.id == bindparam("_id"))
-                .values(
-                    status=bindparam("v_status"),
-                    source=bindparam("v_source"),
-                    recorded_at=bindparam("v_at", type_=table.c.recorded_at.type),
-                ),
-                updates,
-            )
+        bulk_insert(conn, table, inserts)
+        bulk_update(conn, table, updates)
 
 
 def import_rows(

@@ -118,3 +118,48 @@ def test_cell_count_mismatch_and_header_errors(session: Session, tmp_path: Path)
     with pytest.raises(ImportFileError, match="not UTF-8"):
         _, rows = read_csv(latin)
         list(rows)
+
+
+def test_fast_phone_agrees_with_normalize_phone() -> None:
+    import random
+
+    from automation.contacts import AddressError, normalize_phone
+    from automation.importer import fast_phone
+
+    def outcome(fn: object, value: str) -> str | None:
+        try:
+            return fn(value, "VN")  # type: ignore[operator,no-any-return]
+        except AddressError:
+            return "invalid"
+
+    rng = random.Random(5)
+    formats = ["0{}", "+84{}", "84{}", "0{} ", "+84 {}", "(0{})"]
+    samples = [
+        rng.choice(formats).format("".join(rng.choice("0123456789") for _ in range(9)))
+        for _ in range(20000)
+    ]
+    samples += ["0912 345 678", "091.234.5678", "+84 912-345-678", "0512345678", "0212345678"]
+    assert [outcome(fast_phone, s) for s in samples] == [
+        outcome(normalize_phone, s) for s in samples
+    ]
+    assert fast_phone("0912 345 678", "VN") == "+84912345678"
+
+
+def test_rows_identified_only_by_external_id(session: Session, tmp_path: Path) -> None:
+    text = (
+        "external_id,first_name,email\n"
+        "shop-1,Lan,\nshop-2,Minh,minh@example.vn\nshop-1,Lan Anh,\n"
+    )
+    report = run(session, write(tmp_path, text), source="haravan")
+    assert (report.created, report.updated, report.failed) == (2, 1, 0)
+    path = write(tmp_path, "external_id,last_name\nshop-1,Trần\n", "b.csv")
+    again = run(session, path, source="haravan")
+    assert (again.created, again.updated) == (0, 1)
+    session.expire_all()
+    identity = session.scalars(
+        select(ContactIdentity).where(ContactIdentity.external_id == "shop-1")
+    ).one()
+    assert identity.source == "haravan"
+    contact = session.get(Contact, identity.contact_id)
+    assert contact is not None and (contact.first_name, contact.last_name) == ("Lan Anh", "Trần")
+    assert session.scalar(select(func.count()).select_from(Contact)) == 2
