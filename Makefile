@@ -1,0 +1,28 @@
+# Developer and operator shortcuts. Uses .venv/bin/python when present, else `python`.
+PYTHON ?= $(shell test -x .venv/bin/python && echo .venv/bin/python || echo python)
+MACTL ?= $(PYTHON) -m admin_cli.main
+
+.PHONY: install test lint typecheck demo run bench
+
+install:  ## editable install with the test tools
+	$(PYTHON) -m pip install -e ".[test]"
+
+test:  ## the whole suite (real PostgreSQL and Redis; CI=true fails when one is missing)
+	$(PYTHON) -m pytest
+
+lint:
+	$(PYTHON) -m ruff check .
+
+typecheck:  ## strict on automation/ and channels/
+	$(PYTHON) -m mypy automation channels
+
+demo:  ## a simulated month of a Vietnamese shop through the shipped playbooks
+	$(MACTL) demo
+
+run:  ## everything in one process on the embedded default (SQLite + in-process broker)
+	$(MACTL) run
+
+bench:  ## ingest latency ratio, 100k-row contact import, delivery pipeline (PostgreSQL + Redis)
+	$(PYTHON) bench/ingest.py
+	$(PYTHON) bench/import_contacts.py
+	$(PYTHON) bench/pipeline.py
