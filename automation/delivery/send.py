@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from automation.clock import now
@@ -51,7 +52,7 @@ from automation.delivery.policy import (
 from automation.delivery.ratelimit import limiter_for
 from automation.eventlog import record_event
 from automation.ingest.callback_urls import esms_callback_url, twilio_callback_url
-from automation.models import Contact, Message
+from automation.models import Contact, Event, Message
 from automation.templating import (
     TemplateProblem,
     effective_zns_id,
@@ -82,6 +83,7 @@ class BatchResult:
     fallbacks: list[int] = field(default_factory=list)
     retry_delay_ms: int = 0
     errors: dict[int, str] = field(default_factory=dict)
+    sent_events: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
 def claim_many(session: Session, ids: list[int], at: datetime | None = None) -> list[int]:
@@ -264,6 +266,39 @@ def _event(session: Session, kind: str, message: Message, **props: Any) -> None:
     record_event(session, kind, message.contact_id, properties, f"{kind}:{message.id}")
 
 
+def _event_row(kind: str, message: Message, at: datetime, **props: Any) -> dict[str, Any]:
+    properties = {
+        "message_id": message.id,
+        "channel": message.channel,
+        "template": message.template,
+        "step_key": message.step_key,
+        "enrollment_id": message.enrollment_id,
+        "purpose": message.purpose,
+        **props,
+    }
+    return {
+        "source": "internal",
+        "source_event_id": f"{kind}:{message.id}",
+        "type": kind,
+        "contact_id": message.contact_id,
+        "occurred_at": at,
+        "received_at": at,
+        "payload": {"properties": properties},
+    }
+
+
+def _store_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert a batch of internal events at once, ignoring duplicates (like record_event)."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert_fn: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert_fn(Event).on_conflict_do_nothing(index_elements=["source", "source_event_id"]),
+        rows,
+    )
+
+
 def _permanent(
     session: Session, message: Message, contact: Contact, reason: str, result: BatchResult
 ) -> None:
@@ -306,12 +341,14 @@ def _apply(
         if outcome.segments is not None:
             message.segments = outcome.segments
         result.sent.append(message.id)
-        _event(
-            session,
-            "message.sent",
-            message,
-            provider=provider,
-            provider_message_id=message.provider_message_id,
+        result.sent_events.append(
+            _event_row(
+                "message.sent",
+                message,
+                at,
+                provider=provider,
+                provider_message_id=message.provider_message_id,
+            )
         )
     elif isinstance(outcome, PermanentError):
         _permanent(session, message, contact, f"{provider}: {outcome.reason}", result)
@@ -407,6 +444,8 @@ def deliver_batch(
         outcomes = _send_group(adapter, provider, [o for _, _, o in group], settings)
         for (m, contact, _), outcome in zip(group, outcomes, strict=True):
             _apply(session, m, contact, provider, outcome, result, settings)
+        _store_events(session, result.sent_events)
+        result.sent_events.clear()
         session.commit()
     return result
 
