@@ -78,7 +78,7 @@ def _one_line(exc: BaseException) -> str:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn known user errors (settings, bad input, unreachable database) into one line + exit 2."""
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import OperationalError, ProgrammingError
 
     try:
         yield
@@ -86,9 +86,13 @@ def user_errors() -> Iterator[None]:
         fail(str(exc.code))
     except (UserError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         fail(_one_line(exc))
-    except OperationalError as exc:
+    except (OperationalError, ProgrammingError) as exc:
         reason = _one_line(exc.orig or exc)
-        fail(f"database error: {reason} (check DATABASE_URL, then run `mactl db upgrade`)")
+        if "no such" in reason or "does not exist" in reason:
+            fail(f"database error: {reason} (the schema is behind: run `mactl db upgrade`)")
+        if isinstance(exc, ProgrammingError):
+            raise
+        fail(f"database error: {reason} (check DATABASE_URL and that the database is up)")
 
 
 def load_settings() -> Settings:

@@ -74,3 +74,34 @@ def test_settings_error_is_one_line(
         assert expected in result.stderr and "configuration error" in result.stderr
         assert "Traceback" not in result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_unreachable_or_unmigrated_database_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    import uuid
+
+    monkeypatch.setenv("SECRET_KEY", "test-secret-key-0123456789abcdef")
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    get_settings.cache_clear()
+    dispose_all()
+    down = runner.invoke(app, ["events", "list"])
+    assert down.exit_code == 2 and "check DATABASE_URL" in down.stderr
+    assert down.stderr.count("\n") == 1
+
+    name = f"ma_empty_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        monkeypatch.setenv("DATABASE_URL", postgres_url.rsplit("/", 1)[0] + f"/{name}")
+        get_settings.cache_clear()
+        empty = runner.invoke(app, ["contacts", "show", "lan@example.vn"])
+        assert empty.exit_code == 2 and "mactl db upgrade" in empty.stderr
+        assert "Traceback" not in empty.output
+    finally:
+        dispose_all()
+        get_settings.cache_clear()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
