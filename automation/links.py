@@ -43,9 +43,7 @@ class _TruncatedHMAC(HMACAlgorithm):
 
 
 def _signer(kind: str, settings: Settings) -> Signer:
-    return Signer(
-        settings.secret_key, salt=f"ma.{kind}", sep=".", algorithm=_TruncatedHMAC()
-    )
+    return Signer(settings.secret_key, salt=f"ma.{kind}", sep=".", algorithm=_TruncatedHMAC())
 
 
 def _b36(value: int) -> str:

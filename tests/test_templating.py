@@ -93,7 +93,7 @@ def test_sms_segment_limit(tsettings: Settings) -> None:
 
 
 def test_zns_param_limit(tsettings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(TemplateProblem, match="customer_name: 29 characters > Zalo limit 30|> Zalo"):
+    with pytest.raises(TemplateProblem, match="customer_name: .* > Zalo limit 30"):
         ctx = sample_context(tsettings)
         ctx["contact"]["full_name"] = "Nguyễn Thị Lan Hương Giang"
         render("x/zns", "zalo_zns", ctx)
