@@ -8,6 +8,7 @@ from typing import Any
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 from sqlalchemy.orm import Session
 
@@ -22,13 +23,13 @@ _broker: dramatiq.Broker | None = None
 class DbSessionMiddleware(Middleware):
     """One database session per actor message: committed on success, always closed."""
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         _local.session = session_factory()()
 
     def after_process_message(
         self,
         broker: dramatiq.Broker,
-        message: dramatiq.Message[Any],
+        message: MessageProxy,
         *,
         result: Any = None,
         exception: BaseException | None = None,
@@ -45,7 +46,7 @@ class DbSessionMiddleware(Middleware):
             session.close()
             _local.session = None
 
-    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         self.after_process_message(broker, message, exception=None)
 
 
@@ -61,7 +62,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     """A Redis broker when REDIS_URL is set, else an in-process one."""
     broker: dramatiq.Broker
     if settings.redis_url:
-        broker = RedisBroker(url=settings.redis_url)
+        broker = RedisBroker(url=settings.redis_url)  # type: ignore[no-untyped-call]
     else:
         broker = StubBroker()
         broker.emit_after("process_boot")
