@@ -19,7 +19,11 @@ def list_events(
         None, "--contact", "-c", metavar="EMAIL|PHONE|ID", help="Only this contact's events."
     ),
     types: list[str] = typer.Option(  # noqa: B006
-        [], "--type", "-t", help="Event type, e.g. order.paid; `order.*` for a family (repeatable)."
+        [],
+        "--type",
+        "-t",
+        metavar="TYPE",
+        help="Event type, e.g. order.paid; `order.*` for a family (repeatable).",
     ),
     source: str | None = typer.Option(None, help="Only from this source (shopify, internal, ...)."),
     limit: int = typer.Option(50, min=1, max=10000, help="At most this many, newest first."),

@@ -55,10 +55,14 @@ def serve(
 
 
 def worker(
-    processes: int = typer.Option(0, help="Worker processes (default: WORKER_PROCESSES)."),
-    threads: int = typer.Option(0, help="Threads per process (default: WORKER_THREADS)."),
+    processes: int | None = typer.Option(
+        None, min=1, help="Worker processes (default: WORKER_PROCESSES)."
+    ),
+    threads: int | None = typer.Option(
+        None, min=1, help="Threads per process (default: WORKER_THREADS)."
+    ),
     queues: list[str] = typer.Option(  # noqa: B006
-        [], "--queue", "-Q", help="Only consume these queues (repeatable)."
+        [], "--queue", "-Q", metavar="QUEUE", help="Only consume these queues (repeatable)."
     ),
 ) -> None:
     """Run Dramatiq worker processes against Redis (needs REDIS_URL)."""
