@@ -28,6 +28,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from automation import clock
+from automation.config import get_settings
 from automation.demo_data import Person, Planned, Story, make_people
 from automation.models import Cart, Contact, Enrollment, Event, Message, Order, Sequence
 
@@ -42,6 +43,8 @@ CREDENTIALS = (
 #: Probability that a sent message is opened / clicked, per channel.
 OPEN_RATE = {"email": 0.40}
 CLICK_RATE = {"email": 0.10, "zalo_zns": 0.18, "zalo_oa": 0.15, "sms": 0.06, "messenger": 0.2}
+#: Run the scheduler pass at least this often even when nothing is due (segments by time).
+SEGMENT_REFRESH = timedelta(hours=6)
 SENT_STATUSES = ("sent", "delivered", "opened", "clicked", "read", "replied")
 
 
@@ -120,31 +123,27 @@ class Simulation:
         self.clicks: list[tuple[datetime, int, str]] = []  # (when, message id, kind)
         self.seen_sent: set[int] = set()
         self.shop_events = 0
+        self.last_pass: datetime | None = None
 
     # -- feeding events -----------------------------------------------------------------
 
-    def ingest(self, payloads: list[dict[str, Any]]) -> list[int]:
+    def ingest(self, payloads: list[dict[str, Any]], drain: bool = True) -> list[int]:
         """Parse native payloads, store them (one transaction) and process the new events."""
         from automation.ingest.sources.native import NativeSource
         from automation.ingest.store import store_events
+        from automation.processing import process_event
 
         events = NativeSource().parse("", {"events": payloads})
         with self.factory() as session:
             result = store_events(session, "native", events)
             session.commit()
-        self.shop_events += len(result.new_ids)
-        self.process(result.new_ids)
-        return result.new_ids
-
-    def process(self, event_ids: list[int]) -> None:
-        """process_event for the given ids, then every event those produced, then deliver."""
-        from automation.processing import process_event
-
-        with self.factory() as session:
-            for event_id in event_ids:
+            for event_id in result.new_ids:
                 process_event(session, event_id)
                 session.commit()
-        self.drain()
+        self.shop_events += len(result.new_ids)
+        if drain:
+            self.drain()
+        return result.new_ids
 
     def drain(self) -> None:
         """Process every stored, unprocessed event and send what is due, until quiet."""
@@ -217,6 +216,7 @@ class Simulation:
     def engage_until(self, until: datetime) -> None:
         """Record the opens and clicks due before ``until`` (as tracking would)."""
         from automation.feedback import record_message_event
+        from automation.processing import process_event
 
         while self.clicks and self.clicks[0][0] < until:
             when, message_id, kind = self.clicks.pop(0)
@@ -226,7 +226,7 @@ class Simulation:
                 if message is None:
                     continue
                 target = next(iter((message.links or {}).values()), None)
-                record_message_event(
+                result = record_message_event(
                     session,
                     message,
                     kind,
@@ -236,7 +236,9 @@ class Simulation:
                     properties={"link_index": 0} if kind == "clicked" else {},
                 )
                 session.commit()
-            self.drain()
+                for event_id in result.event_ids:
+                    process_event(session, event_id)
+                    session.commit()
 
     def run_pass(self, at: datetime) -> None:
         """One scheduler pass as of ``at``, then process and deliver what it produced."""
@@ -244,7 +246,32 @@ class Simulation:
 
         self.clock.set(at)
         run_pass(self.factory, at)
+        self.last_pass = at
         self.drain()
+
+    def pass_due(self, at: datetime, every: timedelta) -> bool:
+        """True when the scheduler has work by ``at`` (waits, carts, deferred sends) or
+        ``every`` has passed since the last pass (time-based segments)."""
+        if self.last_pass is None or at - self.last_pass >= every:
+            return True
+        window = timedelta(minutes=get_settings().cart_abandon_minutes)
+        with self.factory() as session:
+            enrollment = session.scalar(
+                select(Enrollment.id)
+                .where(Enrollment.state.in_(("active", "waiting")), Enrollment.next_run_at <= at)
+                .limit(1)
+            )
+            cart = session.scalar(
+                select(Cart.id)
+                .where(
+                    Cart.abandoned_at.is_(None),
+                    Cart.converted_at.is_(None),
+                    Cart.contact_id.is_not(None),
+                    Cart.updated_at <= at - window,
+                )
+                .limit(1)
+            )
+        return enrollment is not None or cart is not None
 
 
 def _payloads(planned: list[Planned]) -> list[dict[str, Any]]:
@@ -276,7 +303,6 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str
 def _simulate(options: DemoOptions, fake: clock.FrozenClock, say: Progress) -> dict[str, Any]:
     from automation.apply import apply_paths
     from automation.broker import configure_broker
-    from automation.config import get_settings
     from automation.db import session_factory
     from automation.migrate import upgrade
 
@@ -311,12 +337,16 @@ def _simulate(options: DemoOptions, fake: clock.FrozenClock, say: Progress) -> d
             item = queue.pop(0)
             sim.engage_until(item.at)
             fake.set(max(item.at, fake.now()))
-            sim.ingest([item.payload])
+            sim.ingest([item.payload], drain=False)
         sim.engage_until(following)
-        sim.run_pass(following)
+        fake.set(following)
+        sim.drain()
+        if sim.pass_due(following, SEGMENT_REFRESH):
+            sim.run_pass(following)
         hour = following
         if (hour - options.start) % timedelta(days=7) == timedelta(0):
             say(f"  day {(hour - options.start).days}")
+    sim.run_pass(end)
     with factory() as session:
         return summarize(session, options, fake.now())
 

@@ -76,16 +76,15 @@ class Person:
         """The shop's customer id."""
         return f"cus_{self.index:05d}"
 
-    def contact(self) -> dict[str, Any]:
-        """The native-format contact object."""
+    def contact(self, full: bool = True) -> dict[str, Any]:
+        """The native-format contact object (``full``: with consent and attributes)."""
         data: dict[str, Any] = {
             "external_id": self.external_id,
             "first_name": self.first_name,
             "last_name": self.last_name,
-            "locale": self.locale,
-            "attributes": {"city": self.city},
-            "consent": self.consent,
         }
+        if full:  # shops send consent and profile with the first event about a person
+            data.update(locale=self.locale, attributes={"city": self.city}, consent=self.consent)
         if self.email:
             data["email"] = self.email
         if self.phone:
@@ -169,6 +168,7 @@ class Story:
         self.history: list[Planned] = []  # before the playbooks are applied
         self.events: list[Planned] = []  # during the simulated month
         self._seq = 0
+        self._introduced: set[int] = set()
         self._orders = 0
         self._carts = 0
 
@@ -181,9 +181,10 @@ class Story:
             "id": f"demo-{self._seq:07d}",
             "type": type_,
             "occurred_at": at.isoformat(),
-            "contact": person.contact(),
+            "contact": person.contact(full=person.index not in self._introduced),
             "properties": properties,
         }
+        self._introduced.add(person.index)
         target.append(Planned(at, self._seq, payload))
 
     def _items(self) -> list[dict[str, Any]]:
@@ -220,9 +221,7 @@ class Story:
         if checkout_token:
             base["checkout_token"] = checkout_token
         self._add(target, at, "order.created", person, {**base, "status": "open"})
-        if not lifecycle:
-            self._add(target, at + timedelta(minutes=30), "order.paid", person,
-                      {**base, "status": "paid"})
+        if not lifecycle:  # imported history: the order counts from creation
             return
         if self.rng.random() < 0.07:
             self._add(target, at + timedelta(hours=2 + self.rng.random() * 20),
