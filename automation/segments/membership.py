@@ -149,13 +149,14 @@ def evaluate_contact(session: Session, contact_id: int, now: datetime) -> list[t
     if not segments:
         return []
     facts = load_facts(session, contact_id, needs_of(rule for _, rule in segments), now)
-    open_rows = dict(
-        session.execute(
+    open_rows: dict[int, int] = {
+        int(sid): int(mid)
+        for sid, mid in session.execute(
             select(SegmentMembership.segment_id, SegmentMembership.id).where(
                 SegmentMembership.contact_id == contact_id, SegmentMembership.exited_at.is_(None)
             )
-        ).tuples()
-    )
+        )
+    }
     if facts is None:  # contact deleted: memberships cascade
         return []
     by_id = {segment.id: segment for segment, _ in segments}
