@@ -1,18 +1,29 @@
-"""Bulk writes for batch jobs (CSV import): one statement per batch on every backend.
+"""Bulk reads and writes for batch jobs (CSV import): a few statements per batch.
 
-PostgreSQL gets `INSERT ... SELECT FROM unnest(arrays)` and `UPDATE ... FROM unnest(...)`:
-a handful of array parameters instead of thousands of scalar ones, which is several
-times faster than executemany/multi-row VALUES through psycopg. Other backends
-(SQLite) use SQLAlchemy Core executemany, which is already fast there.
+PostgreSQL gets COPY (inserts; updates go through COPY into a temporary table and one
+UPDATE ... FROM) and `= ANY(array)` lookups: far less client CPU than executemany or
+thousands of scalar parameters through psycopg. Other backends (SQLite) use SQLAlchemy
+Core executemany and IN lists, which are already fast there.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import uuid
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table, bindparam, insert, text, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Connection,
+    Table,
+    any_,
+    bindparam,
+    insert,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -22,16 +33,37 @@ def _is_pg(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def _array(table: Table, column: str, values: list[Any]) -> tuple[str, list[Any]]:
-    """SQL for one unnest argument and its parameter value."""
-    col = table.c[column]
-    if isinstance(col.type, JSON):
-        dumped = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
-        return f"CAST(:{column} AS text[])::jsonb[]", dumped
-    sql_type = col.type.dialect_impl(_PG)
-    impl = getattr(sql_type, "impl", sql_type)
-    name = impl.compile(dialect=_PG)
-    return f"CAST(:{column} AS {name}[])", values
+def one_of(conn: Connection, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
+    """`column IN (values)`; on PostgreSQL `column = ANY(:array)` (one parameter)."""
+    if _is_pg(conn):
+        array = postgresql.ARRAY(column.type)
+        return column == any_(bindparam(None, list(values), type_=array))  # type: ignore[no-any-return]
+    return column.in_(list(values))  # type: ignore[no-any-return]
+
+
+def _copy(conn: Connection, table: str, columns: list[str], rows: Sequence[Sequence[Any]]) -> None:
+    """COPY rows into a table on the connection's own transaction (psycopg 3)."""
+    quote = _PG.identifier_preparer.quote
+    raw: Any = conn.connection.driver_connection
+    with raw.cursor() as cursor:
+        statement = f"COPY {quote(table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+def _values(table: Table, columns: list[str], rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """Row values in column order, JSON columns serialised for COPY."""
+    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
+    return [
+        [
+            json.dumps(row[c], ensure_ascii=False)
+            if c in json_columns and row[c] is not None
+            else row[c]
+            for c in columns
+        ]
+        for row in rows
+    ]
 
 
 def allocate_ids(conn: Connection, table: Table, count: int) -> list[int] | None:
@@ -56,18 +88,7 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         conn.execute(insert(table), list(rows))
         return
     columns = list(rows[0])
-    quote = _PG.identifier_preparer.quote
-    args, params = [], {}
-    for column in columns:
-        sql, params[column] = _array(table, column, [row[column] for row in rows])
-        args.append(sql)
-    conn.execute(
-        text(
-            f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
-            f"SELECT * FROM unnest({', '.join(args)})"
-        ),
-        params,
-    )
+    _copy(conn, table.name, columns, _values(table, columns, rows))
 
 
 def bulk_update(
@@ -89,16 +110,20 @@ def bulk_update(
         )
         return
     quote = _PG.identifier_preparer.quote
-    args, params = [], {}
-    for column in (key, *columns):
-        sql, params[column] = _array(table, column, [row[column] for row in rows])
-        args.append(sql)
-    names = ", ".join(quote(c) for c in (key, *columns))
+    names = [key, *columns]
+    scratch = f"bulk_{uuid.uuid4().hex[:12]}"
+    conn.execute(
+        text(
+            f"CREATE TEMPORARY TABLE {scratch} AS SELECT "
+            f"{', '.join(quote(c) for c in names)} FROM {quote(table.name)} WITH NO DATA"
+        )
+    )
+    _copy(conn, scratch, names, _values(table, names, rows))
     assignments = ", ".join(f"{quote(c)} = d.{quote(c)}" for c in columns)
     conn.execute(
         text(
             f"UPDATE {quote(table.name)} AS t SET {assignments} "
-            f"FROM unnest({', '.join(args)}) AS d({names}) WHERE t.{quote(key)} = d.{quote(key)}"
-        ),
-        params,
+            f"FROM {scratch} AS d WHERE t.{quote(key)} = d.{quote(key)}"
+        )
     )
+    conn.execute(text(f"DROP TABLE {scratch}"))

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection, Table, insert, or_, select
 from sqlalchemy.orm import Session
 
-from automation.bulk import allocate_ids, bulk_insert, bulk_update
+from automation.bulk import allocate_ids, bulk_insert, bulk_update, one_of
 from automation.clock import now
 from automation.contacts import AddressError, normalize_email, normalize_phone
 from automation.models import Consent, Contact, ContactIdentity
@@ -355,19 +355,22 @@ class _Batch:
         for row in parsed:
             for name, value in row.ids.items():
                 wanted[name].add(value)
+        conn = self.session.connection()
         contact_ids: dict[int, set[str]] = {}
         if wanted["external_id"]:
             for contact_id, external_id in self.session.execute(
                 select(ContactIdentity.contact_id, ContactIdentity.external_id).where(
                     ContactIdentity.source == self.source,
-                    ContactIdentity.external_id.in_(wanted["external_id"]),
+                    one_of(conn, ContactIdentity.external_id, wanted["external_id"]),
                 )
             ):
                 contact_ids.setdefault(contact_id, set()).add(external_id)
         table = CONTACTS
-        conditions = [table.c[name].in_(wanted[name]) for name in ADDRESS_COLUMNS if wanted[name]]
+        conditions = [
+            one_of(conn, table.c[name], wanted[name]) for name in ADDRESS_COLUMNS if wanted[name]
+        ]
         if contact_ids:
-            conditions.append(table.c.id.in_(contact_ids))
+            conditions.append(one_of(conn, table.c.id, contact_ids))
         if not conditions:
             return
         columns = [table.c.id, *(table.c[name] for name in CONTACT_FIELDS)]
@@ -490,7 +493,7 @@ class _Batch:
             conn.execute(
                 select(IDENTITIES.c.external_id).where(
                     IDENTITIES.c.source == self.source,
-                    IDENTITIES.c.external_id.in_([e for e, _ in wanted]),
+                    one_of(conn, IDENTITIES.c.external_id, [e for e, _ in wanted]),
                 )
             ).scalars()
         )
@@ -509,7 +512,7 @@ class _Batch:
             (contact_id, channel): (consent_id, status)
             for consent_id, contact_id, channel, status in conn.execute(
                 select(table.c.id, table.c.contact_id, table.c.channel, table.c.status).where(
-                    table.c.contact_id.in_([d.id for d in drafts]),
+                    one_of(conn, table.c.contact_id, [d.id for d in drafts]),
                     table.c.purpose == "marketing",
                 )
             )
