@@ -335,7 +335,14 @@ def _apply(
     message.provider = provider
     message.updated_at = at
     if isinstance(outcome, SendResult):
-        message.status, message.error, message.sent_at = "sent", None, at
+        message.error, message.sent_at = None, at
+        # Conditional: a delivery receipt committed while we were sending must win.
+        session.execute(
+            update(Message)
+            .where(Message.id == message.id, Message.status == "sending")
+            .values(status="sent")
+            .execution_options(synchronize_session=False)
+        )
         if outcome.provider_message_id:
             message.provider_message_id = outcome.provider_message_id
         if outcome.segments is not None:
