@@ -1,4 +1,4 @@
-"""`mactl apply`: validate everything first, plan (created/changed/unchanged, members), write once."""
+"""`mactl apply`: validate all first, plan (created/changed/unchanged, members), write once."""
 
 from __future__ import annotations
 
