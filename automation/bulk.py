@@ -20,9 +20,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
-    insert,
     text,
-    update,
 )
 from sqlalchemy.dialects import postgresql
 
@@ -66,28 +64,58 @@ def _values(table: Table, columns: list[str], rows: Sequence[dict[str, Any]]) ->
     ]
 
 
-def allocate_ids(conn: Connection, table: Table, count: int) -> list[int] | None:
-    """Reserve `count` primary keys from the table's sequence (PostgreSQL); None elsewhere."""
-    if not _is_pg(conn) or count == 0:
-        return None
-    rows = conn.execute(
-        text(
-            "SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
-            "FROM generate_series(1, :count)"
-        ),
-        {"table": table.name, "count": count},
-    )
-    return [int(value) for value in rows.scalars()]
+def allocate_ids(conn: Connection, table: Table, count: int) -> list[int]:
+    """Reserve `count` new primary keys for explicit-id inserts in this transaction.
+
+    PostgreSQL: from the table's sequence. SQLite: take the write lock first (a no-op
+    UPDATE), so max(id)+1.. stays ours until commit; that is what SQLite itself assigns.
+    """
+    if count == 0:
+        return []
+    if _is_pg(conn):
+        rows = conn.execute(
+            text(
+                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
+                "FROM generate_series(1, :count)"
+            ),
+            {"table": table.name, "count": count},
+        )
+        return [int(value) for value in rows.scalars()]
+    quote = conn.dialect.identifier_preparer.quote
+    conn.exec_driver_sql(f"UPDATE {quote(table.name)} SET id = id WHERE 0")
+    start = conn.exec_driver_sql(f"SELECT max(id) FROM {quote(table.name)}").scalar() or 0
+    return list(range(int(start) + 1, int(start) + 1 + count))
+
+
+def _driver_rows(
+    conn: Connection, table: Table, columns: list[str], rows: Sequence[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """Row tuples converted by each column type's bind processor (for exec_driver_sql)."""
+    dialect = conn.dialect
+    processors = [
+        table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns
+    ]
+    pairs = list(zip(columns, processors, strict=True))
+    return [
+        tuple(row[c] if p is None or row[c] is None else p(row[c]) for c, p in pairs)
+        for row in rows
+    ]
 
 
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows that all have the same keys."""
     if not rows:
         return
-    if not _is_pg(conn):
-        conn.execute(insert(table), list(rows))
-        return
     columns = list(rows[0])
+    if not _is_pg(conn):
+        quote = conn.dialect.identifier_preparer.quote
+        marks = ", ".join("?" for _ in columns)
+        conn.exec_driver_sql(
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+            f"VALUES ({marks})",
+            _driver_rows(conn, table, columns, rows),
+        )
+        return
     _copy(conn, table.name, columns, _values(table, columns, rows))
 
 
@@ -99,14 +127,11 @@ def bulk_update(
         return
     columns = [c for c in rows[0] if c != key]
     if not _is_pg(conn):
-        statement = (
-            update(table)
-            .where(table.c[key] == bindparam(f"k_{key}"))
-            .values({c: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns})
-        )
-        conn.execute(
-            statement,
-            [{f"k_{key}": row[key], **{f"v_{c}": row[c] for c in columns}} for row in rows],
+        quote = conn.dialect.identifier_preparer.quote
+        assignments = ", ".join(f"{quote(c)} = ?" for c in columns)
+        conn.exec_driver_sql(
+            f"UPDATE {quote(table.name)} SET {assignments} WHERE {quote(key)} = ?",
+            _driver_rows(conn, table, [*columns, key], rows),
         )
         return
     quote = _PG.identifier_preparer.quote

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, Table, insert, or_, select
+from sqlalchemy import Connection, Table, or_, select
 from sqlalchemy.orm import Session
 
 from automation.bulk import allocate_ids, bulk_insert, bulk_update, one_of
@@ -457,33 +457,11 @@ class _Batch:
                 for d in new
             ]
             ids = allocate_ids(conn, CONTACTS, len(new))
-            if ids is not None:
-                for draft, row, contact_id in zip(new, rows, ids, strict=True):
-                    draft.id = row["id"] = contact_id
-                bulk_insert(conn, CONTACTS, rows)
-            else:
-                self._insert_returning(conn, new, rows)
+            for draft, row, contact_id in zip(new, rows, ids, strict=True):
+                draft.id = row["id"] = contact_id
+            bulk_insert(conn, CONTACTS, rows)
         self._write_identities(conn, [*new, *old])
         self._write_consents(conn, [d for d in (*new, *old) if d.consents], stamp)
-
-    @staticmethod
-    def _insert_returning(conn: Connection, new: list[_Draft], rows: list[dict[str, Any]]) -> None:
-        """Insert and learn the ids, mapping rows back by their unique addresses.
-
-        (Asking for RETURNING in parameter order makes SQLite insert row by row.)
-        """
-        keyed = [i for i, d in enumerate(new) if any(d.values[c] for c in ADDRESS_COLUMNS)]
-        if keyed:
-            address_columns = [CONTACTS.c[c] for c in ADDRESS_COLUMNS]
-            result = conn.execute(
-                insert(CONTACTS).returning(CONTACTS.c.id, *address_columns),
-                [rows[i] for i in keyed],
-            )
-            ids = {tuple(found[1:]): found[0] for found in result}
-            for i in keyed:
-                new[i].id = ids[tuple(new[i].values[c] for c in ADDRESS_COLUMNS)]
-        for i in set(range(len(new))) - set(keyed):  # identified by external_id only
-            new[i].id = conn.execute(insert(CONTACTS).returning(CONTACTS.c.id), rows[i]).scalar()
 
     def _write_identities(self, conn: Connection, drafts: list[_Draft]) -> None:
         wanted = {(external_id, d.id) for d in drafts for external_id in d.external_ids}
