@@ -128,12 +128,20 @@ def json_text(col: Any, path: tuple[str, ...]) -> ColumnElement[str]:
     return PerDialect(String(), _pg_text(col, path), lite)
 
 
-def json_number(col: Any, path: tuple[str, ...], kind: ColumnElement[str]) -> ColumnElement[float]:
+def json_is(col: Any, path: tuple[str, ...], kind: str) -> ColumnElement[bool]:
+    """The value at path is a JSON string / number (NULL when missing: wrap in coalesce)."""
+    pg = func.jsonb_typeof(_pg_node(col, path)) == kind
+    lite_kinds = ("integer", "real") if kind == "number" else ("text",)
+    lite = func.json_type(col, _sqlite_path(path)).in_(lite_kinds)
+    return PerDialect(Boolean(), pg, lite)
+
+
+def json_number(col: Any, path: tuple[str, ...]) -> ColumnElement[float]:
     """The value as a float when it is a JSON number, else NULL (no cast errors)."""
     pg = cast(_pg_text(col, path), Float)
     lite = func.json_extract(col, _sqlite_path(path))
     value = PerDialect(Float(), pg, lite)
-    return case((kind == "number", value), else_=None)
+    return case((json_is(col, path, "number"), value), else_=None)
 
 
 def json_array_has(
@@ -173,9 +181,10 @@ def json_compare(col: Any, path: tuple[str, ...], cmp: Compare) -> ColumnElement
     if isinstance(value, bool):  # eq true/false
         return kind == ("true" if value else "false")
     if isinstance(value, str):  # eq text
-        return and_(kind == "string", json_text(col, path) == value)
-    number = json_number(col, path, kind)
-    return and_(kind == "number", _ordered(number, op, value))
+        matched = and_(json_is(col, path, "string"), json_text(col, path) == value)
+        return func.coalesce(matched, false())
+    # numbers: NULL (missing or not a number) compares to NULL, coalesced to false
+    return func.coalesce(_ordered(json_number(col, path), op, value), false())
 
 
 def _ordered(column: Any, op: str, value: Any) -> ColumnElement[bool]:
@@ -218,7 +227,7 @@ def _column_compare(column: Any, cmp: Compare, now: datetime) -> ColumnElement[b
     return and_(present, _ordered(column, op, value))
 
 
-def _field(cond: FieldCond, now: datetime) -> ColumnElement[bool]:
+def _field(cond: FieldCond, now: datetime, positive: bool) -> ColumnElement[bool]:
     if cond.kind == "json":
         return json_compare(Contact.attributes, cond.path, cond.compare)
     if cond.kind == "list":
@@ -229,81 +238,93 @@ def _field(cond: FieldCond, now: datetime) -> ColumnElement[bool]:
     if cond.kind == "rfm":
         return _column_compare(rfm.score_sql(cond.field, now), cond.compare, now)
     if cond.kind == "engaged":
-        return _last_engaged(cond, now)
+        return _last_engaged(cond, now, positive)
     return _column_compare(getattr(Contact, cond.field), cond.compare, now)
 
 
-def _engagement_exists(
-    types: tuple[str, ...], channels: tuple[str, ...], since: datetime | None, strict: bool = False
+def _ids_or_exists(
+    ids: Select[Any], correlated: Select[Any], positive: bool
 ) -> ColumnElement[bool]:
-    query = (
-        select(literal(1))
+    """`contacts.id IN (ids)` where the test is positive (PostgreSQL hashes the set or
+    semi-joins), a correlated EXISTS where it is negated (it becomes an anti-join)."""
+    return Contact.id.in_(ids) if positive else exists(correlated)
+
+
+def _engaged_query(types: tuple[str, ...], channels: tuple[str, ...], columns: Any) -> Select[Any]:
+    return (
+        select(columns)
         .select_from(MessageEvent)
         .join(Message, Message.id == MessageEvent.message_id)
         .where(
-            Message.contact_id == Contact.id,
             Message.channel.in_(channels),
             MessageEvent.type.in_(message_event_types(types)),
         )
     )
+
+
+def _engagement_exists(
+    types: tuple[str, ...],
+    channels: tuple[str, ...],
+    since: datetime | None,
+    positive: bool,
+    strict: bool = False,
+) -> ColumnElement[bool]:
+    ids = _engaged_query(types, channels, Message.contact_id)
+    correlated = _engaged_query(types, channels, literal(1)).where(Message.contact_id == Contact.id)
     if since is not None:
-        query = query.where(
-            MessageEvent.occurred_at > since if strict else MessageEvent.occurred_at >= since
-        )
-    return exists(query)
+        after = MessageEvent.occurred_at > since if strict else MessageEvent.occurred_at >= since
+        ids, correlated = ids.where(after), correlated.where(after)
+    return _ids_or_exists(ids, correlated, positive)
 
 
-def _last_engaged(cond: FieldCond, now: datetime) -> ColumnElement[bool]:
+def _last_engaged(cond: FieldCond, now: datetime, positive: bool) -> ColumnElement[bool]:
     types = ("opened", "clicked", "replied")
     op, value = cond.compare.op, cond.compare.value
-    ever = _engagement_exists(types, cond.channels, None)
+    chans = cond.channels
     if op == "exists":
-        return ever if value else not_(ever)
+        return (
+            _engagement_exists(types, chans, None, positive)
+            if value
+            else not_(_engagement_exists(types, chans, None, not positive))
+        )
     if op == "within":
-        return _engagement_exists(types, cond.channels, now - value)
+        return _engagement_exists(types, chans, now - value, positive)
     if op == "after":
-        return _engagement_exists(types, cond.channels, value, strict=True)
+        return _engagement_exists(types, chans, value, positive, strict=True)
     cutoff = now - value if op == "more_than_ago" else value
-    return and_(ever, not_(_engagement_exists(types, cond.channels, cutoff)))
+    return and_(
+        _engagement_exists(types, chans, None, positive),
+        not_(_engagement_exists(types, chans, cutoff, not positive)),
+    )
 
 
-def _event(cond: EventCond, now: datetime) -> ColumnElement[bool]:
+def _event(cond: EventCond, now: datetime, positive: bool) -> ColumnElement[bool]:
+    if cond.negate:
+        positive = not positive
     filters: list[ColumnElement[bool]] = [Event.type == cond.event_type]
     if cond.within is not None:
         filters.append(Event.occurred_at >= now - cond.within)
     for prop in cond.where:
         filters.append(json_compare(Event.payload, ("properties", *prop.path), prop.compare))
+    ids = select(Event.contact_id).where(Event.contact_id.is_not(None), *filters)
     if cond.at_least == 1:
-        found: ColumnElement[bool] = exists(
-            select(literal(1)).select_from(Event).where(Event.contact_id == Contact.id, *filters)
-        )
+        correlated = select(literal(1)).select_from(Event)
+        correlated = correlated.where(Event.contact_id == Contact.id, *filters)
+        found = _ids_or_exists(ids, correlated, positive)
     else:
-        found = Contact.id.in_(
-            select(Event.contact_id)
-            .where(Event.contact_id.is_not(None), *filters)
-            .group_by(Event.contact_id)
-            .having(func.count() >= cond.at_least)
-        )
+        grouped = ids.group_by(Event.contact_id).having(func.count() >= cond.at_least)
+        found = Contact.id.in_(grouped)
     return not_(found) if cond.negate else found
 
 
-def _engagement(cond: EngagementCond, now: datetime) -> ColumnElement[bool]:
+def _engagement(cond: EngagementCond, now: datetime, positive: bool) -> ColumnElement[bool]:
     since = now - cond.within if cond.within is not None else None
     if cond.at_least == 1:
-        return _engagement_exists(cond.types, cond.channels, since)
-    query = (
-        select(Message.contact_id)
-        .join(MessageEvent, MessageEvent.message_id == Message.id)
-        .where(
-            Message.channel.in_(cond.channels),
-            MessageEvent.type.in_(message_event_types(cond.types)),
-        )
-        .group_by(Message.contact_id)
-        .having(func.count() >= cond.at_least)
-    )
+        return _engagement_exists(cond.types, cond.channels, since, positive)
+    query = _engaged_query(cond.types, cond.channels, Message.contact_id)
     if since is not None:
         query = query.where(MessageEvent.occurred_at >= since)
-    return Contact.id.in_(query)
+    return Contact.id.in_(query.group_by(Message.contact_id).having(func.count() >= cond.at_least))
 
 
 def addresses_sql(channel: str) -> list[Any]:
@@ -324,80 +345,92 @@ def has_address_sql(channel: str) -> ColumnElement[bool]:
     return or_(*(and_(c.is_not(None), c != "") for c in columns))
 
 
-def suppressed_sql(channel: str) -> ColumnElement[bool]:
-    """One of the contact's addresses for the channel is in suppressions."""
-    return exists(
-        select(literal(1))
-        .select_from(Suppression)
-        .where(
-            Suppression.channel.in_(SUPPRESSION_CHANNELS[channel]),
-            Suppression.address.in_(addresses_sql(channel)),
-        )
-    )
-
-
-def consent_denied_sql(channel: str) -> ColumnElement[bool]:
-    """Marketing consent for the channel is recorded as denied."""
-    return exists(
-        select(literal(1))
-        .select_from(Consent)
-        .where(
-            Consent.contact_id == Contact.id,
-            Consent.channel == channel,
-            Consent.purpose == "marketing",
-            Consent.status == "denied",
-        )
-    )
-
-
-def _reach(cond: ReachCond) -> ColumnElement[bool]:
+def suppressed_sql(channel: str, positive: bool = True) -> ColumnElement[bool]:
+    """One of the contact's addresses for the channel is in suppressions (never NULL)."""
+    chans = SUPPRESSION_CHANNELS[channel]
     parts = []
-    for channel in cond.channels:
-        if cond.kind == "has_address":
-            parts.append(has_address_sql(channel))
-        elif cond.kind == "suppressed":
-            parts.append(suppressed_sql(channel))
+    for address in addresses_sql(channel):
+        if positive:
+            listed = select(Suppression.address).where(Suppression.channel.in_(chans))
+            parts.append(and_(address.is_not(None), address.in_(listed)))
         else:
             parts.append(
-                and_(
-                    has_address_sql(channel),
-                    not_(suppressed_sql(channel)),
-                    not_(consent_denied_sql(channel)),
+                exists(
+                    select(literal(1))
+                    .select_from(Suppression)
+                    .where(Suppression.channel.in_(chans), Suppression.address == address)
                 )
             )
     return or_(*parts)
 
 
-def _in_segment(cond: InSegment) -> ColumnElement[bool]:
-    return exists(
-        select(literal(1))
-        .select_from(SegmentMembership)
-        .join(Segment, Segment.id == SegmentMembership.segment_id)
-        .where(
-            Segment.key == cond.key,
-            SegmentMembership.contact_id == Contact.id,
-            SegmentMembership.exited_at.is_(None),
-        )
+def consent_denied_sql(channel: str, positive: bool = True) -> ColumnElement[bool]:
+    """Marketing consent for the channel is recorded as denied."""
+    base = (Consent.channel == channel, Consent.purpose == "marketing", Consent.status == "denied")
+    return _ids_or_exists(
+        select(Consent.contact_id).where(*base),
+        select(literal(1)).select_from(Consent).where(Consent.contact_id == Contact.id, *base),
+        positive,
     )
 
 
-def condition(rule: Rule, now: datetime) -> ColumnElement[bool]:
-    """The rule as a boolean SQL expression over the contacts table (never NULL)."""
+def _reach(cond: ReachCond, positive: bool) -> ColumnElement[bool]:
+    parts = []
+    for channel in cond.channels:
+        if cond.kind == "has_address":
+            parts.append(has_address_sql(channel))
+        elif cond.kind == "suppressed":
+            parts.append(suppressed_sql(channel, positive))
+        else:
+            parts.append(
+                and_(
+                    has_address_sql(channel),
+                    not_(suppressed_sql(channel, not positive)),
+                    not_(consent_denied_sql(channel, not positive)),
+                )
+            )
+    return or_(*parts)
+
+
+def _in_segment(cond: InSegment, positive: bool) -> ColumnElement[bool]:
+    base = (Segment.key == cond.key, SegmentMembership.exited_at.is_(None))
+    joined = select(SegmentMembership.contact_id).join(
+        Segment, Segment.id == SegmentMembership.segment_id
+    )
+    correlated = (
+        select(literal(1))
+        .select_from(SegmentMembership)
+        .join(Segment, Segment.id == SegmentMembership.segment_id)
+        .where(SegmentMembership.contact_id == Contact.id, *base)
+    )
+    return _ids_or_exists(joined.where(*base), correlated, positive)
+
+
+def condition(rule: Rule, now: datetime, positive: bool = True) -> ColumnElement[bool]:
+    """The rule as a boolean SQL expression over the contacts table (never NULL).
+
+    `positive` is False under an odd number of negations; it only picks the SQL shape
+    (IN a set vs correlated EXISTS) that PostgreSQL plans best there, not the meaning.
+    """
     if isinstance(rule, All):
-        return and_(*(condition(c, now) for c in rule.children)) if rule.children else true()
+        if not rule.children:
+            return true()
+        return and_(*(condition(c, now, positive) for c in rule.children))
     if isinstance(rule, Any_):
-        return or_(*(condition(c, now) for c in rule.children)) if rule.children else false()
+        if not rule.children:
+            return false()
+        return or_(*(condition(c, now, positive) for c in rule.children))
     if isinstance(rule, Not):
-        return not_(condition(rule.child, now))
+        return not_(condition(rule.child, now, not positive))
     if isinstance(rule, FieldCond):
-        return _field(rule, now)
+        return _field(rule, now, positive)
     if isinstance(rule, EventCond):
-        return _event(rule, now)
+        return _event(rule, now, positive)
     if isinstance(rule, EngagementCond):
-        return _engagement(rule, now)
+        return _engagement(rule, now, positive)
     if isinstance(rule, ReachCond):
-        return _reach(rule)
-    return _in_segment(rule)
+        return _reach(rule, positive)
+    return _in_segment(rule, positive)
 
 
 def compile_rule(rule: Rule, now: datetime) -> Select[int]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
 from automation.clock import ensure_utc
@@ -44,6 +44,7 @@ from automation.segments.rules import (
 
 MISSING = object()
 ENGAGED = ("opened", "clicked", "replied")
+SUPPRESSIBLE = sorted({ch for chans in SUPPRESSION_CHANNELS.values() for ch in chans})
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Facts:
     suppressions: set[tuple[str, str]] = field(default_factory=set)  # (channel, address)
     denied: set[str] = field(default_factory=set)  # channels with marketing consent denied
     segments: set[str] = field(default_factory=set)  # keys of open memberships
+    open_memberships: dict[int, int] = field(default_factory=dict)  # segment id -> membership id
 
 
 def needs_of(rules: Iterable[Rule]) -> Needs:
@@ -108,66 +110,112 @@ def addresses(contact: Contact, channel: str) -> list[str]:
     return [v for v in values if v is not None]
 
 
-def load_facts(session: Session, contact_id: int, needs: Needs, now: datetime) -> Facts | None:
-    """Load one contact and what the rules need (a query per kind of fact); None if gone."""
+def _cols(kind: str, key: Any, extra: Any, at: Any, payload: Any) -> list[Any]:
+    """The five labelled columns every part of the facts UNION ALL returns."""
+    return [
+        literal(kind).label("kind"),
+        key.label("key"),
+        extra.label("extra"),
+        at.label("at"),
+        payload.label("payload"),
+    ]
+
+
+def load_facts(
+    session: Session,
+    contact_id: int,
+    needs: Needs,
+    now: datetime,
+    memberships: bool = False,
+) -> Facts | None:
+    """Load one contact, then everything the rules need in ONE UNION ALL query.
+
+    Two round trips per contact whatever the rules read. None if the contact is gone.
+    With `memberships`, open memberships are loaded (segment id -> membership id) even
+    when no rule reads them (evaluate_contact needs them to write transitions).
+    """
     contact = session.get(Contact, contact_id)
     if contact is None:
         return None
     facts = Facts(contact)
+    parts: list[Any] = []
+    no_text = null().cast(String)
+    no_time = null().cast(Event.occurred_at.type)
+    no_json = null().cast(Event.payload.type)
     if needs.event_types:
-        types = list(needs.event_types)
         windows = list(needs.event_types.values())
-        query = select(Event.type, Event.occurred_at, Event.payload).where(
-            Event.contact_id == contact_id, Event.type.in_(types)
+        query = select(literal("e"), Event.type, no_text, Event.occurred_at, Event.payload).where(
+            Event.contact_id == contact_id, Event.type.in_(list(needs.event_types))
         )
         if all(w is not None for w in windows):
             widest = max(w for w in windows if w is not None)
             query = query.where(Event.occurred_at >= now - widest)
-        for type_, occurred_at, payload in session.execute(query):
-            facts.events.setdefault(type_, []).append((ensure_utc(occurred_at), payload))
+        parts.append(query)
     if needs.engagement:
-        rows = session.execute(
-            select(MessageEvent.type, Message.channel, MessageEvent.occurred_at)
+        parts.append(
+            select(
+                literal("m"), MessageEvent.type, Message.channel, MessageEvent.occurred_at, no_json
+            )
             .join(Message, Message.id == MessageEvent.message_id)
             .where(
                 Message.contact_id == contact_id,
                 MessageEvent.type.in_(message_event_types(ENGAGED)),
             )
         )
-        facts.engagements = [
-            (type_.removeprefix("message."), channel, ensure_utc(at)) for type_, channel, at in rows
-        ]
     if needs.reach:
         mine = {a for ch in SUPPRESSION_CHANNELS for a in addresses(contact, ch)}
         if mine:
-            facts.suppressions = {
-                (ch, addr)
-                for ch, addr in session.execute(
-                    select(Suppression.channel, Suppression.address).where(
-                        Suppression.address.in_(sorted(mine))
-                    )
-                )
-            }
-        facts.denied = set(
-            session.scalars(
-                select(Consent.channel).where(
-                    Consent.contact_id == contact_id,
-                    Consent.purpose == "marketing",
-                    Consent.status == "denied",
+            parts.append(
+                select(
+                    literal("s"), Suppression.channel, Suppression.address, no_time, no_json
+                ).where(
+                    Suppression.channel.in_(SUPPRESSIBLE),
+                    Suppression.address.in_(sorted(mine)),
                 )
             )
-        )
-    if needs.segments:
-        facts.segments = set(
-            session.scalars(
-                select(Segment.key)
-                .join(SegmentMembership, SegmentMembership.segment_id == Segment.id)
-                .where(
-                    SegmentMembership.contact_id == contact_id,
-                    SegmentMembership.exited_at.is_(None),
-                )
+        parts.append(
+            select(*_cols("c", Consent.channel, no_text, no_time, no_json)).where(
+                Consent.contact_id == contact_id,
+                Consent.purpose == "marketing",
+                Consent.status == "denied",
             )
         )
+    if needs.segments or memberships:
+        parts.append(
+            select(
+                *_cols(
+                    "g",
+                    Segment.key,
+                    cast(SegmentMembership.segment_id, String)
+                    + literal(":")
+                    + cast(SegmentMembership.id, String),
+                    no_time,
+                    no_json,
+                )
+            )
+            .join(SegmentMembership, SegmentMembership.segment_id == Segment.id)
+            .where(
+                SegmentMembership.contact_id == contact_id,
+                SegmentMembership.exited_at.is_(None),
+            )
+        )
+    if not parts:
+        return facts
+    statement: Any = parts[0] if len(parts) == 1 else union_all(*parts)
+    rows: list[Any] = list(session.execute(statement))
+    for kind, key, extra, at, payload in rows:
+        if kind == "e":
+            facts.events.setdefault(key, []).append((ensure_utc(at), payload))
+        elif kind == "m":
+            facts.engagements.append((key.removeprefix("message."), extra, ensure_utc(at)))
+        elif kind == "s":
+            facts.suppressions.add((key, extra))
+        elif kind == "c":
+            facts.denied.add(key)
+        else:
+            segment_id, _, membership_id = extra.partition(":")
+            facts.segments.add(key)
+            facts.open_memberships[int(segment_id)] = int(membership_id)
     return facts
 
 

@@ -148,19 +148,12 @@ def evaluate_contact(session: Session, contact_id: int, now: datetime) -> list[t
     segments = all_segments(session)
     if not segments:
         return []
-    facts = load_facts(session, contact_id, needs_of(rule for _, rule in segments), now)
-    open_rows: dict[int, int] = {
-        int(sid): int(mid)
-        for sid, mid in session.execute(
-            select(SegmentMembership.segment_id, SegmentMembership.id).where(
-                SegmentMembership.contact_id == contact_id, SegmentMembership.exited_at.is_(None)
-            )
-        )
-    }
+    facts = load_facts(
+        session, contact_id, needs_of(rule for _, rule in segments), now, memberships=True
+    )
     if facts is None:  # contact deleted: memberships cascade
         return []
-    by_id = {segment.id: segment for segment, _ in segments}
-    facts.segments = {by_id[sid].key for sid in open_rows if sid in by_id}
+    open_rows = dict(facts.open_memberships)
     changes: list[tuple[str, str]] = []
     for segment, rule in segments:
         member = evaluate(rule, facts, now)
