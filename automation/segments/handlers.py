@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from automation import processing
 from automation.clock import now
 from automation.models import Event
-from automation.segments.membership import evaluate_contact, refresh_time_based_segments
+from automation.segments.membership import evaluate_contact
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,5 @@ def on_event(session: Session, event: Event) -> None:
         )
 
 
-try:  # the sequences stream owns the scheduler; register when it is there
-    from automation.scheduler import periodic  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - scheduler not installed yet
-    pass
-else:
-    periodic("segments.time_based")(refresh_time_based_segments)
+# The periodic refresh of time-based segments (membership.refresh_time_based_segments) is
+# registered by automation/scheduler.py as the `time_segments` task.
