@@ -448,12 +448,17 @@ def deliver_batch(
     session.commit()
     for channel, group in ready.items():
         adapter, provider = resolve(channel)
-        outcomes = _send_group(adapter, provider, [o for _, _, o in group], settings)
-        for (m, contact, _), outcome in zip(group, outcomes, strict=True):
-            _apply(session, m, contact, provider, outcome, result, settings)
-        _store_events(session, result.sent_events)
-        result.sent_events.clear()
-        session.commit()
+        # SMTP sends the group in one session; other providers take one call per message,
+        # and each outcome is committed as soon as it is known, so a worker killed mid-batch
+        # leaves only the call in flight as "sending" (re-sent later), never one already sent.
+        chunks = [group] if provider == "smtp" else [[item] for item in group]
+        for chunk in chunks:
+            outcomes = _send_group(adapter, provider, [o for _, _, o in chunk], settings)
+            for (m, contact, _), outcome in zip(chunk, outcomes, strict=True):
+                _apply(session, m, contact, provider, outcome, result, settings)
+            _store_events(session, result.sent_events)
+            result.sent_events.clear()
+            session.commit()
     return result
 
 
