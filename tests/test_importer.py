@@ -136,7 +136,7 @@ def test_fast_phone_agrees_with_normalize_phone() -> None:
     formats = ["0{}", "+84{}", "84{}", "0{} ", "+84 {}", "(0{})"]
     samples = [
         rng.choice(formats).format("".join(rng.choice("0123456789") for _ in range(9)))
-        for _ in range(20000)
+        for _ in range(5000)
     ]
     samples += ["0912 345 678", "091.234.5678", "+84 912-345-678", "0512345678", "0212345678"]
     assert [outcome(fast_phone, s) for s in samples] == [
