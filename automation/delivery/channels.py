@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from automation.clock import ensure_utc, now
@@ -69,16 +70,45 @@ class DbTokenStore:
 
     def load(self) -> tuple[str, str, float]:
         """(access, refresh, expires_at epoch seconds); seeds the row on first use."""
+        stored = self._read()
+        if stored is None:
+            self._seed()
+            stored = self._read()
+        if stored is None:  # pragma: no cover - the row was deleted while seeding
+            raise RuntimeError(f"provider_tokens row {self.provider!r} vanished while seeding")
+        return stored
+
+    def _read(self) -> tuple[str, str, float] | None:
         with self.factory() as session:
             row = session.get(ProviderToken, self.provider)
-            if row is not None:
-                expires = ensure_utc(row.expires_at).timestamp() if row.expires_at else 0.0
-                return row.access_token, row.refresh_token or "", expires
+            if row is None:
+                return None
+            expires = ensure_utc(row.expires_at).timestamp() if row.expires_at else 0.0
+            return row.access_token, row.refresh_token or "", expires
+
+    def _seed(self) -> None:
+        """Insert the configured pair; never overwrite a pair another worker stored.
+
+        Workers starting together all find no row: the first insert wins and the others
+        read it (an upsert here could put back a refresh token already spent).
+        """
+        from datetime import UTC, datetime
+
         access, refresh = self.seed
         # Unknown expiry for a seeded token: assume usable for an hour; a rejection refreshes it.
-        expires_at = time.time() + 3600 if access else 0.0
-        self.save(access, refresh, expires_at)
-        return access, refresh, expires_at
+        expires_at = datetime.fromtimestamp(time.time() + 3600, UTC) if access else None
+        row = ProviderToken(
+            provider=self.provider,
+            access_token=access,
+            refresh_token=refresh,
+            expires_at=expires_at,
+            updated_at=now(),
+        )
+        try:
+            with self.factory() as session, session.begin():
+                session.add(row)
+        except IntegrityError:
+            pass  # another worker seeded it first
 
     def save(self, access: str, refresh: str, expires_at: float) -> None:
         """Store the rotated pair in one transaction (row locked on PostgreSQL)."""
