@@ -41,8 +41,8 @@ CREDENTIALS = (
     "FACEBOOK_PAGE_TOKEN", "TEMPLATES_DIR",
 )  # fmt: skip
 #: Probability that a sent message is opened / clicked, per channel.
-OPEN_RATE = {"email": 0.40}
-CLICK_RATE = {"email": 0.10, "zalo_zns": 0.18, "zalo_oa": 0.15, "sms": 0.06, "messenger": 0.2}
+OPEN_RATE = {"email": 0.25}
+CLICK_RATE = {"email": 0.08, "zalo_zns": 0.15, "zalo_oa": 0.12, "sms": 0.05, "messenger": 0.15}
 #: Run the scheduler pass at least this often even when nothing is due (segments by time).
 SEGMENT_REFRESH = timedelta(hours=6)
 SENT_STATUSES = ("sent", "delivered", "opened", "clicked", "read", "replied")
@@ -124,6 +124,7 @@ class Simulation:
         self.seen_sent: set[int] = set()
         self.shop_events = 0
         self.last_pass: datetime | None = None
+        self.scanned_until: datetime | None = None
 
     # -- feeding events -----------------------------------------------------------------
 
@@ -193,18 +194,21 @@ class Simulation:
 
     def schedule_engagement(self) -> None:
         """For each newly sent message, decide (deterministically) whether it is opened/clicked."""
+        since = self.scanned_until
+        self.scanned_until = self.clock.now()
         with self.factory() as session:
-            rows = session.execute(
-                select(Message.id, Message.channel, Message.sent_at)
-                .where(Message.status.in_(SENT_STATUSES))
-                .order_by(Message.id)
-            ).all()
+            query = select(Message.id, Message.channel, Message.sent_at).where(
+                Message.status.in_(SENT_STATUSES), Message.sent_at.is_not(None)
+            )
+            if since is not None:
+                query = query.where(Message.sent_at >= since - timedelta(minutes=1))
+            rows = session.execute(query.order_by(Message.id)).all()
         for message_id, channel, sent_at in rows:
-            if message_id in self.seen_sent:
+            if message_id in self.seen_sent or sent_at is None:
                 continue
             self.seen_sent.add(message_id)
             rng = random.Random(f"{self.seed}:{message_id}")
-            base = clock.ensure_utc(sent_at) if sent_at else self.clock.now()
+            base = clock.ensure_utc(sent_at)
             if rng.random() < OPEN_RATE.get(channel, 0.0):
                 self.clicks.append((base + timedelta(minutes=rng.uniform(5, 300)), message_id,
                                     "opened"))  # fmt: skip

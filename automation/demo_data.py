@@ -117,7 +117,7 @@ def make_people(rng: random.Random, count: int) -> list[Person]:
     people: list[Person] = []
     used_phones: set[str] = set()
     used_emails: set[str] = set()
-    roles = ["lapsed"] * 22 + ["cooling"] * 10 + ["customer"] * 20 + ["lead"] * 48
+    roles = ["lapsed"] * 24 + ["cooling"] * 10 + ["customer"] * 30 + ["lead"] * 36
     for index in range(1, count + 1):
         female = rng.random() < 0.58
         family = _weighted(rng, FAMILY)
