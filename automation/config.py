@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import re
 import sys
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 DEV_SECRET_KEY = "dev-only-secret-key-change-me"
 
@@ -137,6 +140,14 @@ class Settings(BaseSettings):
     delivery_min_backoff_ms: int = Field(15_000, ge=0)
     delivery_max_backoff_ms: int = Field(3_600_000, ge=1)
 
+    @field_validator("provider_rate_limits", "frequency_caps")
+    @classmethod
+    def _non_negative_numbers(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, number in value.items():
+            if not math.isfinite(number) or number < 0:
+                raise ValueError(f"{key}={number} must be a number >= 0 (0 = unlimited)")
+        return value
+
     @field_validator("sms_provider")
     @classmethod
     def _sms_provider(cls, value: str) -> str:
@@ -164,6 +175,12 @@ def load_settings() -> Settings:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "environment"
         raise SettingsError(f"configuration error: {name}: {first['msg']}") from None
+    except SourceError as exc:  # a value that is not valid JSON for a dict/list setting
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = match.group(1).upper() if match else "environment"
+        raise SettingsError(
+            f"configuration error: {name}: not valid JSON; use e.g. '{{\"sms\": 3}}'"
+        ) from None
     if not settings.is_sqlite and settings.secret_key == DEV_SECRET_KEY:
         raise SettingsError(
             "configuration error: SECRET_KEY: set a long random value when using PostgreSQL"
