@@ -81,10 +81,17 @@ class Explanation:
         }
 
 
+def _duration(value: timedelta) -> str:
+    """Whole days as "90d" (how rules are written), anything else as "1h30m"."""
+    if value.total_seconds() % 86400 == 0:
+        return f"{value.days}d"
+    return format_duration(value)
+
+
 def _compare_text(cmp: Compare) -> str:
     value = cmp.value
     if isinstance(value, timedelta):
-        shown = format_duration(value)
+        shown = _duration(value)
     elif isinstance(value, datetime):
         shown = value.isoformat()
     elif isinstance(value, tuple):
@@ -149,7 +156,7 @@ def _event_label(cond: EventCond) -> str:
     if cond.at_least != 1:
         parts.append(f"at least {cond.at_least} times")
     if cond.within is not None:
-        parts.append(f"within {format_duration(cond.within)}")
+        parts.append(f"within {_duration(cond.within)}")
     return " ".join(parts)
 
 
@@ -168,7 +175,7 @@ def _engagement_label(cond: EngagementCond) -> str:
     if cond.at_least != 1:
         text += f" at least {cond.at_least} times"
     if cond.within is not None:
-        text += f" within {format_duration(cond.within)}"
+        text += f" within {_duration(cond.within)}"
     return text
 
 
