@@ -29,6 +29,7 @@ from sqlalchemy import (
     select,
     true,
     type_coerce,
+    union,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
@@ -433,6 +434,49 @@ def condition(rule: Rule, now: datetime, positive: bool = True) -> ColumnElement
     return _in_segment(rule, positive)
 
 
+def _as_set(rule: Rule, now: datetime) -> Select[Any] | None:
+    """The contact ids of a positive event / engagement / membership test, or None."""
+    if isinstance(rule, EventCond) and not rule.negate:
+        ids = select(Event.contact_id).where(
+            Event.contact_id.is_not(None), Event.type == rule.event_type
+        )
+        if rule.within is not None:
+            ids = ids.where(Event.occurred_at >= now - rule.within)
+        for prop in rule.where:
+            ids = ids.where(json_compare(Event.payload, ("properties", *prop.path), prop.compare))
+        if rule.at_least > 1:
+            ids = ids.group_by(Event.contact_id).having(func.count() >= rule.at_least)
+        return ids
+    if isinstance(rule, EngagementCond):
+        ids = _engaged_query(rule.types, rule.channels, Message.contact_id)
+        if rule.within is not None:
+            ids = ids.where(MessageEvent.occurred_at >= now - rule.within)
+        if rule.at_least > 1:
+            ids = ids.group_by(Message.contact_id).having(func.count() >= rule.at_least)
+        return ids
+    if isinstance(rule, InSegment):
+        return (
+            select(SegmentMembership.contact_id)
+            .join(Segment, Segment.id == SegmentMembership.segment_id)
+            .where(Segment.key == rule.key, SegmentMembership.exited_at.is_(None))
+        )
+    return None
+
+
 def compile_rule(rule: Rule, now: datetime) -> Select[int]:
-    """SELECT contacts.id of every contact the rule matches at `now`."""
+    """SELECT the id of every contact the rule matches at `now`.
+
+    A top-level `any` whose children include event / engagement / membership tests becomes
+    a UNION of those id sets (plus one scan of contacts for the other children), the shape
+    a hand-written query takes; everything else is a filtered scan of contacts.
+    """
+    if isinstance(rule, Any_) and rule.children:
+        sets = [(child, _as_set(child, now)) for child in rule.children]
+        parts: list[Select[Any]] = [ids for _, ids in sets if ids is not None]
+        if parts:
+            rest = [child for child, ids in sets if ids is None]
+            if rest:
+                parts.append(select(Contact.id).where(or_(*(condition(c, now) for c in rest))))
+            ids_union = union(*parts).subquery()
+            return select(ids_union.c[0])
     return select(Contact.id).where(condition(rule, now))
