@@ -11,7 +11,6 @@ Limits: PROVIDER_RATE_LIMITS (JSON ``{"zalo_zns": 50}``) over DEFAULT_RATES; 0 =
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -105,17 +104,9 @@ class RedisLimiter:
 def rate_for(provider: str, settings: Settings | None = None) -> float:
     """Messages per second allowed for ``provider`` (0 = unlimited).
 
-    Raises ValueError naming PROVIDER_RATE_LIMITS when any configured rate is negative
-    or not a finite number (a negative rate used to mean "unlimited" silently, NaN
-    disabled the in-process limiter and broke the Redis script).
+    Settings validation guarantees every configured rate is finite and >= 0.
     """
     settings = settings or get_settings()
-    for name, value in settings.provider_rate_limits.items():
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(
-                f"PROVIDER_RATE_LIMITS: {name}={value} is not a rate; use messages per second"
-                f' >= 0 (0 = unlimited), e.g. {{"{name}": 50}}'
-            )
     rates = {**DEFAULT_RATES, **settings.provider_rate_limits}
     return float(rates.get(provider, 0.0))
 
