@@ -6,9 +6,9 @@ import threading
 from typing import Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 from sqlalchemy.orm import Session
 

@@ -94,7 +94,9 @@ class ContactIdentity(Base):
     __table_args__ = (UniqueConstraint("source", "external_id"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
     source: Mapped[str] = mapped_column(String(32))
     external_id: Mapped[str] = mapped_column(String(128))
 
@@ -146,9 +148,7 @@ class Event(Base):
     source: Mapped[str] = mapped_column(String(32))
     source_event_id: Mapped[str] = mapped_column(String(200))
     type: Mapped[str] = mapped_column(String(64))
-    contact_id: Mapped[int | None] = mapped_column(
-        ForeignKey("contacts.id", ondelete="SET NULL")
-    )
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     occurred_at: Mapped[datetime]
     received_at: Mapped[datetime] = mapped_column(default=now)
     processed_at: Mapped[datetime | None]

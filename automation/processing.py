@@ -40,7 +40,9 @@ def process_event(session: Session, event_id: int) -> bool:
     return True
 
 
-def unprocessed_event_ids(session: Session, older_than_seconds: int, limit: int = 1000) -> list[int]:
+def unprocessed_event_ids(
+    session: Session, older_than_seconds: int, limit: int = 1000
+) -> list[int]:
     """Events whose processing message was lost (Redis flush, crash) and must be re-sent."""
     from datetime import timedelta
 
