@@ -38,38 +38,55 @@ def contact_view(contact: Contact, settings: Settings | None = None) -> dict[str
     }
 
 
-def trigger_events(
+def context_events(
     session: Session, messages: list[Message]
-) -> dict[int, tuple[Enrollment, Event | None]]:
-    """enrollment id -> (enrollment, trigger event) for a batch of messages (two queries)."""
+) -> dict[int, tuple[Enrollment, list[Event]]]:
+    """enrollment id -> (enrollment, [trigger event, event that woke the last wait_until]).
+
+    The shipped notice of an order needs the ``order.shipped`` event's tracking link, not
+    only the ``order.created`` that started the enrollment. Two queries per batch.
+    """
     ids = {m.enrollment_id for m in messages if m.enrollment_id is not None}
     if not ids:
         return {}
     enrollments = {
         e.id: e for e in session.scalars(select(Enrollment).where(Enrollment.id.in_(ids)))
     }
-    event_ids = {e.trigger_event_id for e in enrollments.values() if e.trigger_event_id}
+    wanted = {eid: _event_ids(enr) for eid, enr in enrollments.items()}
+    all_ids = {i for chain in wanted.values() for i in chain}
     events = (
-        {ev.id: ev for ev in session.scalars(select(Event).where(Event.id.in_(event_ids)))}
-        if event_ids
+        {ev.id: ev for ev in session.scalars(select(Event).where(Event.id.in_(all_ids)))}
+        if all_ids
         else {}
     )
     return {
-        eid: (enr, events.get(enr.trigger_event_id) if enr.trigger_event_id else None)
+        eid: (enr, [events[i] for i in wanted[eid] if i in events])
         for eid, enr in enrollments.items()
     }
+
+
+def _event_ids(enrollment: Enrollment) -> list[int]:
+    woken = (enrollment.context or {}).get("wait_until_event_id")
+    chain = [enrollment.trigger_event_id, woken if isinstance(woken, int) else None]
+    return [i for i in dict.fromkeys(chain) if i is not None]
 
 
 def build_context(
     message: Message,
     contact: Contact,
     enrollment: Enrollment | None,
-    event: Event | None,
+    events: list[Event],
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """The template context for one message (see CONTRACTS.md "Render context")."""
+    """The template context for one message (see README "Templates").
+
+    ``event`` holds the properties of the trigger event, overlaid by those of the event
+    that woke the latest ``wait_until`` (same order: tracking link, carrier).
+    """
     settings = settings or get_settings()
-    props: dict[str, Any] = dict((event.payload or {}).get("properties") or {}) if event else {}
+    props: dict[str, Any] = {}
+    for event in events:
+        props.update((event.payload or {}).get("properties") or {})
     extra: dict[str, Any] = dict(enrollment.context or {}) if enrollment else {}
     ctx: dict[str, Any] = {
         "contact": contact_view(contact, settings),
@@ -80,7 +97,7 @@ def build_context(
         "now": now(),
         "timezone": contact.timezone or settings.default_timezone,
     }
-    etype = event.type if event else ""
+    etype = events[0].type if events else ""
     if etype.startswith("order.") or "order_id" in props:
         ctx["order"] = props
     elif isinstance(extra.get("order"), dict):

@@ -39,8 +39,8 @@ from automation.delivery.channels import get_adapter, provider_name
 from automation.delivery.context import (
     address_for,
     build_context,
+    context_events,
     messenger_window_open,
-    trigger_events,
 )
 from automation.delivery.policy import (
     Candidate,
@@ -419,7 +419,7 @@ def deliver_batch(
     contacts = {
         c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
     }
-    triggers = trigger_events(session, messages)
+    triggers = context_events(session, messages)
     candidates = []
     for m in messages:
         contact = contacts[m.contact_id]
@@ -437,9 +437,9 @@ def deliver_batch(
         elif decision.action == "fail":
             _permanent(session, m, cand.contact, decision.reason or "undeliverable", result)
         else:
-            enrollment, event = triggers.get(m.enrollment_id or -1, (None, None))
+            enrollment, events = triggers.get(m.enrollment_id or -1, (None, []))
             try:
-                ctx = build_context(m, cand.contact, enrollment, event, settings)
+                ctx = build_context(m, cand.contact, enrollment, events, settings)
                 outbound = prepare(m, cand.contact, ctx, settings)
             except (TemplateProblem, PermanentError) as exc:
                 _permanent(session, m, cand.contact, str(exc), result)

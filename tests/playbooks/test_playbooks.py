@@ -343,12 +343,6 @@ def test_order_status_from_confirmation_to_review_request(shop: Shop) -> None:
     assert enrollment.state == "done"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="delivery's render context exposes only the trigger event (order.created); the "
-    "order.shipped event that woke the wait_until (enrollment.context.wait_until_event_id) "
-    "is not merged into `order`, so the shipped message falls back to the shop's lookup page",
-)
 def test_order_status_shipped_message_shows_the_carriers_tracking_link(shop: Shop) -> None:
     vy = shop.person("Vy", "vy@example.com", phone="0944777888")
     shop.event("order.created", vy, **_order("9302"))
