@@ -305,6 +305,28 @@ def _permanent(
     message.status, message.error = "failed", reason
     result.failed.append(message.id)
     result.errors[message.id] = reason
+    fallback = _fall_back(session, message, contact, reason, result)
+    _event(
+        session,
+        "message.failed",
+        message,
+        reason=reason,
+        fallback_message_id=fallback.id if fallback else None,
+    )
+
+
+def _skip(
+    session: Session, message: Message, contact: Contact, reason: str, result: BatchResult
+) -> None:
+    """Not allowed on this channel (no consent, opted out): try the step's fallback channels."""
+    message.status, message.error = "skipped", reason
+    result.skipped.append(message.id)
+    _fall_back(session, message, contact, reason, result)
+
+
+def _fall_back(
+    session: Session, message: Message, contact: Contact, reason: str, result: BatchResult
+) -> Message | None:
     fallback = create_fallback(session, message, contact)
     if fallback is not None:
         result.fallbacks.append(fallback.id)
@@ -313,13 +335,7 @@ def _permanent(
             **(message.rendered or {}),
             "fallback": {"channel": fallback.channel, "message_id": fallback.id},
         }
-    _event(
-        session,
-        "message.failed",
-        message,
-        reason=reason,
-        fallback_message_id=fallback.id if fallback else None,
-    )
+    return fallback
 
 
 def _apply(
@@ -432,8 +448,7 @@ def deliver_batch(
             m.status, m.not_before, m.error = "deferred", decision.not_before, decision.reason
             result.deferred.append(m.id)
         elif decision.action == "skip":
-            m.status, m.error = "skipped", decision.reason
-            result.skipped.append(m.id)
+            _skip(session, m, cand.contact, decision.reason or "not allowed", result)
         elif decision.action == "fail":
             _permanent(session, m, cand.contact, decision.reason or "undeliverable", result)
         else:

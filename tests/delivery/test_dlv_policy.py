@@ -211,3 +211,22 @@ def test_decree91_off_with_profile_none(
     session.commit()
     assert deliver_batch(session, [m.id]).sent == [m.id]
     assert esms_server.hits[0].body["Content"].startswith("Shop:")
+
+
+def test_denied_consent_on_one_channel_falls_back_to_a_consented_one(
+    session: Session, dsettings: Settings, zns_server: Loopback, esms_server: Loopback,
+    frozen_clock: clock.FrozenClock,
+) -> None:
+    frozen_clock.set(NOON)
+    c = contact(session)
+    consent(session, c, "zalo", "denied")
+    consent(session, c, "sms")
+    m = message(session, c, "zalo_zns", fallback=["sms"])
+    session.commit()
+    result = deliver_batch(session, [m.id])
+    assert result.skipped == [m.id] and len(result.fallbacks) == 1
+    session.refresh(m)
+    fb = session.get(Message, result.fallbacks[0])
+    assert m.status == "skipped" and fb is not None and fb.channel == "sms"
+    assert deliver_batch(session, [fb.id]).sent == [fb.id]
+    assert zns_server.hits == [] and len(esms_server.hits) == 1
