@@ -52,14 +52,21 @@ def lenient(normalizer: Any, value: str | None) -> str | None:
 
 def find_contact(session: Session, source: str, data: ContactData) -> Contact | None:
     """Match by source id, then normalised email, then E.164 phone, then channel ids."""
+    return _match(session, source, data)[0]
+
+
+def _match(session: Session, source: str, data: ContactData) -> tuple[Contact | None, bool]:
+    """The matching contact and whether it was found through the source's own id."""
     if data.external_id:
-        identity = session.scalar(
-            select(ContactIdentity).where(
+        by_identity = session.scalar(
+            select(Contact)
+            .join(ContactIdentity, ContactIdentity.contact_id == Contact.id)
+            .where(
                 ContactIdentity.source == source, ContactIdentity.external_id == data.external_id
             )
         )
-        if identity is not None:
-            return session.get(Contact, identity.contact_id)
+        if by_identity is not None:
+            return by_identity, True
     for column, value in (
         (Contact.email, data.email),
         (Contact.phone, data.phone),
@@ -69,8 +76,8 @@ def find_contact(session: Session, source: str, data: ContactData) -> Contact | 
         if value:
             found = session.scalar(select(Contact).where(column == value))
             if found is not None:
-                return found
-    return None
+                return found, False
+    return None, False
 
 
 def _claimable(session: Session, contact: Contact, column: Any, value: str | None) -> bool:
@@ -87,13 +94,14 @@ def upsert_contact(session: Session, source: str, data: ContactData) -> Contact 
     data.phone = lenient(normalize_phone, data.phone)
     if data.is_empty():
         return None
-    contact = find_contact(session, source, data)
+    contact, linked = _match(session, source, data)
+    fresh = contact is None  # then _match saw every address unowned: no claim checks needed
     if contact is None:
         contact = Contact(attributes={}, tags=[], last_inbound_at={})
         session.add(contact)
     for column in (Contact.email, Contact.phone, Contact.zalo_user_id, Contact.facebook_psid):
         value = getattr(data, column.key)
-        if _claimable(session, contact, column, value):
+        if value and (fresh or _claimable(session, contact, column, value)):
             setattr(contact, column.key, value)
     for name in ("first_name", "last_name", "locale", "timezone"):
         value = getattr(data, name)
@@ -102,7 +110,7 @@ def upsert_contact(session: Session, source: str, data: ContactData) -> Contact 
     if data.attributes:
         contact.attributes = {**(contact.attributes or {}), **data.attributes}
     session.flush()
-    if data.external_id:
+    if data.external_id and not linked:
         _link_identity(session, contact, source, data.external_id)
     for (channel, purpose), granted in data.consents.items():
         record_consent(session, contact, channel, purpose, granted, source)
