@@ -9,12 +9,16 @@ import sys
 import threading
 from datetime import datetime
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import typer
 
 from admin_cli.output import fail, load_settings, print_json, user_errors
+
+if TYPE_CHECKING:
+    from automation.clock import FrozenClock
+    from automation.config import Settings
 
 APP_FACTORY = "automation.ingest.app:create_app"
 ACTORS_MODULE = "automation.actors"
@@ -124,7 +128,19 @@ def scheduler(
     frozen: clock.FrozenClock | None = None
     if at is not None:
         frozen = clock.FrozenClock(parse_time(at, settings.default_timezone))
-        clock.install(frozen)
+    previous = clock.install(frozen) if frozen is not None else None
+    try:
+        _run_scheduler(settings, interval, once, frozen)
+    finally:
+        if previous is not None:  # in-process callers (tests) get their clock back
+            clock.install(previous)
+
+
+def _run_scheduler(
+    settings: Settings, interval: float, once: bool, frozen: FrozenClock | None
+) -> None:
+    from automation import clock
+
     with user_errors():
         run_pass = _load_scheduler()
         from automation.broker import configure_broker

@@ -52,11 +52,19 @@ def test_scheduler_now_must_be_iso(settings: Settings) -> None:
 
 
 def test_scheduler_once_prints_counts(settings: Settings) -> None:
-    pytest.importorskip("automation.scheduler")
     result = runner.invoke(app, ["scheduler", "--once", "--now", "2026-11-02T09:00+07:00"])
     assert result.exit_code == 0, result.output
     counts = json.loads(result.stdout)
     assert isinstance(counts, dict) and all(isinstance(v, int) for v in counts.values())
+
+
+def test_scheduler_now_does_not_leak_its_clock(settings: Settings) -> None:
+    from automation import clock
+
+    before = clock.now()
+    result = runner.invoke(app, ["scheduler", "--once", "--now", "2020-01-01T09:00+07:00"])
+    assert result.exit_code == 0, result.output
+    assert clock.now() >= before  # the real clock is back, not frozen in 2020
 
 
 def _free_port() -> int:
