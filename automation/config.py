@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     replay_window_seconds: int = Field(300, ge=1)
     cart_abandon_minutes: int = Field(60, ge=1)
+    segment_refresh_minutes: int = Field(15, ge=0, description="time-based segment refresh")
     outbox_stale_seconds: int = Field(600, ge=10)
     log_level: str = "INFO"
 
@@ -136,6 +137,7 @@ class Settings(BaseSettings):
         default_factory=dict, description='JSON msgs/second per provider, {"zalo_zns": 50}'
     )
     delivery_batch_size: int = Field(50, ge=1, le=1000)
+    delivery_concurrency: int = Field(8, ge=1, le=32, description="provider calls in flight")
     delivery_max_attempts: int = Field(6, ge=1, le=50)
     delivery_min_backoff_ms: int = Field(15_000, ge=0)
     delivery_max_backoff_ms: int = Field(3_600_000, ge=1)

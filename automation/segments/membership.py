@@ -8,13 +8,14 @@ source_event_id is derived from the membership row, so it is stored once.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from automation.config import get_settings
 from automation.eventlog import record_events
 from automation.events import SEGMENT_ENTERED, SEGMENT_EXITED
 from automation.models import Segment, SegmentMembership
@@ -123,20 +124,34 @@ def refresh_segment(session: Session, segment: Segment, now: datetime) -> tuple[
 
 
 def refresh_all(
-    session: Session, now: datetime, time_based_only: bool = False
+    session: Session,
+    now: datetime,
+    time_based_only: bool = False,
+    older_than: timedelta | None = None,
 ) -> dict[str, tuple[int, int]]:
-    """Refresh every segment (or only time-based ones) in dependency order."""
+    """Refresh every segment (or only time-based ones, or only stale ones) in dependency order."""
     result: dict[str, tuple[int, int]] = {}
     for segment, _rule in all_segments(session):
         if time_based_only and not segment.time_based:
+            continue
+        fresh = segment.refreshed_at is not None and now - segment.refreshed_at < (
+            older_than or timedelta(0)
+        )
+        if older_than is not None and fresh:
             continue
         result[segment.key] = refresh_segment(session, segment, now)
     return result
 
 
 def refresh_time_based_segments(session: Session, now: datetime) -> int:
-    """Periodic task: refresh segments whose rules depend on time; returns the number of changes."""
-    changes = refresh_all(session, now, time_based_only=True)
+    """Periodic task: refresh time-based segments not refreshed in SEGMENT_REFRESH_MINUTES.
+
+    Returns the number of membership changes. Events keep every segment current for the
+    contact they touch; this pass only catches up with the passing of time, so a
+    whole-base query every scheduler tick (30 s) would be wasted work.
+    """
+    every = timedelta(minutes=get_settings().segment_refresh_minutes)
+    changes = refresh_all(session, now, time_based_only=True, older_than=every)
     return sum(entered + exited for entered, exited in changes.values())
 
 

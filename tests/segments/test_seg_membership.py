@@ -141,3 +141,16 @@ def test_handler_evaluates_on_events_and_skips_segment_events(session: Session) 
     on_event(session, entered)  # segment.* events are skipped: no loops
     assert in_segment(session, "leads", contact.id)
     assert session.scalars(select(Event).where(Event.type.like("segment.%"))).all() == [entered]
+
+
+def test_time_based_refresh_waits_for_segment_refresh_minutes(session: Session) -> None:
+    _apply(session, BUYERS, LAPSED)
+    contact = make_contact(session, email="e@x.vn", orders_count=1, last_order_at=ago(days=89))
+    start = NOW + timedelta(days=2)
+    assert refresh_time_based_segments(session, start) == 1  # entered lapsed
+    contact.last_order_at = start  # bought again; nothing told the segments yet
+    session.flush()
+    assert refresh_time_based_segments(session, start + timedelta(minutes=5)) == 0  # still fresh
+    assert in_segment(session, "lapsed", contact.id)
+    assert refresh_time_based_segments(session, start + timedelta(minutes=16)) == 1  # default 15
+    assert not in_segment(session, "lapsed", contact.id)
