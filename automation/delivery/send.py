@@ -24,7 +24,9 @@ provider's idempotency key (eSMS RequestId, Message-ID, Zalo tracking_id) for th
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,7 +51,7 @@ from automation.delivery.policy import (
     evaluate,
     profile_from_settings,
 )
-from automation.delivery.ratelimit import limiter_for
+from automation.delivery.ratelimit import Limiter, limiter_for
 from automation.eventlog import record_event
 from automation.ingest.callback_urls import esms_callback_url, twilio_callback_url
 from automation.models import Contact, Event, Message
@@ -395,21 +397,40 @@ def _apply(
 def _send_group(
     adapter: Channel, provider: str, outbound: list[OutboundMessage], settings: Settings
 ) -> list[SendResult | ChannelError]:
+    """Send one chunk: SMTP in one session, other providers concurrently (one call each)."""
     limiter = limiter_for(provider, settings)
     if provider == "smtp":
         limiter.acquire(len(outbound))
         return adapter.send_batch(outbound)
-    results: list[SendResult | ChannelError] = []
-    for msg in outbound:
-        limiter.acquire(1)
-        try:
-            results.append(adapter.send(msg))
-        except ChannelError as exc:
-            results.append(exc)
-        except Exception as exc:  # noqa: BLE001 - an adapter bug must not strand the row
-            log.exception("adapter %s crashed on message %s", provider, msg.id)
-            results.append(ChannelTransientError(f"adapter error: {exc!r}"))
-    return results
+    if len(outbound) == 1:
+        return [_send_one(adapter, provider, limiter, outbound[0])]
+    return list(_pool().map(lambda msg: _send_one(adapter, provider, limiter, msg), outbound))
+
+
+def _send_one(
+    adapter: Channel, provider: str, limiter: Limiter, msg: OutboundMessage
+) -> SendResult | ChannelError:
+    limiter.acquire(1)  # per call, so concurrent calls still keep the provider's pace
+    try:
+        return adapter.send(msg)
+    except ChannelError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - an adapter bug must not strand the row
+        log.exception("adapter %s crashed on message %s", provider, msg.id)
+        return ChannelTransientError(f"adapter error: {exc!r}")
+
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Threads for concurrent provider calls (HTTP waits, not CPU), shared by the process."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="send")
+        return _executor
 
 
 def deliver_batch(
@@ -463,10 +484,12 @@ def deliver_batch(
     session.commit()
     for channel, group in ready.items():
         adapter, provider = resolve(channel)
-        # SMTP sends the group in one session; other providers take one call per message,
-        # and each outcome is committed as soon as it is known, so a worker killed mid-batch
-        # leaves only the call in flight as "sending" (re-sent later), never one already sent.
-        chunks = [group] if provider == "smtp" else [[item] for item in group]
+        # SMTP sends the group in one session. Other providers get DELIVERY_CONCURRENCY calls
+        # in flight at once, and each wave's outcomes are committed as soon as it returns, so
+        # a worker killed mid-batch leaves only the calls in flight as "sending" (re-sent
+        # later with the same idempotency key), never one already known as sent.
+        size = len(group) if provider == "smtp" else settings.delivery_concurrency
+        chunks = [group[i : i + size] for i in range(0, len(group), size)]
         for chunk in chunks:
             outcomes = _send_group(adapter, provider, [o for _, _, o in chunk], settings)
             for (m, contact, _), outcome in zip(chunk, outcomes, strict=True):
