@@ -29,11 +29,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, bindparam, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from automation.clock import now
 from automation.config import Settings, get_settings
@@ -86,6 +87,7 @@ class BatchResult:
     retry_delay_ms: int = 0
     errors: dict[int, str] = field(default_factory=dict)
     sent_events: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    sent_rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
 def claim_many(session: Session, ids: list[int], at: datetime | None = None) -> list[int]:
@@ -289,6 +291,32 @@ def _event_row(kind: str, message: Message, at: datetime, **props: Any) -> dict[
     }
 
 
+# A delivery receipt committed while the call was in flight must win over "sent".
+_messages = cast(Table, Message.__table__)
+_MARK_SENT = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("mid"))
+    .values(
+        status=case((_messages.c.status == "sending", "sent"), else_=_messages.c.status),
+        provider=bindparam("provider"),
+        provider_message_id=bindparam("provider_message_id"),
+        segments=bindparam("segments"),
+        sent_at=bindparam("sent_at"),
+        updated_at=bindparam("updated_at"),
+        error=bindparam("error"),
+    )
+)
+
+
+def _store_sent(session: Session, result: BatchResult) -> None:
+    """Write the sent rows of a wave and their ``message.sent`` events (two statements)."""
+    if result.sent_rows:
+        session.execute(_MARK_SENT, result.sent_rows)
+        result.sent_rows.clear()
+    _store_events(session, result.sent_events)
+    result.sent_events.clear()
+
+
 def _store_events(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert a batch of internal events at once, ignoring duplicates (like record_event)."""
     if not rows:
@@ -350,22 +378,21 @@ def _apply(
     settings: Settings,
 ) -> None:
     at = now()
-    message.provider = provider
-    message.updated_at = at
     if isinstance(outcome, SendResult):
-        message.error, message.sent_at = None, at
-        # Conditional: a delivery receipt committed while we were sending must win.
-        session.execute(
-            update(Message)
-            .where(Message.id == message.id, Message.status == "sending")
-            .values(status="sent")
-            .execution_options(synchronize_session=False)
-        )
-        if outcome.provider_message_id:
-            message.provider_message_id = outcome.provider_message_id
-        if outcome.segments is not None:
-            message.segments = outcome.segments
+        # Written in bulk by _store_sent (one statement per wave); the in-memory row is
+        # updated without marking it dirty so the ORM does not write it a second time.
+        values = {
+            "provider": provider,
+            "provider_message_id": outcome.provider_message_id or message.provider_message_id,
+            "segments": outcome.segments if outcome.segments is not None else message.segments,
+            "sent_at": at,
+            "updated_at": at,
+            "error": None,
+        }
+        for key, value in values.items():
+            set_committed_value(message, key, value)
         result.sent.append(message.id)
+        result.sent_rows.append({"mid": message.id, **values})
         result.sent_events.append(
             _event_row(
                 "message.sent",
@@ -375,7 +402,10 @@ def _apply(
                 provider_message_id=message.provider_message_id,
             )
         )
-    elif isinstance(outcome, PermanentError):
+        return
+    message.provider = provider
+    message.updated_at = at
+    if isinstance(outcome, PermanentError):
         _permanent(session, message, contact, f"{provider}: {outcome.reason}", result)
     else:
         reason = f"{provider}: {outcome.reason}"
@@ -494,8 +524,7 @@ def deliver_batch(
             outcomes = _send_group(adapter, provider, [o for _, _, o in chunk], settings)
             for (m, contact, _), outcome in zip(chunk, outcomes, strict=True):
                 _apply(session, m, contact, provider, outcome, result, settings)
-            _store_events(session, result.sent_events)
-            result.sent_events.clear()
+            _store_sent(session, result)
             session.commit()
     return result
 
