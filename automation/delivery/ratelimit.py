@@ -45,11 +45,15 @@ return tostring(tat - now)
 class Limiter(Protocol):
     """Reserve send slots; blocks until the first one is due."""
 
+    spacing: float  # seconds between two slots (0 = unlimited)
+
     def acquire(self, n: int = 1) -> float: ...
 
 
 class Unlimited:
     """No limit configured."""
+
+    spacing = 0.0
 
     def acquire(self, n: int = 1) -> float:
         """Never waits."""
@@ -65,7 +69,7 @@ class LocalLimiter:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.interval = 1.0 / rate
+        self.interval = self.spacing = 1.0 / rate
         self.sleep, self.clock = sleep, clock
         self._tat = 0.0
         self._lock = threading.Lock()
@@ -90,6 +94,7 @@ class RedisLimiter:
     ) -> None:
         self.client, self.key = client, f"ma:ratelimit:{provider}"
         self.interval_ms = 1000.0 / rate
+        self.spacing = 1.0 / rate
         self.sleep = sleep
         self.script = client.register_script(_LUA)
 

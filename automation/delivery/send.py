@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ from automation.delivery.policy import (
     evaluate,
     profile_from_settings,
 )
-from automation.delivery.ratelimit import Limiter, limiter_for
+from automation.delivery.ratelimit import limiter_for
 from automation.eventlog import record_event
 from automation.ingest.callback_urls import esms_callback_url, twilio_callback_url
 from automation.models import Contact, Event, Message
@@ -427,20 +428,29 @@ def _apply(
 def _send_group(
     adapter: Channel, provider: str, outbound: list[OutboundMessage], settings: Settings
 ) -> list[SendResult | ChannelError]:
-    """Send one chunk: SMTP in one session, other providers concurrently (one call each)."""
+    """Send one chunk: SMTP in one session, other providers concurrently (one call each).
+
+    The chunk's slots are reserved with one limiter call; call i then starts at its own
+    slot (first + i x spacing), so concurrent calls still keep the provider's pace.
+    """
     limiter = limiter_for(provider, settings)
+    limiter.acquire(len(outbound))
     if provider == "smtp":
-        limiter.acquire(len(outbound))
         return adapter.send_batch(outbound)
     if len(outbound) == 1:
-        return [_send_one(adapter, provider, limiter, outbound[0])]
-    return list(_pool().map(lambda msg: _send_one(adapter, provider, limiter, msg), outbound))
+        return [_send_one(adapter, provider, outbound[0])]
+    first = time.monotonic()
+
+    def paced(item: tuple[int, OutboundMessage]) -> SendResult | ChannelError:
+        delay = first + item[0] * limiter.spacing - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        return _send_one(adapter, provider, item[1])
+
+    return list(_pool().map(paced, enumerate(outbound)))
 
 
-def _send_one(
-    adapter: Channel, provider: str, limiter: Limiter, msg: OutboundMessage
-) -> SendResult | ChannelError:
-    limiter.acquire(1)  # per call, so concurrent calls still keep the provider's pace
+def _send_one(adapter: Channel, provider: str, msg: OutboundMessage) -> SendResult | ChannelError:
     try:
         return adapter.send(msg)
     except ChannelError as exc:
