@@ -26,8 +26,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -427,27 +427,31 @@ def _apply(
 
 def _send_group(
     adapter: Channel, provider: str, outbound: list[OutboundMessage], settings: Settings
-) -> list[SendResult | ChannelError]:
-    """Send one chunk: SMTP in one session, other providers concurrently (one call each).
+) -> Iterator[list[tuple[int, SendResult | ChannelError]]]:
+    """Send one chunk, yielding [(index, outcome), ...] for the calls that have returned.
 
-    The chunk's slots are reserved with one limiter call; call i then starts at its own
-    slot (first + i x spacing), so concurrent calls still keep the provider's pace.
+    SMTP sends the chunk in one session; other providers get one call per message, all in
+    flight at once. The chunk's slots are reserved with one limiter call and call i starts
+    at its own slot (first + i x spacing), so concurrent calls keep the provider's pace.
     """
     limiter = limiter_for(provider, settings)
     limiter.acquire(len(outbound))
     if provider == "smtp":
-        return adapter.send_batch(outbound)
-    if len(outbound) == 1:
-        return [_send_one(adapter, provider, outbound[0])]
+        yield list(enumerate(adapter.send_batch(outbound)))
+        return
     first = time.monotonic()
 
-    def paced(item: tuple[int, OutboundMessage]) -> SendResult | ChannelError:
-        delay = first + item[0] * limiter.spacing - time.monotonic()
+    def paced(index: int, msg: OutboundMessage) -> SendResult | ChannelError:
+        delay = first + index * limiter.spacing - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        return _send_one(adapter, provider, item[1])
+        return _send_one(adapter, provider, msg)
 
-    return list(_pool().map(paced, enumerate(outbound)))
+    futures = {_pool().submit(paced, i, msg): i for i, msg in enumerate(outbound)}
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        yield [(futures[future], future.result()) for future in done]
 
 
 def _send_one(adapter: Channel, provider: str, msg: OutboundMessage) -> SendResult | ChannelError:
@@ -525,17 +529,19 @@ def deliver_batch(
     for channel, group in ready.items():
         adapter, provider = resolve(channel)
         # SMTP sends the group in one session. Other providers get DELIVERY_CONCURRENCY calls
-        # in flight at once, and each wave's outcomes are committed as soon as it returns, so
-        # a worker killed mid-batch leaves only the calls in flight as "sending" (re-sent
-        # later with the same idempotency key), never one already known as sent.
+        # in flight at once, and outcomes are committed as soon as their calls return (those
+        # that returned together, together), so a worker killed mid-batch leaves only the
+        # calls in flight as "sending" (re-sent later with the same idempotency key), never
+        # one already known as sent.
         size = len(group) if provider == "smtp" else settings.delivery_concurrency
-        chunks = [group[i : i + size] for i in range(0, len(group), size)]
-        for chunk in chunks:
-            outcomes = _send_group(adapter, provider, [o for _, _, o in chunk], settings)
-            for (m, contact, _), outcome in zip(chunk, outcomes, strict=True):
-                _apply(session, m, contact, provider, outcome, result, settings)
-            _store_sent(session, result)
-            session.commit()
+        for start in range(0, len(group), size):
+            chunk = group[start : start + size]
+            for returned in _send_group(adapter, provider, [o for *_, o in chunk], settings):
+                for index, outcome in returned:
+                    message, contact, _ = chunk[index]
+                    _apply(session, message, contact, provider, outcome, result, settings)
+                _store_sent(session, result)
+                session.commit()
     return result
 
 

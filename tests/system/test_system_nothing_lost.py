@@ -112,7 +112,10 @@ def test_system_flush_and_kill_lose_nothing_and_send_once(
         # lost outbox rows are stale. A worker starts with a slow ZNS provider and is
         # killed with SIGKILL while a ZNS call is in flight.
         providers.zns.delay = 2.0
-        workers.append(Proc("worker-1", worker_args, env, tmp_path, log).start())
+        # Two calls in flight per wave: the kill lands after a wave's acknowledgements were
+        # committed one by one and while the next wave is still waiting for the provider.
+        concurrent = {**env, "DELIVERY_CONCURRENCY": "2"}
+        workers.append(Proc("worker-1", worker_args, concurrent, tmp_path, log).start())
         t2 = t1 + timedelta(days=2, hours=1)
         counts = scheduler(t2, env, tmp_path)
         assert counts["due_enrollments"] >= LEADS, counts
@@ -127,7 +130,7 @@ def test_system_flush_and_kill_lose_nothing_and_send_once(
             return len(hits) >= 2 and not hits[-1].answered and hits[-2].answered
 
         wait_for(mid_flight, 40, "a second ZNS call in flight", tuple(workers))
-        time.sleep(0.4)  # the answered call is committed; the next one is mid-flight
+        time.sleep(0.4)  # the answered calls are committed; the next wave is mid-flight
 
         def unanswered() -> set[str]:
             return {providers.zns.key(h) for h in list(providers.zns.hits) if not h.answered}
