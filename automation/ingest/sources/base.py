@@ -142,3 +142,26 @@ def text(value: Any) -> str | None:
         return None
     result = str(value).strip()
     return result or None
+
+
+def line_items(value: Any, currency: str) -> list[dict[str, Any]]:
+    """[{sku, name, quantity, price}] with price in minor units."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PayloadError("line_items", "must be a list")
+    items = []
+    for index, raw in enumerate(value):
+        item = obj(raw, f"line_items[{index}]")
+        quantity = item.get("quantity", 1)
+        if not isinstance(quantity, int) or isinstance(quantity, bool):
+            raise PayloadError(f"line_items[{index}].quantity", "must be an integer")
+        items.append(
+            {
+                "sku": text(item.get("sku")),
+                "name": text(item.get("name")) or text(item.get("title")),
+                "quantity": quantity,
+                "price": minor_units(item.get("price"), currency, f"line_items[{index}].price"),
+            }
+        )
+    return items

@@ -12,12 +12,12 @@ from automation import events as ev
 from automation.events import CanonicalEvent, ContactData
 from automation.ingest.sources.base import (
     Ignored,
-    PayloadError,
     Source,
     clean_email,
     clean_phone,
     currency_code,
     ident,
+    line_items,
     minor_units,
     obj,
     require,
@@ -211,29 +211,6 @@ def resource_key(topic: str, resource_id: str, data: dict[str, Any]) -> str:
     """Fallback dedupe key: topic + resource id + the resource's updated time."""
     stamp = text(data.get("updated_at")) or text(data.get("created_at")) or ""
     return f"{topic}:{resource_id}:{stamp}"
-
-
-def line_items(value: Any, currency: str) -> list[dict[str, Any]]:
-    """[{sku, name, quantity, price}] with price in minor units."""
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise PayloadError("line_items", "must be a list")
-    items = []
-    for index, raw in enumerate(value):
-        item = obj(raw, f"line_items[{index}]")
-        quantity = item.get("quantity", 1)
-        if not isinstance(quantity, int) or isinstance(quantity, bool):
-            raise PayloadError(f"line_items[{index}].quantity", "must be an integer")
-        items.append(
-            {
-                "sku": text(item.get("sku")),
-                "name": text(item.get("name")) or text(item.get("title")),
-                "quantity": quantity,
-                "price": minor_units(item.get("price"), currency, f"line_items[{index}].price"),
-            }
-        )
-    return items
 
 
 def tracking(fulfillments: Any) -> dict[str, Any]:

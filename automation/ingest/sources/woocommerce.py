@@ -13,12 +13,12 @@ from automation import events as ev
 from automation.events import CanonicalEvent, ContactData
 from automation.ingest.sources.base import (
     Ignored,
-    PayloadError,
     Source,
     clean_email,
     clean_phone,
     currency_code,
     ident,
+    line_items,
     minor_units,
     obj,
     require,
@@ -81,7 +81,7 @@ def order_event(order_id: str, type_: str, data: dict[str, Any]) -> CanonicalEve
         "order_number": text(data.get("number")) or order_id,
         "currency": currency,
         "status": text(data.get("status")),
-        "items": items(data.get("line_items"), currency),
+        "items": line_items(data.get("line_items"), currency),
         "checkout_token": None,
         "placed_at": gmt(data, "date_created").isoformat(),
     }
@@ -130,29 +130,6 @@ def order_contact(data: dict[str, Any]) -> ContactData:
         first_name=text(billing.get("first_name")),
         last_name=text(billing.get("last_name")),
     )
-
-
-def items(value: Any, currency: str) -> list[dict[str, Any]]:
-    """[{sku, name, quantity, price}] with the unit price in minor units."""
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise PayloadError("line_items", "must be a list")
-    result = []
-    for index, raw in enumerate(value):
-        item = obj(raw, f"line_items[{index}]")
-        quantity = item.get("quantity", 1)
-        if not isinstance(quantity, int) or isinstance(quantity, bool):
-            raise PayloadError(f"line_items[{index}].quantity", "must be an integer")
-        result.append(
-            {
-                "sku": text(item.get("sku")),
-                "name": text(item.get("name")),
-                "quantity": quantity,
-                "price": minor_units(item.get("price"), currency, f"line_items[{index}].price"),
-            }
-        )
-    return result
 
 
 def gmt(data: dict[str, Any], key: str) -> Any:
