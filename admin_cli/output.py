@@ -100,3 +100,14 @@ def load_settings() -> Settings:
     with user_errors():
         return get_settings()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def get_by_key(session: Any, model: Any, key: str, what: str) -> Any:
+    """The ``model`` row whose ``key`` column is ``key``; UserError naming the applied keys."""
+    from sqlalchemy import select
+
+    row = session.scalar(select(model).where(model.key == key))
+    if row is None:
+        known = ", ".join(session.scalars(select(model.key).order_by(model.key))) or "none"
+        raise UserError(f"unknown {what} {key!r} (applied: {known}; see `mactl apply`)")
+    return row

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from admin_cli.contact_ref import contact_label, resolve_contact
 from admin_cli.output import (
-    UserError,
     console,
+    get_by_key,
     load_settings,
     print_json,
     print_table,
@@ -27,12 +27,9 @@ JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")
 
 
 def get_segment(session: Session, key: str) -> Segment:
-    """The segment with ``key``; UserError naming the known keys otherwise."""
-    segment = session.scalar(select(Segment).where(Segment.key == key))
-    if segment is None:
-        known = ", ".join(session.scalars(select(Segment.key).order_by(Segment.key))) or "none"
-        raise UserError(f"unknown segment {key!r} (applied: {known}; see `mactl apply`)")
-    return segment
+    """The segment with ``key``; UserError naming the applied keys otherwise."""
+    row: Segment = get_by_key(session, Segment, key, "segment")
+    return row
 
 
 def list_segments(session: Session) -> list[dict[str, Any]]:

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from admin_cli.output import (
-    UserError,
     console,
+    get_by_key,
     load_settings,
     print_json,
     print_table,
@@ -25,11 +25,9 @@ JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")
 
 
 def _get(session: Session, key: str) -> Sequence:
-    sequence = session.scalar(select(Sequence).where(Sequence.key == key))
-    if sequence is None:
-        known = ", ".join(session.scalars(select(Sequence.key).order_by(Sequence.key))) or "none"
-        raise UserError(f"unknown sequence {key!r} (applied: {known})")
-    return sequence
+    """The sequence with ``key``; UserError naming the applied keys otherwise."""
+    row: Sequence = get_by_key(session, Sequence, key, "sequence")
+    return row
 
 
 def _definition(session: Session, sequence: Sequence) -> tuple[int | None, dict[str, Any]]:
