@@ -191,8 +191,10 @@ def import_csv(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from sqlalchemy.exc import IntegrityError
 
+    from automation.clock import now
     from automation.db import session_factory
     from automation.importer import ImportFileError, import_rows, read_csv, write_error_report
+    from automation.segments.membership import refresh_all
 
     settings = load_settings()
     if not file.is_file():
@@ -225,6 +227,10 @@ def import_csv(
                     batch_size=batch_size,
                     on_batch=committed,
                 )
+            # An import records no per-row events, so bring every segment up to date now;
+            # the segment.entered/exited events it writes reach sequences like any other.
+            segment_changes = refresh_all(session, now())
+            session.commit()
         except ImportFileError as exc:
             raise UserError(str(exc)) from None
         except IntegrityError as exc:
@@ -237,10 +243,17 @@ def import_csv(
             session.close()
         if errors_csv is not None:
             write_error_report(report, errors_csv)
+    changed = {
+        key: {"entered": entered, "exited": exited}
+        for key, (entered, exited) in segment_changes.items()
+        if entered or exited
+    }
     if json_output:
-        print_json(report.as_dict())
+        print_json({**report.as_dict(), "segments": changed})
     else:
         _print_report(report, errors_csv)
+        for key, counts in changed.items():
+            console().print(f"segment {key}: +{counts['entered']} -{counts['exited']}")
     if report.failed:
         raise typer.Exit(1)
 

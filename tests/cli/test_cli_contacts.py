@@ -116,3 +116,25 @@ def test_show_json(settings: Settings, session: Session, tmp_path: Path) -> None
     assert missing.exit_code == 2 and "no contact matches" in missing.stderr
     garbage = runner.invoke(app, ["contacts", "show", "xyz"])
     assert garbage.exit_code == 2 and "not a contact id" in garbage.stderr
+
+
+def test_import_refreshes_segments(settings: Settings, session: Session, tmp_path: Path) -> None:
+    from automation.models import Segment, SegmentMembership
+    from automation.segments.rules import load_segment_text
+    from automation.segments.store import apply_segments
+
+    text = "segment: reachable_email\nname: Nhận email\nrule: {reachable: email}\n"
+    apply_segments(session, [load_segment_text(text, "reachable_email.yaml")])
+    session.commit()
+    code, out, _ = _import(tmp_path, "email,consent_email\nlan@example.vn,yes\n", "--json")
+    assert code == 0
+    assert json.loads(out)["segments"] == {"reachable_email": {"entered": 1, "exited": 0}}
+    member = session.scalars(
+        select(SegmentMembership.contact_id)
+        .join(Segment, Segment.id == SegmentMembership.segment_id)
+        .where(Segment.key == "reachable_email", SegmentMembership.exited_at.is_(None))
+    ).one()
+    lan = session.scalars(select(Contact).where(Contact.email == "lan@example.vn")).one()
+    assert member == lan.id
+    entered = session.scalars(select(Event).where(Event.type == "segment.entered")).all()
+    assert [e.contact_id for e in entered] == [lan.id]  # sequences see the entry via events
