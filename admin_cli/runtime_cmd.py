@@ -142,12 +142,13 @@ def _run_scheduler(
     from automation import clock
 
     with user_errors():
-        run_pass = _load_scheduler()
         from automation.broker import configure_broker
         from automation.db import session_factory
+        from automation.scheduler import run_pass
 
         configure_broker(settings)
-        _load_actors()
+        import automation.actors  # noqa: F401  declare every actor on the broker
+
         factory = session_factory(settings)
         if once:
             print_json(run_pass(factory, clock.now()))
@@ -175,28 +176,6 @@ def parse_time(value: str, default_timezone: str) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=ZoneInfo(default_timezone))
     return parsed
-
-
-def _load_scheduler() -> Any:
-    try:
-        from automation.scheduler import run_pass
-    except ModuleNotFoundError as exc:
-        if exc.name != "automation.scheduler":
-            raise
-        fail("the scheduler is not available in this build (automation.scheduler is missing)")
-    return run_pass
-
-
-def _load_actors() -> bool:
-    """Import the actors module so every actor is declared on the configured broker."""
-    try:
-        __import__(ACTORS_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != ACTORS_MODULE:
-            raise
-        log.warning("no actors module yet: nothing will be consumed", extra={"module": exc.name})
-        return False
-    return True
 
 
 def _one_pass(run_pass: Any, factory: Any) -> None:
@@ -243,7 +222,8 @@ def run(
         if migrate:
             upgrade(settings.database_url)
         configure_broker(settings)
-        _load_actors()
+        import automation.actors  # noqa: F401  declare every actor on the broker
+
         workers = start_inprocess_worker(threads)
     stop = threading.Event()
     passes = threading.Thread(
@@ -283,25 +263,9 @@ def run(
 
 
 def _scheduler_loop(stop: threading.Event, factory: Any, interval: float) -> None:
-    try:
-        run_pass = _load_scheduler_quietly()
-    except Exception:
-        log.exception("scheduler unavailable")
-        return
-    if run_pass is None:
-        log.warning("no scheduler module yet: periodic work is off")
-        return
+    from automation.scheduler import run_pass
+
     while not stop.is_set():
         _one_pass(run_pass, factory)
         if stop.wait(interval):
             break
-
-
-def _load_scheduler_quietly() -> Any:
-    try:
-        from automation.scheduler import run_pass
-    except ModuleNotFoundError as exc:
-        if exc.name != "automation.scheduler":
-            raise
-        return None
-    return run_pass

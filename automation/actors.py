@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-
 import dramatiq
 
+import automation.handlers  # noqa: F401  registers every process_event handler
 from automation import processing
 from automation.broker import actor, current_session
-
-for _module in ("automation.handlers", "automation.orders"):
-    try:  # register every process_event handler in the worker process
-        importlib.import_module(_module)
-        break
-    except ImportError:  # pragma: no cover - handlers.py is the lead's; orders is ours
-        continue
 
 
 def process_event_message(event_id: int) -> None:

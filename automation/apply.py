@@ -247,10 +247,7 @@ def template_problems(definition: SequenceDefinition, file: str) -> list[str]:
         if step.template in checked:
             continue
         checked.add(step.template)
-        try:
-            found = validate_template(step.template, purpose=definition.purpose)
-        except ImportError:  # delivery policy not installed: check without the SMS labels
-            found = validate_template(step.template)
+        found = validate_template(step.template, purpose=definition.purpose)
         problems.extend(f"{where}: {problem}" for problem in found)
     return problems
 
@@ -345,12 +342,8 @@ def make_plan(session: Session, docs: list[Document], at: datetime) -> Plan:
 
 def _refresh(session: Session, rows: list[Segment], at: datetime) -> None:
     """Recompute memberships of created/changed segments (segment.entered/exited events)."""
-    try:
-        from automation.segments.membership import (  # type: ignore[import-not-found,unused-ignore]
-            refresh_segment,
-        )
-    except ImportError:  # pragma: no cover - segments stream not installed yet
-        return
+    from automation.segments.membership import refresh_segment
+
     for row in dependency_order(rows):
         refresh_segment(session, row, at)
 

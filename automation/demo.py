@@ -91,23 +91,13 @@ def demo_environment(database_url: str, outbox_file: str) -> Iterator[None]:
 
 
 def _close_adapters() -> None:
-    try:
-        from automation.delivery.channels import close_adapters
-    except ImportError:  # pragma: no cover - delivery not installed
-        return
+    from automation.delivery.channels import close_adapters
+
     close_adapters()
 
 
 def _load_handlers() -> None:
     """Register every process_event handler and scheduler task (facts, segments, sequences)."""
-    import importlib
-
-    for name in (
-        "automation.handlers",
-        "automation.segments.handlers",
-        "automation.sequences.handlers",
-    ):
-        importlib.import_module(name)
     from automation.scheduler import load_task_modules
 
     load_task_modules()

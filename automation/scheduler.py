@@ -10,10 +10,10 @@ Built-in tasks (order):
   20 abandoned_carts  carts with no order within CART_ABANDON_MINUTES -> cart.abandoned once
   30 time_segments    segments whose rules depend on time (segments stream), then events
   40 due_enrollments  enrollments whose next_run_at has come
-  50 stale_outbox     queued rows older than OUTBOX_STALE_SECONDS handed to delivery again
+  50 stale_outbox     (automation.delivery.stale) stuck queued/sending/deferred rows re-sent
 1000 events_after     events emitted by any task above (segment transitions...), inline
-Other streams register more tasks (or replace one by registering the same name) in a
-module listed in TASK_MODULES or imported by automation.handlers.
+Other modules register more tasks (or replace one by registering the same name); they
+are listed in TASK_MODULES or imported by automation.handlers.
 """
 
 from __future__ import annotations
@@ -31,19 +31,14 @@ from sqlalchemy.orm import Session
 from automation import clock
 from automation.config import get_settings
 from automation.events import CART_ABANDONED
-from automation.models import Cart, Enrollment, Event, Message, Order, Sequence
+from automation.models import Cart, Enrollment, Event, Order, Sequence
 from automation.processing import process_event
 from automation.sequences.engine import RUNNING, pending_message_ids, try_advance
 
 log = logging.getLogger(__name__)
 
 PeriodicTask = Callable[[Session, datetime], int]
-TASK_MODULES = (
-    "automation.handlers",
-    "automation.sequences.handlers",
-    "automation.delivery.scheduled",
-    "automation.delivery.requeue",
-)
+TASK_MODULES = ("automation.handlers", "automation.delivery.scheduled")
 BATCH = 200
 MAX_BATCHES = 100
 
@@ -71,14 +66,9 @@ def periodic(name: str, order: int = 100) -> Callable[[PeriodicTask], PeriodicTa
 
 
 def load_task_modules() -> None:
-    """Import the modules that register handlers and periodic tasks (missing ones skipped)."""
+    """Import the modules that register handlers and periodic tasks (after this one loads)."""
     for module_name in TASK_MODULES:
-        try:
-            importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            log.warning("scheduler could not import %s: %s", module_name, exc)
+        importlib.import_module(module_name)
 
 
 def run_pass(session_factory: Callable[[], Session], now: datetime | None = None) -> dict[str, int]:
@@ -283,37 +273,15 @@ def abandoned_carts_task(session: Session, now: datetime) -> int:
 # --------------------------------------------------------------------------- segments
 
 
-def _refresh_function() -> Callable[[Session, datetime], Any] | None:
-    for module_name in ("automation.segments.membership", "automation.segments"):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        fn = getattr(module, "refresh_time_based_segments", None)
-        if callable(fn):
-            return fn  # type: ignore[no-any-return]
-    return None
-
-
 @periodic("time_segments", order=30)
 def time_segments_task(session: Session, now: datetime) -> int:
     """Refresh segments whose rules depend on time, then process their entered/exited events."""
-    refresh = _refresh_function()
-    if refresh is None:
-        return 0
-    result = refresh(session, now)
+    from automation.segments.membership import refresh_time_based_segments
+
+    changes = refresh_time_based_segments(session, now)
     session.commit()
     process_pending_events(session, now)
-    if isinstance(result, bool):
-        return int(result)
-    if isinstance(result, int):
-        return result
-    if isinstance(result, dict):
-        return sum(int(v) for v in result.values() if isinstance(v, int))
-    try:
-        return len(result)
-    except TypeError:
-        return 0
+    return changes
 
 
 # --------------------------------------------------------------------------- enrollments
@@ -348,54 +316,3 @@ def run_due_enrollments(session: Session, now: datetime) -> int:
 def due_enrollments_task(session: Session, now: datetime) -> int:
     """Advance due enrollments (waits elapsed, wait_until timeouts)."""
     return run_due_enrollments(session, now)
-
-
-# --------------------------------------------------------------------------- outbox
-
-
-def stale_message_ids(
-    session: Session,
-    now: datetime,
-    statuses: tuple[str, ...] = ("queued",),
-    older_than_seconds: int | None = None,
-    limit: int = 1000,
-) -> list[int]:
-    """Outbox rows in ``statuses`` not touched for OUTBOX_STALE_SECONDS (lost hand-offs)."""
-    seconds = older_than_seconds
-    if seconds is None:
-        seconds = get_settings().outbox_stale_seconds
-    cutoff = now - timedelta(seconds=seconds)
-    query = (
-        select(Message.id)
-        .where(
-            Message.status.in_(statuses),
-            Message.updated_at <= cutoff,
-            or_(Message.not_before.is_(None), Message.not_before <= now),
-        )
-        .order_by(Message.id)
-        .limit(limit)
-    )
-    return _claim(session, query, Message)
-
-
-@periodic("stale_outbox", order=50)
-def stale_outbox_task(session: Session, now: datetime) -> int:
-    """Hand queued rows that nobody sent to delivery again (delivery may replace this task)."""
-    try:
-        from automation.delivery.dispatch import (  # type: ignore[import-not-found,unused-ignore]
-            enqueue_messages,
-        )
-    except ImportError:
-        return 0
-    ids = stale_message_ids(session, now)
-    if not ids:
-        return 0
-    session.execute(
-        update(Message)
-        .where(Message.id.in_(ids))
-        .values(updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    enqueue_messages(session, ids)
-    return len(ids)

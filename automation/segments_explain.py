@@ -20,9 +20,9 @@ from automation.segments import rfm
 from automation.segments.evaluate import (
     MISSING,
     Facts,
-    _has_address,
-    _suppressed,
     evaluate,
+    has_address,
+    is_suppressed,
     json_compare,
     json_get,
     load_facts,
@@ -184,8 +184,8 @@ def _reach_value(cond: ReachCond, facts: Facts) -> dict[str, Any]:
     detail: dict[str, Any] = {}
     for channel in cond.channels:
         detail[channel] = {
-            "address": _has_address(contact, channel),
-            "suppressed": _suppressed(contact, channel, facts),
+            "address": has_address(contact, channel),
+            "suppressed": is_suppressed(contact, channel, facts),
             "marketing_consent_denied": channel in facts.denied,
         }
     return detail

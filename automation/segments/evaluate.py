@@ -375,7 +375,8 @@ def _event(cond: EventCond, facts: Facts, now: datetime) -> bool:
     return not found if cond.negate else found
 
 
-def _has_address(contact: Contact, channel: str) -> bool:
+def has_address(contact: Contact, channel: str) -> bool:
+    """True when the contact has a usable address on the reach channel."""
     if channel == "email":
         values = [contact.email]
     elif channel == "messenger":
@@ -385,7 +386,8 @@ def _has_address(contact: Contact, channel: str) -> bool:
     return any(v is not None and v != "" for v in values)
 
 
-def _suppressed(contact: Contact, channel: str, facts: Facts) -> bool:
+def is_suppressed(contact: Contact, channel: str, facts: Facts) -> bool:
+    """True when one of the contact's addresses on the channel is suppressed."""
     mine = addresses(contact, channel)
     return any(
         (ch, addr) in facts.suppressions for ch in SUPPRESSION_CHANNELS[channel] for addr in mine
@@ -395,11 +397,11 @@ def _suppressed(contact: Contact, channel: str, facts: Facts) -> bool:
 def _reach(kind: str, channel: str, facts: Facts) -> bool:
     contact = facts.contact
     if kind == "has_address":
-        return _has_address(contact, channel)
+        return has_address(contact, channel)
     if kind == "suppressed":
-        return _suppressed(contact, channel, facts)
+        return is_suppressed(contact, channel, facts)
     return (
-        _has_address(contact, channel)
-        and not _suppressed(contact, channel, facts)
+        has_address(contact, channel)
+        and not is_suppressed(contact, channel, facts)
         and channel not in facts.denied
     )

@@ -23,8 +23,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from automation.models import Contact, Enrollment, Event, Message, MessageEvent, Sequence
+from automation.segments import load_rule, matches
 from automation.sequences import cursor as cur
-from automation.sequences import segments_api
 from automation.sequences.schema import (
     EngagementCondition,
     ExitStep,
@@ -394,9 +394,8 @@ def engaged(
 def segment_rule_matches(
     session: Session, cond: SegmentCondition, contact_id: int, now: datetime
 ) -> bool:
-    """Evaluate an ``if:`` segment rule for one contact with the segments stream's evaluator."""
-    rule = segments_api.load_rule(cond.rule_data, where=cond.where)
-    return segments_api.rule_matches(session, rule, contact_id, now)
+    """Evaluate an ``if:`` segment rule for one contact."""
+    return matches(session, load_rule(cond.rule_data, where=cond.where), contact_id, now)
 
 
 # --------------------------------------------------------------------------- hand-off
@@ -430,18 +429,15 @@ def _after_commit(session: Session) -> None:
 
 
 def dispatch_messages(bind: Any, message_ids: list[int]) -> None:
-    """Call delivery's enqueue_messages in a fresh session; rows stay queued if it is absent.
+    """Call delivery's enqueue_messages in a fresh session.
 
     A failure here loses nothing: queued rows are found again by the scheduler's stale
     outbox task.
     """
-    try:
-        from automation.delivery.dispatch import (  # type: ignore[import-not-found,unused-ignore]
-            enqueue_messages,
-        )
-    except ImportError:
-        log.debug("delivery not installed; %d messages stay queued", len(message_ids))
-        return
+    from automation.delivery.dispatch import (
+        enqueue_messages,  # delivery imports the engine's callers
+    )
+
     session = Session(bind=bind, expire_on_commit=False)
     try:
         enqueue_messages(session, list(message_ids))

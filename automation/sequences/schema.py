@@ -780,13 +780,11 @@ def _if(
 
 
 def check_rule(ctx: _Ctx, spec: Any, line: int) -> None:
-    """Validate a segment rule with the segments stream's load_rule, when it is installed."""
-    from automation.sequences import segments_api
+    """Validate a segment rule with the segment rule language."""
+    from automation.segments import load_rule
 
-    if not segments_api.available():
-        return
     try:
-        segments_api.load_rule(spec, where=ctx.where(line))
+        load_rule(spec, where=ctx.where(line))
     except ValueError as exc:
         detail = getattr(exc, "detail", None) or str(exc)
         raise SequenceError(

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from automation.events import SEGMENT_ENTERED
 from automation.models import Contact, Enrollment, Event, Sequence, SequenceVersion
-from automation.sequences import segments_api
+from automation.segments import in_segment
 from automation.sequences.engine import RUNNING, advance_enrollment, event_properties
 from automation.sequences.schema import (
     EventTrigger,
@@ -95,7 +95,7 @@ def enroll(
     if (
         check_audience
         and definition.audience is not None
-        and not segments_api.in_segment(session, definition.audience, contact_id)
+        and not in_segment(session, definition.audience, contact_id)
     ):
         log.info(
             "contact %s not in audience %s of %s", contact_id, definition.audience, sequence.key
