@@ -18,7 +18,7 @@ from admin_cli.output import (
     user_errors,
 )
 from automation.apply import ApplyError, Plan, apply_paths
-from automation.db import session_scope
+from automation.core.db import session_scope
 
 
 def print_plan(plan: Plan) -> None:

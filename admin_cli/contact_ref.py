@@ -6,8 +6,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from admin_cli.output import UserError
-from automation.contacts import AddressError, normalize_email, normalize_phone
-from automation.models import Contact
+from automation.contacts.identity import AddressError, normalize_email, normalize_phone
+from automation.core.models import Contact
 
 
 def resolve_contact(session: Session, ref: str) -> Contact:

@@ -19,7 +19,7 @@ from admin_cli.output import (
     print_table,
     user_errors,
 )
-from automation.models import (
+from automation.core.models import (
     Consent,
     Contact,
     ContactIdentity,
@@ -115,7 +115,7 @@ def show(
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show a contact: identities, consents, order rollups, segments and recent events."""
-    from automation.db import session_scope
+    from automation.core.db import session_scope
 
     settings = load_settings()
     with user_errors(), session_scope(settings) as session:
@@ -191,9 +191,14 @@ def import_csv(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from sqlalchemy.exc import IntegrityError
 
-    from automation.clock import now
-    from automation.db import session_factory
-    from automation.importer import ImportFileError, import_rows, read_csv, write_error_report
+    from automation.contacts.importer import (
+        ImportFileError,
+        import_rows,
+        read_csv,
+        write_error_report,
+    )
+    from automation.core.clock import now
+    from automation.core.db import session_factory
     from automation.segments.membership import refresh_all
 
     settings = load_settings()

@@ -14,7 +14,7 @@ def upgrade(
     revision: str = typer.Argument("head", help="Target migration (default: the latest)."),
 ) -> None:
     """Create or migrate the tables in DATABASE_URL (safe to run again)."""
-    from automation.migrate import upgrade as run_upgrade
+    from automation.core.migrate import upgrade as run_upgrade
 
     settings = load_settings()
     with user_errors():
@@ -53,6 +53,6 @@ def head_revision() -> str | None:
     """The newest migration shipped with the code."""
     from alembic.script import ScriptDirectory
 
-    from automation.migrate import alembic_config
+    from automation.core.migrate import alembic_config
 
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

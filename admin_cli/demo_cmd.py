@@ -66,7 +66,7 @@ def demo_command(
     """Apply the playbooks to a simulated month of a Vietnamese shop and show what happened."""
     import logging
 
-    from automation.demo import DemoOptions, run_demo
+    from demo.simulate import DemoOptions, run_demo
 
     logging.getLogger().setLevel(logging.ERROR)
     options = DemoOptions(

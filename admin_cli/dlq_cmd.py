@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from admin_cli.output import UserError, console, load_settings, print_json, print_table, user_errors
-from automation.db import session_scope
+from automation.core.db import session_scope
 from automation.delivery.deadletter import list_failed, redis_dead_counts, replay
 
 app = typer.Typer(help="Dead letters: messages that failed for good (list, replay).")

@@ -8,12 +8,12 @@ import typer
 from rich.markup import escape
 
 from admin_cli.output import console, load_settings, print_json, print_table
-from automation.config import Settings
+from automation.core.config import Settings
 
 
 def zns_example_warnings(settings: Settings) -> list[str]:
     """ZNS templates still sending the shipped example id (not overridden in configuration)."""
-    from automation.templating import (
+    from automation.messages.templating import (
         TemplateProblem,
         effective_zns_id,
         list_templates,
@@ -46,7 +46,7 @@ def zns_example_warnings(settings: Settings) -> list[str]:
 def _check_db(settings: Settings) -> tuple[bool, str]:
     from sqlalchemy import text
 
-    from automation.db import get_engine
+    from automation.core.db import get_engine
 
     try:
         with get_engine(settings).connect() as conn:

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from admin_cli.contact_ref import resolve_contact
 from admin_cli.output import UserError, load_settings, print_json, print_table, user_errors
-from automation.db import session_scope
-from automation.models import Contact, Enrollment, Sequence, SequenceVersion
+from automation.core.db import session_scope
+from automation.core.models import Contact, Enrollment, Sequence, SequenceVersion
 
 app = typer.Typer(help="Enrollments: contacts running through sequences.")
 

@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, or_, select
 from admin_cli.contacts_cmd import event_summary
 from admin_cli.lookup import find_contact
 from admin_cli.output import load_settings, print_json, print_table, user_errors
-from automation.models import Event
+from automation.core.models import Event
 
 app = typer.Typer(help="Stored canonical events (webhooks, internal events).")
 
@@ -30,7 +30,7 @@ def list_events(
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List recent events, newest first."""
-    from automation.db import session_scope
+    from automation.core.db import session_scope
 
     settings = load_settings()
     with user_errors(), session_scope(settings) as session:

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from automation.config import Settings, SettingsError, get_settings
+from automation.core.config import Settings, SettingsError, get_settings
 
 EXIT_USER_ERROR = 2
 

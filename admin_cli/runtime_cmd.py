@@ -17,11 +17,11 @@ import typer
 from admin_cli.output import fail, load_settings, print_json, user_errors
 
 if TYPE_CHECKING:
-    from automation.clock import FrozenClock
-    from automation.config import Settings
+    from automation.core.clock import FrozenClock
+    from automation.core.config import Settings
 
 APP_FACTORY = "automation.ingest.app:create_app"
-ACTORS_MODULE = "automation.actors"
+ACTORS_MODULE = "automation.runtime.actors"
 log = logging.getLogger("mactl")
 
 
@@ -42,7 +42,7 @@ def serve(
     """Run the HTTP API (webhooks, callbacks, tracking, /healthz, /metrics)."""
     import uvicorn
 
-    from automation.logging import configure_logging
+    from automation.core.logging import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level)
@@ -120,8 +120,8 @@ def scheduler(
     ),
 ) -> None:
     """Run the periodic pass: due enrollment steps, abandoned carts, stale outbox rows."""
-    from automation import clock
-    from automation.logging import configure_logging
+    from automation.core import clock
+    from automation.core.logging import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level)
@@ -139,15 +139,15 @@ def scheduler(
 def _run_scheduler(
     settings: Settings, interval: float, once: bool, frozen: FrozenClock | None
 ) -> None:
-    from automation import clock
+    from automation.core import clock
 
     with user_errors():
-        from automation.broker import configure_broker
-        from automation.db import session_factory
-        from automation.scheduler import run_pass
+        from automation.core.db import session_factory
+        from automation.runtime.broker import configure_broker
+        from automation.runtime.scheduler import run_pass
 
         configure_broker(settings)
-        import automation.actors  # noqa: F401  declare every actor on the broker
+        import automation.runtime.actors  # noqa: F401  declare every actor on the broker
 
         factory = session_factory(settings)
         if once:
@@ -179,7 +179,7 @@ def parse_time(value: str, default_timezone: str) -> datetime:
 
 
 def _one_pass(run_pass: Any, factory: Any) -> None:
-    from automation.clock import now
+    from automation.core.clock import now
 
     try:
         counts = run_pass(factory, now())
@@ -211,10 +211,10 @@ def run(
     """
     import uvicorn
 
-    from automation.broker import configure_broker, start_inprocess_worker
-    from automation.db import dispose_all, session_factory
-    from automation.logging import configure_logging
-    from automation.migrate import upgrade
+    from automation.core.db import dispose_all, session_factory
+    from automation.core.logging import configure_logging
+    from automation.core.migrate import upgrade
+    from automation.runtime.broker import configure_broker, start_inprocess_worker
 
     settings = load_settings()
     configure_logging(settings.log_level)
@@ -222,7 +222,7 @@ def run(
         if migrate:
             upgrade(settings.database_url)
         configure_broker(settings)
-        import automation.actors  # noqa: F401  declare every actor on the broker
+        import automation.runtime.actors  # noqa: F401  declare every actor on the broker
 
         workers = start_inprocess_worker(threads)
     stop = threading.Event()
@@ -263,7 +263,7 @@ def run(
 
 
 def _scheduler_loop(stop: threading.Event, factory: Any, interval: float) -> None:
-    from automation.scheduler import run_pass
+    from automation.runtime.scheduler import run_pass
 
     while not stop.is_set():
         _one_pass(run_pass, factory)

@@ -17,9 +17,9 @@ from admin_cli.output import (
     print_table,
     user_errors,
 )
-from automation.clock import now
-from automation.db import session_scope
-from automation.models import Contact, Segment, SegmentMembership
+from automation.core.clock import now
+from automation.core.db import session_scope
+from automation.core.models import Contact, Segment, SegmentMembership
 
 app = typer.Typer(help="Segments: list, preview members, explain why a contact is in or out.")
 
@@ -157,7 +157,7 @@ def explain_cmd(
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Explain why a contact is or is not in a segment: every rule node with its value."""
-    from automation.segments_explain import explain
+    from automation.segments.explain import explain
 
     load_settings()
     with user_errors(), session_scope() as session:

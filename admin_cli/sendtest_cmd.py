@@ -12,7 +12,7 @@ import time
 import typer
 
 from admin_cli.output import UserError, console, load_settings, print_json, user_errors
-from automation.templating import KINDS, TemplateProblem, render
+from automation.messages.templating import KINDS, TemplateProblem, render
 
 
 def send_test(
@@ -25,9 +25,9 @@ def send_test(
 ) -> None:
     """Send one message now and print the provider's answer."""
     from admin_cli.templates_cmd import _context
-    from automation.contacts import AddressError, normalize_email, normalize_phone
+    from automation.contacts.identity import AddressError, normalize_email, normalize_phone
     from automation.delivery.channels import build_adapter
-    from automation.templating import effective_zns_id
+    from automation.messages.templating import effective_zns_id
     from channels.base import OutboundMessage
     from channels.errors import ChannelError
 

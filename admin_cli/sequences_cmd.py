@@ -16,8 +16,8 @@ from admin_cli.output import (
     print_table,
     user_errors,
 )
-from automation.db import session_scope
-from automation.models import Enrollment, Message, Sequence, SequenceVersion
+from automation.core.db import session_scope
+from automation.core.models import Enrollment, Message, Sequence, SequenceVersion
 
 app = typer.Typer(help="Sequences: list, show, pause or resume (write them with `mactl apply`).")
 

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from admin_cli.output import UserError, console, fail, load_settings, print_json, user_errors
-from automation.templating import (
+from automation.messages.templating import (
     KINDS,
     TemplateProblem,
     list_templates,
@@ -27,9 +27,9 @@ def _context(contact_id: int | None) -> dict[str, Any]:
     ctx = sample_context(settings)
     if contact_id is None:
         return ctx
-    from automation.db import session_scope
+    from automation.core.db import session_scope
+    from automation.core.models import Contact
     from automation.delivery.context import contact_view
-    from automation.models import Contact
 
     with session_scope(settings) as session:
         contact = session.get(Contact, contact_id)

@@ -21,8 +21,8 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from automation.clock import now as clock_now
-from automation.models import Segment
+from automation.core.clock import now as clock_now
+from automation.core.models import Segment
 from automation.segments.compile import compile_rule
 from automation.segments.rules import InSegment as InSegmentCond
 from automation.segments.rules import (
@@ -227,7 +227,7 @@ def send_steps(definition: SequenceDefinition) -> list[tuple[str, SendStep]]:
 
 def template_problems(definition: SequenceDefinition, file: str) -> list[str]:
     """Problems with the templates a sequence sends, on every channel it may use."""
-    from automation.templating import TemplateProblem, load_template, validate_template
+    from automation.messages.templating import TemplateProblem, load_template, validate_template
 
     problems: list[str] = []
     checked: set[str] = set()
@@ -296,7 +296,7 @@ def _segment_action(session: Session, segment: SegmentDef) -> Action:
 
 
 def _next_version(session: Session, definition: SequenceDefinition, action: Action) -> int:
-    from automation.models import Sequence, SequenceVersion
+    from automation.core.models import Sequence, SequenceVersion
 
     row = session.scalar(select(Sequence).where(Sequence.key == definition.key))
     if row is None:

@@ -20,8 +20,8 @@ import hmac
 from itsdangerous import BadSignature, Signer
 from itsdangerous.signer import HMACAlgorithm
 
-from automation.config import Settings, get_settings
-from automation.models import Message
+from automation.core.config import Settings, get_settings
+from automation.core.models import Message
 
 CLICK, OPEN, UNSUBSCRIBE = "click", "open", "unsubscribe"
 _PATHS = {CLICK: "/t/c/", OPEN: "/t/o/", UNSUBSCRIBE: "/u/"}

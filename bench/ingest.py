@@ -65,7 +65,7 @@ def serve(kind: str, port: int, database_url: str) -> None:
     os.environ.setdefault("SECRET_KEY", "bench-secret-key-0123456789abcdef")
     sys.path.insert(0, str(ROOT))
     if kind == "real":
-        import automation.orders  # noqa: F401
+        import automation.contacts.orders  # noqa: F401
         from automation.ingest.app import create_app
 
         app = create_app()
@@ -220,7 +220,7 @@ def main() -> None:
         serve(args.serve, args.port, args.database_url)
         return
     sys.path.insert(0, str(ROOT))
-    from automation.migrate import upgrade
+    from automation.core.migrate import upgrade
 
     with tempfile.TemporaryDirectory() as tmp:
         database_url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"

@@ -92,8 +92,8 @@ def zns_server(port_queue: Any) -> None:
 NOOP_MODULE = '''
 import logging
 import redis
-from automation.broker import actor
-from automation.config import get_settings
+from automation.runtime.broker import actor
+from automation.core.config import get_settings
 
 _client = None
 logging.getLogger("httpx").setLevel(logging.WARNING)  # no per-request INFO lines
@@ -133,7 +133,7 @@ def seed(url: str, n: int) -> list[int]:
     """N contacts (zalo consent granted) and one queued ZNS row each; returns message ids."""
     import sqlalchemy as sa
 
-    from automation.models import Consent, Contact, Message
+    from automation.core.models import Consent, Contact, Message
 
     engine = sa.create_engine(url)
     with engine.begin() as conn:
@@ -234,8 +234,8 @@ def main() -> None:
     os.environ.update(env)
     worker: subprocess.Popen[bytes] | None = None
     try:
-        from automation.config import get_settings
-        from automation.migrate import upgrade
+        from automation.core.config import get_settings
+        from automation.core.migrate import upgrade
 
         get_settings.cache_clear()
         upgrade(db_url)
@@ -244,7 +244,7 @@ def main() -> None:
         print(f"seeded {len(ids)} contacts + outbox rows in {time.perf_counter() - t0:.1f}s")
 
         worker = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "automation.actors", "bench_noop_actor",
+            [sys.executable, "-m", "dramatiq", "automation.runtime.actors", "bench_noop_actor",
              "--processes", str(args.processes), "--threads", str(args.threads),
              "--path", str(ROOT), str(tmp)],
             env={**os.environ, "PYTHONPATH": f"{ROOT}:{tmp}"},
@@ -253,7 +253,7 @@ def main() -> None:
         )
         time.sleep(4)  # worker boot
         sys.path.insert(0, str(tmp))
-        from automation.broker import configure_broker
+        from automation.runtime.broker import configure_broker
 
         configure_broker(get_settings())
         import bench_noop_actor  # type: ignore[import-not-found]
@@ -271,9 +271,9 @@ def main() -> None:
         # --- pipeline: outbox -> ZNS ack
         import sqlalchemy as sa
 
-        from automation.db import session_scope
-        from automation.delivery.dispatch import enqueue_messages
-        from automation.models import Message
+        from automation.core.db import session_scope
+        from automation.core.models import Message
+        from automation.runtime.dispatch import enqueue_messages
 
         engine = sa.create_engine(db_url)
 
@@ -310,7 +310,7 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 worker.kill()
         server.terminate()
-        from automation.db import dispose_all
+        from automation.core.db import dispose_all
 
         dispose_all()
         drop_database(db_url)

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from automation.migrate import upgrade  # noqa: E402
+from automation.core.migrate import upgrade  # noqa: E402
 from automation.segments import apply_segments, compile_rule, evaluate_contact  # noqa: E402
 from automation.segments.evaluate import evaluate, load_facts, needs_of  # noqa: E402
 from automation.segments.rules import load_segment_file  # noqa: E402

@@ -3,8 +3,8 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from automation.config import get_settings
-from automation.models import Base
+from automation.core.config import get_settings
+from automation.core.models import Base
 
 config = context.config
 url = config.attributes.get("database_url") or get_settings().database_url

@@ -15,11 +15,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from automation import clock
-from automation.config import Settings, get_settings
-from automation.db import dispose_all, session_factory
-from automation.migrate import upgrade
-from automation.models import Base
+import automation.runtime.handlers  # noqa: F401  registers the event handlers in their canonical order
+from automation.core import clock
+from automation.core.config import Settings, get_settings
+from automation.core.db import dispose_all, session_factory
+from automation.core.migrate import upgrade
+from automation.core.models import Base
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from admin_cli.main import app
-from automation import clock
 from automation.apply import ApplyError, apply_paths
-from automation.config import Settings, get_settings
-from automation.models import Contact, Segment, SegmentMembership, Sequence, SequenceVersion
+from automation.core import clock
+from automation.core.config import Settings, get_settings
+from automation.core.models import Contact, Segment, SegmentMembership, Sequence, SequenceVersion
 
 PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
 SHIPPED_SEGMENTS = {"reachable", "engaged_30d", "vip", "lapsed_90d", "leads_not_buying_3d"}

@@ -29,9 +29,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from automation.clock import ensure_utc, now
-from automation.config import Settings, get_settings
-from automation.models import ProviderToken
+from automation.core.clock import ensure_utc, now
+from automation.core.config import Settings, get_settings
+from automation.core.models import ProviderToken
 from channels.base import Channel
 from channels.email import EmailChannel
 from channels.esms import EsmsChannel
@@ -131,7 +131,7 @@ class DbTokenStore:
 def zalo_tokens(settings: Settings) -> ZaloTokenProvider | None:
     """The Zalo token provider for the settings, or None when Zalo is not configured."""
     if settings.zalo_app_id and settings.zalo_app_secret and settings.zalo_refresh_token:
-        from automation.db import session_factory
+        from automation.core.db import session_factory
 
         store = DbTokenStore(
             session_factory(settings),

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from automation import links
-from automation.clock import ensure_utc, now
-from automation.config import Settings, get_settings
-from automation.models import Contact, Enrollment, Event, Message
+from automation.core.clock import ensure_utc, now
+from automation.core.config import Settings, get_settings
+from automation.core.models import Contact, Enrollment, Event, Message
 
 
 def contact_view(contact: Contact, settings: Settings | None = None) -> dict[str, Any]:

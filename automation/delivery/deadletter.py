@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from automation.clock import now
-from automation.config import Settings, get_settings
+from automation.core.clock import now
+from automation.core.config import Settings, get_settings
+from automation.core.models import Message
 from automation.delivery import QUEUES
-from automation.models import Message
 
 
 def list_failed(session: Session, limit: int = 100) -> list[dict[str, Any]]:
@@ -43,7 +43,7 @@ def list_failed(session: Session, limit: int = 100) -> list[dict[str, Any]]:
 
 def replay(session: Session, ids: list[int] | None) -> list[int]:
     """Put failed rows (the given ids, or all with None) back to ``queued`` and enqueue them."""
-    from automation.delivery.dispatch import enqueue_messages
+    from automation.runtime.dispatch import enqueue_messages
 
     where = [Message.status == "failed"]
     if ids is not None:

@@ -38,10 +38,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from automation.clock import ensure_utc
-from automation.config import Settings, get_settings
+from automation.core.clock import ensure_utc
+from automation.core.config import Settings, get_settings
+from automation.core.models import Consent, Contact, Message, Suppression
 from automation.delivery import CONSENT_CHANNEL
-from automation.models import Consent, Contact, Message, Suppression
 
 HARD_REASONS = frozenset({"hard_bounce", "invalid_address", "bounced"})
 WINDOW = timedelta(hours=24)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from automation.config import Settings, get_settings
+from automation.core.config import Settings, get_settings
 
 #: Conservative defaults (messages per second) per provider; tune per account.
 DEFAULT_RATES: dict[str, float] = {

@@ -37,8 +37,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from automation.clock import now
-from automation.config import Settings, get_settings
+from automation.core.clock import now
+from automation.core.config import Settings, get_settings
+from automation.core.eventlog import record_event
+from automation.core.models import Contact, Event, Message
 from automation.delivery.channels import get_adapter, provider_name
 from automation.delivery.context import (
     address_for,
@@ -54,10 +56,8 @@ from automation.delivery.policy import (
     profile_from_settings,
 )
 from automation.delivery.ratelimit import limiter_for
-from automation.eventlog import record_event
 from automation.ingest.callback_urls import esms_callback_url, twilio_callback_url
-from automation.models import Contact, Event, Message
-from automation.templating import (
+from automation.messages.templating import (
     TemplateProblem,
     effective_zns_id,
     links_mapping,

@@ -19,13 +19,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
 
-from automation.config import get_settings
-from automation.models import Message
+from automation.core.config import get_settings
+from automation.core.models import Message
 
 
 def requeue_stale(session: Session, now: datetime, limit_seconds: int | None = None) -> int:
     """Re-queue lost/stuck/due outbox rows and enqueue them; returns how many."""
-    from automation.delivery.dispatch import enqueue_messages
+    from automation.runtime.dispatch import enqueue_messages
 
     stale = now - timedelta(seconds=limit_seconds or get_settings().outbox_stale_seconds)
     due = or_(Message.not_before.is_(None), Message.not_before <= now)
@@ -49,7 +49,7 @@ def requeue_stale(session: Session, now: datetime, limit_seconds: int | None = N
     return len(ids)
 
 
-from automation.scheduler import periodic  # noqa: E402  (after the function it registers)
+from automation.runtime.scheduler import periodic  # noqa: E402  (after the function it registers)
 
 # Replaces the scheduler's built-in queued-only sweep (same name, same order).
 periodic("stale_outbox", order=50)(requeue_stale)

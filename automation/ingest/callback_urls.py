@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from automation.config import Settings, get_settings
+from automation.core.config import Settings, get_settings
 
 ESMS_PATH = "/callbacks/esms"
 TWILIO_PATH = "/callbacks/twilio"

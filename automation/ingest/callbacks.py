@@ -1,4 +1,4 @@
-"""Provider callbacks: verify, parse, then hand each result to automation.feedback.
+"""Provider callbacks: verify, parse, then hand each result to automation.feedback.results.
 
 Routes (auth):
   GET  /callbacks/esms/{message_id}/{token}  per-message secret token (eSMS signs nothing)
@@ -24,10 +24,10 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from automation.config import get_settings
-from automation.db import session_scope
-from automation.feedback import dispatch_events
-from automation.ingest import callback_apply as apply
+from automation.core.config import get_settings
+from automation.core.db import session_scope
+from automation.feedback import callbacks as apply
+from automation.feedback.results import dispatch_events
 from automation.ingest.callback_urls import verify_esms_token
 from automation.ingest.provider_signatures import (
     verify_facebook,

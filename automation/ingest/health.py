@@ -9,8 +9,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from automation.broker import get_broker
-from automation.db import get_engine
+from automation.core.db import get_engine
+from automation.runtime.broker import get_broker
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])

@@ -16,10 +16,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from automation.clock import now
-from automation.contacts import upsert_contact
-from automation.events import ORDER_EVENTS, CanonicalEvent, ContactData
-from automation.models import Event, Order
+from automation.contacts.identity import upsert_contact
+from automation.core.clock import now
+from automation.core.events import ORDER_EVENTS, CanonicalEvent, ContactData
+from automation.core.models import Event, Order
 
 ATTEMPTS = 3
 

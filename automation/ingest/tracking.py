@@ -21,10 +21,11 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from sqlalchemy import select
 
 from automation import links
-from automation.clock import now
-from automation.config import get_settings
-from automation.db import session_scope
-from automation.feedback import (
+from automation.core.clock import now
+from automation.core.config import get_settings
+from automation.core.db import session_scope
+from automation.core.models import Consent, Contact
+from automation.feedback.results import (
     consent_channel,
     contact_address,
     dispatch_events,
@@ -33,7 +34,6 @@ from automation.feedback import (
     unsubscribe_message,
 )
 from automation.ingest import unsubscribe_page as page
-from automation.models import Consent, Contact
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["tracking"])

@@ -21,10 +21,10 @@ from pydantic import BaseModel, TypeAdapter
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from automation import clock
-from automation.config import get_settings
-from automation.db import session_factory
-from automation.events import CanonicalEvent
+from automation.core import clock
+from automation.core.config import get_settings
+from automation.core.db import session_factory
+from automation.core.events import CanonicalEvent
 from automation.ingest import signatures
 from automation.ingest.metrics import ENQUEUE_FAILURES, EVENTS_STORED, observe
 from automation.ingest.sources import (
@@ -175,7 +175,7 @@ def enqueue(ids: list[int]) -> None:
     """Queue processing for stored events; a failure is logged, the scheduler re-sends later."""
     if not ids:
         return
-    from automation.actors import process_event_actor
+    from automation.runtime.actors import process_event_actor
 
     for event_id in ids:
         try:

@@ -1,6 +1,6 @@
 """Segment rules: parse + validate (rules), compile to SQL (compile), evaluate one contact
 (evaluate), RFM thresholds (rfm), memberships and transitions (membership), definitions
-(store). Handlers live in automation.segments.handlers (imported by automation.handlers).
+(store). Handlers live in automation.segments.handlers (imported by automation.runtime.handlers).
 """
 
 from automation.segments.compile import compile_rule

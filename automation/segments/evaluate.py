@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import String, cast, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
-from automation.clock import ensure_utc
-from automation.models import (
+from automation.core.clock import ensure_utc
+from automation.core.models import (
     Consent,
     Contact,
     Event,

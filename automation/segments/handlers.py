@@ -11,9 +11,9 @@ import logging
 
 from sqlalchemy.orm import Session
 
-from automation import processing
-from automation.clock import now
-from automation.models import Event
+from automation.core import processing
+from automation.core.clock import now
+from automation.core.models import Event
 from automation.segments.membership import evaluate_contact
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from automation.config import get_settings
-from automation.eventlog import record_events
-from automation.events import SEGMENT_ENTERED, SEGMENT_EXITED
-from automation.models import Segment, SegmentMembership
+from automation.core.config import get_settings
+from automation.core.eventlog import record_events
+from automation.core.events import SEGMENT_ENTERED, SEGMENT_EXITED
+from automation.core.models import Segment, SegmentMembership
 from automation.segments.compile import compile_rule
 from automation.segments.evaluate import evaluate, load_facts, needs_of
 from automation.segments.store import all_segments, rule_of

@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, case, literal
 
-from automation.clock import ensure_utc
-from automation.models import Contact
+from automation.core.clock import ensure_utc
+from automation.core.models import Contact
 
 RECENCY_DAYS = (30, 60, 90, 180)  # scores 5, 4, 3, 2 at or below each bound
 FREQUENCY_MIN = (10, 5, 3, 2)  # scores 5, 4, 3, 2 at or above each bound

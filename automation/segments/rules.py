@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from automation.events import ALL_TYPES
+from automation.core.events import ALL_TYPES
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # naive dates in rules are Vietnam time
 

@@ -10,7 +10,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from automation.models import Segment
+from automation.core.models import Segment
 from automation.segments.rules import (
     Rule as RuleNode,
 )

@@ -9,5 +9,5 @@ Public API (import from the submodules):
 - triggers: enroll_from_event, enroll_contact, reentry_allows
 - engine: advance_enrollment(session, enrollment_id, now)
 - exits: exit_on_event, wake_waiting
-- handlers: the process_event handlers (imported by automation.handlers)
+- handlers: the process_event handlers (imported by automation.runtime.handlers)
 """

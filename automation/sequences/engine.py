@@ -22,7 +22,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from automation.models import Contact, Enrollment, Event, Message, MessageEvent, Sequence
+from automation.core.models import Contact, Enrollment, Event, Message, MessageEvent, Sequence
 from automation.segments import load_rule, matches
 from automation.sequences import cursor as cur
 from automation.sequences.schema import (
@@ -408,7 +408,7 @@ def pending_message_ids(session: Session) -> list[int]:
 
 
 def enqueue_after_commit(session: Session, message_ids: list[int]) -> None:
-    """Hand ``message_ids`` to automation.delivery.dispatch.enqueue_messages after commit."""
+    """Hand ``message_ids`` to automation.runtime.dispatch.enqueue_messages after commit."""
     if not message_ids:
         return
     pending_message_ids(session).extend(message_ids)
@@ -434,7 +434,7 @@ def dispatch_messages(bind: Any, message_ids: list[int]) -> None:
     A failure here loses nothing: queued rows are found again by the scheduler's stale
     outbox task.
     """
-    from automation.delivery.dispatch import (
+    from automation.runtime.dispatch import (
         enqueue_messages,  # delivery imports the engine's callers
     )
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from automation.models import Enrollment, Event, SequenceVersion
+from automation.core.models import Enrollment, Event, SequenceVersion
 from automation.sequences.engine import (
     RUNNING,
     advance_enrollment,

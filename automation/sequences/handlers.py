@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from automation.clock import now
-from automation.models import Event
-from automation.processing import handles
+from automation.core.clock import now
+from automation.core.models import Event
+from automation.core.processing import handles
 from automation.sequences.exits import exit_on_event, wake_waiting
 from automation.sequences.triggers import enroll_from_event
 

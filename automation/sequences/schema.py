@@ -14,8 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from automation.durations import DurationError, parse_duration
-from automation.events import ALL_TYPES
+from automation.core.events import ALL_TYPES
+from automation.dsl.durations import DurationError, parse_duration
 from automation.sequences import cursor as cur
 from automation.sequences.yamlload import (
     LineDict,

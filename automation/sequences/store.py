@@ -8,8 +8,8 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from automation.clock import now
-from automation.models import Enrollment, Sequence, SequenceVersion
+from automation.core.clock import now
+from automation.core.models import Enrollment, Sequence, SequenceVersion
 from automation.sequences.schema import SequenceDefinition, definition_hash, parse_sequence
 
 ApplyStatus = Literal["created", "changed", "unchanged"]

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from automation.events import SEGMENT_ENTERED
-from automation.models import Contact, Enrollment, Event, Sequence, SequenceVersion
+from automation.core.events import SEGMENT_ENTERED
+from automation.core.models import Contact, Enrollment, Event, Sequence, SequenceVersion
 from automation.segments import in_segment
 from automation.sequences.engine import RUNNING, advance_enrollment, event_properties
 from automation.sequences.schema import (

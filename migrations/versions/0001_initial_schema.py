@@ -6,7 +6,7 @@ Create Date: 2026-11-22 07:14:35.122825
 """
 from alembic import op
 import sqlalchemy as sa
-import automation.models
+import automation.core.models
 from sqlalchemy.dialects import postgresql
 
 revision = '0001'
@@ -31,11 +31,11 @@ def upgrade() -> None:
     sa.Column('tags', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('orders_count', sa.Integer(), nullable=False),
     sa.Column('total_spent', sa.BigInteger(), nullable=False),
-    sa.Column('first_order_at', automation.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_order_at', automation.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('first_order_at', automation.core.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_order_at', automation.core.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_inbound_at', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', automation.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', automation.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_contacts')),
     sa.UniqueConstraint('email', name=op.f('uq_contacts_email')),
     sa.UniqueConstraint('facebook_psid', name=op.f('uq_contacts_facebook_psid')),
@@ -46,8 +46,8 @@ def upgrade() -> None:
     sa.Column('provider', sa.String(length=32), nullable=False),
     sa.Column('access_token', sa.Text(), nullable=False),
     sa.Column('refresh_token', sa.Text(), nullable=True),
-    sa.Column('expires_at', automation.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', automation.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', automation.core.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('provider', name=op.f('pk_provider_tokens'))
     )
     op.create_table('segments',
@@ -58,9 +58,9 @@ def upgrade() -> None:
     sa.Column('rules', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('definition_hash', sa.String(length=64), nullable=False),
     sa.Column('time_based', sa.Boolean(), nullable=False),
-    sa.Column('refreshed_at', automation.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', automation.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', automation.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('refreshed_at', automation.core.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_segments')),
     sa.UniqueConstraint('key', name=op.f('uq_segments_key'))
     )
@@ -69,8 +69,8 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=100), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('current_version_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('created_at', automation.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', automation.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['current_version_id'], ['sequence_versions.id'], name='fk_sequences_current_version', use_alter=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sequences')),
     sa.UniqueConstraint('key', name=op.f('uq_sequences_key'))
@@ -81,7 +81,7 @@ def upgrade() -> None:
     sa.Column('address', sa.String(length=320), nullable=False),
     sa.Column('reason', sa.String(length=64), nullable=False),
     sa.Column('scope', sa.String(length=16), nullable=False),
-    sa.Column('created_at', automation.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_suppressions')),
     sa.UniqueConstraint('channel', 'address', name=op.f('uq_suppressions_channel_address'))
     )
@@ -93,9 +93,9 @@ def upgrade() -> None:
     sa.Column('total', sa.BigInteger(), nullable=False),
     sa.Column('items', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('recovery_url', sa.Text(), nullable=True),
-    sa.Column('updated_at', automation.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('converted_at', automation.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('abandoned_at', automation.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('converted_at', automation.core.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('abandoned_at', automation.core.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_carts_contact_id_contacts'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_carts')),
     sa.UniqueConstraint('source', 'external_id', name=op.f('uq_carts_source_external_id'))
@@ -109,7 +109,7 @@ def upgrade() -> None:
     sa.Column('purpose', sa.String(length=16), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('source', sa.String(length=64), nullable=False),
-    sa.Column('recorded_at', automation.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_consents_contact_id_contacts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_consents')),
     sa.UniqueConstraint('contact_id', 'channel', 'purpose', name=op.f('uq_consents_contact_id_channel_purpose'))
@@ -130,9 +130,9 @@ def upgrade() -> None:
     sa.Column('source_event_id', sa.String(length=200), nullable=False),
     sa.Column('type', sa.String(length=64), nullable=False),
     sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('occurred_at', automation.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('received_at', automation.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('processed_at', automation.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('occurred_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('processed_at', automation.core.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_events_contact_id_contacts'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_events')),
@@ -148,9 +148,9 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('total', sa.BigInteger(), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('placed_at', automation.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('placed_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('checkout_token', sa.String(length=128), nullable=True),
-    sa.Column('updated_at', automation.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_orders_contact_id_contacts'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_orders')),
     sa.UniqueConstraint('source', 'external_id', name=op.f('uq_orders_source_external_id'))
@@ -161,8 +161,8 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('segment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('entered_at', automation.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('exited_at', automation.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('entered_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('exited_at', automation.core.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_segment_memberships_contact_id_contacts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['segment_id'], ['segments.id'], name=op.f('fk_segment_memberships_segment_id_segments'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_segment_memberships'))
@@ -175,7 +175,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('definition', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('definition_hash', sa.String(length=64), nullable=False),
-    sa.Column('created_at', automation.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['sequence_id'], ['sequences.id'], name=op.f('fk_sequence_versions_sequence_id_sequences'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sequence_versions')),
     sa.UniqueConstraint('sequence_id', 'version', name=op.f('uq_sequence_versions_sequence_id_version'))
@@ -187,13 +187,13 @@ def upgrade() -> None:
     sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('cursor', sa.String(length=200), nullable=False),
-    sa.Column('next_run_at', automation.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_run_at', automation.core.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('waiting_for', sa.String(length=64), nullable=True),
     sa.Column('context', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('trigger_event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('exit_reason', sa.String(length=64), nullable=True),
-    sa.Column('entered_at', automation.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', automation.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('entered_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', automation.core.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_enrollments_contact_id_contacts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['sequence_id'], ['sequences.id'], name=op.f('fk_enrollments_sequence_id_sequences'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['trigger_event_id'], ['events.id'], name=op.f('fk_enrollments_trigger_event_id_events'), ondelete='SET NULL'),
@@ -213,7 +213,7 @@ def upgrade() -> None:
     sa.Column('address', sa.String(length=320), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('not_before', automation.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('not_before', automation.core.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('provider', sa.String(length=32), nullable=True),
     sa.Column('provider_message_id', sa.String(length=200), nullable=True),
     sa.Column('segments', sa.Integer(), nullable=True),
@@ -222,9 +222,9 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('rendered', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('links', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', automation.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', automation.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', automation.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', automation.core.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_messages_contact_id_contacts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['enrollment_id'], ['enrollments.id'], name=op.f('fk_messages_enrollment_id_enrollments'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['fallback_from_id'], ['messages.id'], name=op.f('fk_messages_fallback_from_id_messages'), ondelete='SET NULL'),
@@ -240,7 +240,7 @@ def upgrade() -> None:
     sa.Column('type', sa.String(length=32), nullable=False),
     sa.Column('provider', sa.String(length=32), nullable=False),
     sa.Column('provider_event_id', sa.String(length=200), nullable=True),
-    sa.Column('occurred_at', automation.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('occurred_at', automation.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.ForeignKeyConstraint(['message_id'], ['messages.id'], name=op.f('fk_message_events_message_id_messages'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_message_events')),

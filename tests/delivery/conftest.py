@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from dlv_helpers import Loopback, esms_ok, write_templates, zns_ok
 
-from automation.config import Settings, get_settings
+from automation.core.config import Settings, get_settings
 from automation.delivery.channels import close_adapters
+from tests.delivery.helpers import Loopback, esms_ok, write_templates, zns_ok
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-import automation.orders  # noqa: F401  registers the order/cart handler
-from automation import processing
-from automation.config import Settings
+import automation.contacts.orders  # noqa: F401  registers the order/cart handler
+from automation.core import processing
+from automation.core.config import Settings
+from automation.core.models import Event
 from automation.ingest.app import create_app
-from automation.models import Event
 
 
 @pytest.fixture

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from automation import clock
 from automation.apply import apply_paths
-from automation.config import Settings, get_settings
-from automation.db import session_factory
-from automation.demo import Simulation, _load_handlers
-from automation.models import Contact, Enrollment, Message, Sequence
+from automation.core import clock
+from automation.core.config import Settings, get_settings
+from automation.core.db import session_factory
+from automation.core.models import Contact, Enrollment, Message, Sequence
+from demo.simulate import Simulation, _load_handlers
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 _ids = itertools.count(1)
@@ -165,7 +165,7 @@ def shop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Shop]:
     """The shipped playbooks applied to an empty database; sends go to a file."""
-    from automation.broker import configure_broker
+    from automation.runtime.broker import configure_broker
 
     monkeypatch.setenv("OUTBOX_FILE", str(tmp_path / "outbox.jsonl"))
     for name in ("SMTP_URL", "ESMS_API_KEY", "ZALO_ACCESS_TOKEN", "FACEBOOK_PAGE_TOKEN"):

@@ -8,9 +8,9 @@ from datetime import datetime
 import pytest
 from sqlalchemy.orm import Session
 
-from automation.config import Settings
-from automation.db import session_factory
-from automation.scheduler import run_pass
+from automation.core.config import Settings
+from automation.core.db import session_factory
+from automation.runtime.scheduler import run_pass
 
 
 @pytest.fixture

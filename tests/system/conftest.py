@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from procs import SECRETS, LoopbackProvider, Providers, base_env, start_smtp
+
+from tests.system.procs import SECRETS, LoopbackProvider, Providers, base_env, start_smtp
 
 PG_ADMIN_URL = os.environ.get(
     "TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

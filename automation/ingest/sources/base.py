@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 
 from babel.numbers import get_currency_precision
 
-from automation.clock import ensure_utc, now
-from automation.contacts import AddressError, normalize_email, normalize_phone
-from automation.events import CanonicalEvent
+from automation.contacts.identity import AddressError, normalize_email, normalize_phone
+from automation.core.clock import ensure_utc, now
+from automation.core.events import CanonicalEvent
 
 
 class PayloadError(ValueError):

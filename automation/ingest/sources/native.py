@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from automation import events as ev
-from automation.clock import ensure_utc
-from automation.contacts import AddressError, normalize_email, normalize_phone
-from automation.events import CanonicalEvent, ContactData
+from automation.contacts.identity import AddressError, normalize_email, normalize_phone
+from automation.core import events as ev
+from automation.core.clock import ensure_utc
+from automation.core.events import CanonicalEvent, ContactData
 from automation.ingest.sources.base import PayloadError, Source
 
 MAX_BATCH = 1000

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from automation import events as ev
-from automation.events import CanonicalEvent, ContactData
+from automation.core import events as ev
+from automation.core.events import CanonicalEvent, ContactData
 from automation.ingest.sources.base import (
     Ignored,
     Source,

@@ -1,0 +1,235 @@
+"""Orders and carts from events; contact rollups recomputed from the orders table.
+
+An order is one row per (source, external order id), so the same order reported twice
+counts once. Rollups (orders_count, total_spent, first/last_order_at) are recomputed
+from the rows whose status is not cancelled or refunded, so a cancel or a full refund
+takes the order back. Totals are integers in the shop currency's smallest unit (VND:
+dong). An order counts from the moment it is placed (cash on delivery is common in
+Vietnam, so payment is not required).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from automation.core import events as ev
+from automation.core.clock import ensure_utc, now
+from automation.core.models import Cart, Contact, Event, Order
+from automation.core.processing import handles
+
+STATUS = {
+    ev.ORDER_CREATED: "open",
+    ev.ORDER_PAID: "paid",
+    ev.ORDER_SHIPPED: "shipped",
+    ev.ORDER_DELIVERED: "delivered",
+    ev.ORDER_CANCELLED: "cancelled",
+    ev.ORDER_REFUNDED: "refunded",
+}
+RANK = {"open": 0, "paid": 1, "shipped": 2, "delivered": 3}
+NOT_COUNTED = ("cancelled", "refunded")
+CONVERTING = (ev.ORDER_CREATED, ev.ORDER_PAID)
+
+
+@handles
+def apply_commerce_event(session: Session, event: Event) -> None:
+    """process_event handler: order events -> Order + rollups; cart events -> Cart."""
+    if event.type in ev.ORDER_EVENTS:
+        apply_order_event(session, event)
+    elif event.type in ev.CART_EVENTS:
+        apply_cart_event(session, event)
+
+
+def _properties(event: Event) -> dict[str, Any]:
+    payload = event.payload or {}
+    props = payload.get("properties")
+    return props if isinstance(props, dict) else {}
+
+
+def _time(value: Any, default: datetime) -> datetime:
+    if isinstance(value, str) and value:
+        try:
+            return ensure_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            return default
+    return default
+
+
+def _insert_ignore(session: Session, model: Any, values: dict[str, Any]) -> None:
+    """INSERT ... ON CONFLICT (source, external_id) DO NOTHING on either backend."""
+    module: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = module.insert(model).values(**values).on_conflict_do_nothing(
+        index_elements=["source", "external_id"]
+    )
+    session.execute(stmt)
+
+
+def lock_contact(session: Session, contact_id: int | None) -> None:
+    """Serialise rollup work per contact (row lock on PostgreSQL; SQLite has one writer)."""
+    if contact_id is not None:
+        session.execute(select(Contact.id).where(Contact.id == contact_id).with_for_update())
+
+
+def apply_order_event(session: Session, event: Event) -> Order | None:
+    """Upsert the Order row for the event, then recompute the affected contacts' rollups."""
+    props = _properties(event)
+    order_id = props.get("order_id")
+    if not order_id:
+        return None
+    external_id = str(order_id)
+    lock_contact(session, event.contact_id)
+    placed = _time(props.get("placed_at"), event.occurred_at)
+    _insert_ignore(
+        session,
+        Order,
+        {
+            "source": event.source,
+            "external_id": external_id,
+            "contact_id": event.contact_id,
+            "status": "open",
+            "total": 0,
+            "currency": str(props.get("currency") or "VND")[:3],
+            "placed_at": placed,
+        },
+    )
+    order = session.scalars(
+        select(Order)
+        .where(Order.source == event.source, Order.external_id == external_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    previous_contact = order.contact_id
+    if event.contact_id is not None:
+        order.contact_id = event.contact_id
+    elif order.contact_id is not None:
+        event.contact_id = order.contact_id  # later handlers see who the event is about
+    total = props.get("total")
+    if isinstance(total, int) and not isinstance(total, bool):
+        order.total = max(total, 0)
+    if props.get("currency"):
+        order.currency = str(props["currency"])[:3].upper()
+    if props.get("placed_at"):
+        order.placed_at = placed
+    if props.get("checkout_token"):
+        order.checkout_token = str(props["checkout_token"])[:128]
+    order.status = next_status(order.status, event.type, props, order)
+    session.flush()
+    for contact_id in {previous_contact, order.contact_id} - {None}:
+        assert contact_id is not None
+        recompute_rollups(session, contact_id)
+    if event.type in CONVERTING:
+        mark_converted(session, event.source, order)
+    return order
+
+
+def next_status(current: str, type_: str, props: dict[str, Any], order: Order) -> str:
+    """Status moves forward only; cancel and full refund win; a partial refund lowers the total."""
+    target = STATUS.get(type_, current)
+    if type_ == ev.ORDER_REFUNDED:
+        amount = props.get("refund_amount")
+        if isinstance(amount, int) and not isinstance(amount, bool) and amount < order.total:
+            order.total -= max(amount, 0)
+            return current
+        return "refunded"
+    if target in NOT_COUNTED:
+        return target
+    if current in NOT_COUNTED:
+        return current
+    return target if RANK.get(target, 0) >= RANK.get(current, 0) else current
+
+
+def recompute_rollups(session: Session, contact_id: int) -> None:
+    """orders_count, total_spent, first/last_order_at from the contact's counted orders."""
+    count, spent, first, last = session.execute(
+        select(
+            func.count(Order.id),
+            func.coalesce(func.sum(Order.total), 0),
+            func.min(Order.placed_at),
+            func.max(Order.placed_at),
+        ).where(Order.contact_id == contact_id, Order.status.not_in(NOT_COUNTED))
+    ).one()
+    session.execute(
+        update(Contact)
+        .where(Contact.id == contact_id)
+        .values(
+            orders_count=int(count),
+            total_spent=int(spent),
+            first_order_at=ensure_utc(first) if first else None,
+            last_order_at=ensure_utc(last) if last else None,
+            updated_at=now(),
+        )
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+def mark_converted(session: Session, source: str, order: Order) -> int:
+    """Carts this order completes: its checkout_token, and the buyer's other open carts."""
+    when = now()
+    converted = 0
+    if order.checkout_token:
+        result = session.execute(
+            update(Cart)
+            .where(
+                Cart.source == source,
+                Cart.external_id == order.checkout_token,
+                Cart.converted_at.is_(None),
+            )
+            .values(converted_at=when)
+        )
+        converted += int(result.rowcount)  # type: ignore[attr-defined]
+    if order.contact_id is not None:
+        result = session.execute(
+            update(Cart)
+            .where(
+                Cart.contact_id == order.contact_id,
+                Cart.converted_at.is_(None),
+                Cart.abandoned_at.is_(None),
+            )
+            .values(converted_at=when)
+        )
+        converted += int(result.rowcount)  # type: ignore[attr-defined]
+    return converted
+
+
+def apply_cart_event(session: Session, event: Event) -> Cart | None:
+    """Upsert the Cart row (checkout.started / cart.updated); a converted cart stays converted."""
+    props = _properties(event)
+    cart_id = props.get("cart_id")
+    if not cart_id:
+        return None
+    _insert_ignore(
+        session,
+        Cart,
+        {
+            "source": event.source,
+            "external_id": str(cart_id)[:128],
+            "contact_id": event.contact_id,
+            "total": 0,
+            "items": [],
+            "updated_at": event.occurred_at,
+        },
+    )
+    cart = session.scalars(
+        select(Cart)
+        .where(Cart.source == event.source, Cart.external_id == str(cart_id)[:128])
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if event.contact_id is not None:
+        cart.contact_id = event.contact_id
+    total = props.get("total")
+    if isinstance(total, int) and not isinstance(total, bool):
+        cart.total = max(total, 0)
+    items = props.get("items")
+    if isinstance(items, list):
+        cart.items = items
+    if props.get("recovery_url"):
+        cart.recovery_url = str(props["recovery_url"])
+    if ensure_utc(event.occurred_at) >= ensure_utc(cart.updated_at):
+        cart.updated_at = event.occurred_at
+    session.flush()
+    return cart

@@ -1,0 +1,98 @@
+"""record_event: store an event once per (source, source_event_id), for internal producers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from automation.core.clock import now
+from automation.core.models import Event
+
+
+def record_event(
+    session: Session,
+    type: str,
+    contact_id: int | None,
+    properties: dict[str, Any],
+    source_event_id: str,
+    occurred_at: datetime | None = None,
+    source: str = "internal",
+) -> Event | None:
+    """Insert an event with payload {"properties": ...}; None if (source, id) is already stored.
+
+    Uses INSERT ... ON CONFLICT DO NOTHING (PostgreSQL and SQLite), so a duplicate neither
+    raises nor aborts the caller's transaction. The event is flushed, not committed.
+    """
+    when = occurred_at or now()
+    values: dict[str, Any] = {
+        "source": source,
+        "source_event_id": source_event_id,
+        "type": type,
+        "contact_id": contact_id,
+        "occurred_at": when,
+        "received_at": now(),
+        "payload": {"properties": properties},
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt: Any = (
+            postgresql.insert(Event)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["source", "source_event_id"])
+        )
+    elif dialect == "sqlite":
+        stmt = (
+            sqlite.insert(Event)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["source", "source_event_id"])
+        )
+    else:  # pragma: no cover - only the two supported backends
+        exists = session.scalar(
+            select(Event.id).where(Event.source == source, Event.source_event_id == source_event_id)
+        )
+        if exists is not None:
+            return None
+        event = Event(**values)
+        session.add(event)
+        session.flush()
+        return event
+    session.flush()
+    new_id = session.execute(stmt.returning(Event.id)).scalar_one_or_none()
+    if new_id is None:
+        return None
+    return session.get(Event, new_id)
+
+
+def record_events(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Bulk record_event: rows of {type, contact_id, properties, source_event_id, occurred_at,
+    source?}; duplicates are skipped. Returns how many rows were offered (not inserted)."""
+    stamp = now()
+    values = [
+        {
+            "source": row.get("source", "internal"),
+            "source_event_id": row["source_event_id"],
+            "type": row["type"],
+            "contact_id": row["contact_id"],
+            "occurred_at": row.get("occurred_at") or stamp,
+            "received_at": stamp,
+            "payload": {"properties": row["properties"]},
+        }
+        for row in rows
+    ]
+    if not values:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.flush()
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        session.execute(
+            insert_fn(Event)
+            .values(chunk)
+            .on_conflict_do_nothing(index_elements=["source", "source_event_id"])
+        )
+    return len(values)

@@ -1,0 +1,410 @@
+"""`mactl demo`: a month of a Vietnamese shop on a simulated clock, end to end.
+
+In a temporary SQLite database (unless a database URL is given) the demo applies the
+shipped playbooks, imports order history (some of it more than 90 days old), then plays
+a month of shop activity hour by hour on a FrozenClock: leads, checkouts (some
+abandoned), orders created / paid / shipped / delivered, cancellations, and clicks on
+the messages that were sent. Every shop event goes through the native webhook parser,
+the ingest store and process_event; every hour runs the scheduler pass, so waits
+elapse and carts are detected as abandoned. Messages are sent with delivery's
+deliver_batch through the file transport (no channel has credentials in the demo), so
+the outbox file shows exactly what customers would receive.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from automation.core import clock
+from automation.core.config import get_settings
+from automation.core.models import Cart, Contact, Enrollment, Event, Message, Order, Sequence
+from demo.data import Person, Planned, Story, make_people
+
+PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
+DEFAULT_START = datetime(2026, 10, 1, 0, 0, tzinfo=UTC)  # 07:00 in Ho Chi Minh City
+#: Variables cleared for the demo so every channel uses the file transport.
+CREDENTIALS = (
+    "REDIS_URL", "SMTP_URL", "ESMS_API_KEY", "ESMS_SECRET_KEY", "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN", "ZALO_ACCESS_TOKEN", "ZALO_REFRESH_TOKEN", "ZALO_APP_SECRET",
+    "FACEBOOK_PAGE_TOKEN", "TEMPLATES_DIR",
+)  # fmt: skip
+#: Probability that a sent message is opened / clicked, per channel.
+OPEN_RATE = {"email": 0.25}
+CLICK_RATE = {"email": 0.08, "zalo_zns": 0.15, "zalo_oa": 0.12, "sms": 0.05, "messenger": 0.15}
+#: Run the scheduler pass at least this often even when nothing is due (segments by time).
+SEGMENT_REFRESH = timedelta(hours=6)
+SENT_STATUSES = ("sent", "delivered", "opened", "clicked", "read", "replied")
+
+
+@dataclass
+class DemoOptions:
+    """What to simulate."""
+
+    contacts: int = 500
+    days: int = 30
+    seed: int = 42
+    database_url: str | None = None
+    outbox_file: str | None = None
+    start: datetime = DEFAULT_START
+    playbooks: Path = PLAYBOOKS
+
+
+Progress = Callable[[str], None]
+
+
+@contextmanager
+def demo_environment(database_url: str, outbox_file: str) -> Iterator[None]:
+    """Point settings at the demo database and outbox, with every channel credential unset."""
+    from automation.core.config import get_settings
+    from automation.core.db import dispose_all
+
+    saved = {name: os.environ.get(name) for name in (*CREDENTIALS, "DATABASE_URL", "OUTBOX_FILE")}
+    for name in CREDENTIALS:
+        os.environ.pop(name, None)
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["OUTBOX_FILE"] = outbox_file
+    get_settings.cache_clear()
+    dispose_all()
+    try:
+        yield
+    finally:
+        _close_adapters()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()
+        dispose_all()
+
+
+def _close_adapters() -> None:
+    from automation.delivery.channels import close_adapters
+
+    close_adapters()
+
+
+def _load_handlers() -> None:
+    """Register every process_event handler and scheduler task (facts, segments, sequences)."""
+    from automation.runtime.scheduler import load_task_modules
+
+    load_task_modules()
+
+
+class Simulation:
+    """The running demo: a session factory, the frozen clock and the pending clicks."""
+
+    def __init__(self, factory: sessionmaker[Session], fake: clock.FrozenClock, seed: int) -> None:
+        self.factory = factory
+        self.clock = fake
+        self.seed = seed
+        self.clicks: list[tuple[datetime, int, str]] = []  # (when, message id, kind)
+        self.seen_sent: set[int] = set()
+        self.shop_events = 0
+        self.last_pass: datetime | None = None
+        self.scanned_until: datetime | None = None
+
+    # -- feeding events -----------------------------------------------------------------
+
+    def ingest(self, payloads: list[dict[str, Any]], drain: bool = True) -> list[int]:
+        """Parse native payloads, store them (one transaction) and process the new events."""
+        from automation.core.processing import process_event
+        from automation.ingest.sources.native import NativeSource
+        from automation.ingest.store import store_events
+
+        events = NativeSource().parse("", {"events": payloads})
+        with self.factory() as session:
+            result = store_events(session, "native", events)
+            session.commit()
+            for event_id in result.new_ids:
+                process_event(session, event_id)
+                session.commit()
+        self.shop_events += len(result.new_ids)
+        if drain:
+            self.drain()
+        return result.new_ids
+
+    def drain(self) -> None:
+        """Process every stored, unprocessed event and send what is due, until quiet."""
+        from automation.core.processing import process_event
+
+        for _ in range(50):
+            with self.factory() as session:
+                ids = list(
+                    session.scalars(
+                        select(Event.id).where(Event.processed_at.is_(None)).order_by(Event.id)
+                    )
+                )
+                for event_id in ids:
+                    process_event(session, event_id)
+                    session.commit()
+            sent = self.deliver()
+            if not ids and not sent:
+                return
+
+    def deliver(self) -> int:
+        """deliver_batch every queued/deferred row that is due; schedules opens and clicks."""
+        from automation.delivery.send import deliver_batch
+
+        at = self.clock.now()
+        total = 0
+        for _ in range(20):
+            with self.factory() as session:
+                ids = list(
+                    session.scalars(
+                        select(Message.id)
+                        .where(
+                            Message.status.in_(("queued", "deferred")),
+                            or_(Message.not_before.is_(None), Message.not_before <= at),
+                        )
+                        .order_by(Message.id)
+                        .limit(500)
+                    )
+                )
+                if not ids:
+                    break
+                deliver_batch(session, ids)
+                session.commit()
+                total += len(ids)
+        if total:
+            self.schedule_engagement()
+        return total
+
+    def schedule_engagement(self) -> None:
+        """For each newly sent message, decide (deterministically) whether it is opened/clicked."""
+        since = self.scanned_until
+        self.scanned_until = self.clock.now()
+        with self.factory() as session:
+            query = select(Message.id, Message.channel, Message.sent_at).where(
+                Message.status.in_(SENT_STATUSES), Message.sent_at.is_not(None)
+            )
+            if since is not None:
+                query = query.where(Message.sent_at >= since - timedelta(minutes=1))
+            rows = session.execute(query.order_by(Message.id)).all()
+        for message_id, channel, sent_at in rows:
+            if message_id in self.seen_sent or sent_at is None:
+                continue
+            self.seen_sent.add(message_id)
+            rng = random.Random(f"{self.seed}:{message_id}")
+            base = clock.ensure_utc(sent_at)
+            if rng.random() < OPEN_RATE.get(channel, 0.0):
+                self.clicks.append((base + timedelta(minutes=rng.uniform(5, 300)), message_id,
+                                    "opened"))  # fmt: skip
+            if rng.random() < CLICK_RATE.get(channel, 0.0):
+                self.clicks.append((base + timedelta(minutes=rng.uniform(8, 480)), message_id,
+                                    "clicked"))  # fmt: skip
+        self.clicks.sort()
+
+    def engage_until(self, until: datetime) -> None:
+        """Record the opens and clicks due before ``until`` (as tracking would)."""
+        from automation.core.processing import process_event
+        from automation.feedback.results import record_message_event
+
+        while self.clicks and self.clicks[0][0] < until:
+            when, message_id, kind = self.clicks.pop(0)
+            self.clock.set(max(when, self.clock.now()))
+            with self.factory() as session:
+                message = session.get(Message, message_id)
+                if message is None:
+                    continue
+                target = next(iter((message.links or {}).values()), None)
+                result = record_message_event(
+                    session,
+                    message,
+                    kind,
+                    "demo",
+                    f"demo-{kind}-{message_id}",
+                    payload={"url": target} if isinstance(target, str) else {},
+                    properties={"link_index": 0} if kind == "clicked" else {},
+                )
+                session.commit()
+                for event_id in result.event_ids:
+                    process_event(session, event_id)
+                    session.commit()
+
+    def run_pass(self, at: datetime) -> None:
+        """One scheduler pass as of ``at``, then process and deliver what it produced."""
+        from automation.runtime.scheduler import run_pass
+
+        self.clock.set(at)
+        run_pass(self.factory, at)
+        self.last_pass = at
+        self.drain()
+
+    def pass_due(self, at: datetime, every: timedelta) -> bool:
+        """True when the scheduler has work by ``at`` (waits, carts, deferred sends) or
+        ``every`` has passed since the last pass (time-based segments)."""
+        if self.last_pass is None or at - self.last_pass >= every:
+            return True
+        window = timedelta(minutes=get_settings().cart_abandon_minutes)
+        with self.factory() as session:
+            enrollment = session.scalar(
+                select(Enrollment.id)
+                .where(Enrollment.state.in_(("active", "waiting")), Enrollment.next_run_at <= at)
+                .limit(1)
+            )
+            cart = session.scalar(
+                select(Cart.id)
+                .where(
+                    Cart.abandoned_at.is_(None),
+                    Cart.converted_at.is_(None),
+                    Cart.contact_id.is_not(None),
+                    Cart.updated_at <= at - window,
+                )
+                .limit(1)
+            )
+        return enrollment is not None or cart is not None
+
+
+def _payloads(planned: list[Planned]) -> list[dict[str, Any]]:
+    return [p.payload for p in planned]
+
+
+def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str, Any]:
+    """Run the whole simulation and return the summary (see summarize)."""
+    say = progress or (lambda _msg: None)
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="mactl-demo-"))
+    database_url = options.database_url or f"sqlite:///{workdir / 'demo.db'}"
+    outbox = options.outbox_file or str(workdir / "outbox.jsonl")
+    Path(outbox).parent.mkdir(parents=True, exist_ok=True)
+    Path(outbox).write_text("", encoding="utf-8")
+    fake = clock.FrozenClock(options.start)
+    previous = clock.install(fake)
+    try:
+        with demo_environment(database_url, outbox):
+            summary = _simulate(options, fake, say)
+    finally:
+        clock.install(previous)
+    summary["database_url"] = database_url
+    summary["outbox_file"] = outbox
+    summary["elapsed_seconds"] = round(time.monotonic() - started, 1)
+    return summary
+
+
+def _simulate(options: DemoOptions, fake: clock.FrozenClock, say: Progress) -> dict[str, Any]:
+    from automation.apply import apply_paths
+    from automation.core.db import session_factory
+    from automation.core.migrate import upgrade
+    from automation.runtime.broker import configure_broker
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    configure_broker(settings)
+    _load_handlers()
+    factory = session_factory(settings)
+    sim = Simulation(factory, fake, options.seed)
+
+    rng = random.Random(options.seed)
+    people: list[Person] = make_people(rng, options.contacts)
+    story = Story(rng, options.start, options.days)
+    story.build(people)
+
+    say(f"importing order history: {len(story.history)} events")
+    for start in range(0, len(story.history), 500):
+        sim.ingest(_payloads(story.history[start : start + 500]))
+
+    say(f"applying playbooks from {options.playbooks}")
+    with factory() as session:
+        apply_paths(session, [options.playbooks], at=fake.now())
+    sim.drain()
+
+    say(f"simulating {options.days} days: {len(story.events)} shop events")
+    hour = options.start
+    end = options.start + timedelta(days=options.days)
+    queue = list(story.events)
+    while hour < end:
+        following = hour + timedelta(hours=1)
+        while queue and queue[0].at < following:
+            item = queue.pop(0)
+            sim.engage_until(item.at)
+            fake.set(max(item.at, fake.now()))
+            sim.ingest([item.payload], drain=False)
+        sim.engage_until(following)
+        fake.set(following)
+        sim.drain()
+        if sim.pass_due(following, SEGMENT_REFRESH):
+            sim.run_pass(following)
+        hour = following
+        if (hour - options.start) % timedelta(days=7) == timedelta(0):
+            say(f"  day {(hour - options.start).days}")
+    sim.run_pass(end)
+    with factory() as session:
+        return summarize(session, options, fake.now())
+
+
+def summarize(session: Session, options: DemoOptions, at: datetime) -> dict[str, Any]:
+    """Per sequence: enrolled, running, exits by reason, conversions, messages per channel."""
+    sequences: dict[str, Any] = {}
+    for sequence in session.scalars(select(Sequence).order_by(Sequence.key)):
+        states = dict(
+            session.execute(
+                select(Enrollment.state, func.count())
+                .where(Enrollment.sequence_id == sequence.id)
+                .group_by(Enrollment.state)
+            ).all()
+        )
+        exits = dict(
+            session.execute(
+                select(Enrollment.exit_reason, func.count())
+                .where(Enrollment.sequence_id == sequence.id, Enrollment.exit_reason.is_not(None))
+                .group_by(Enrollment.exit_reason)
+            ).all()
+        )
+        messages: dict[str, dict[str, int]] = {}
+        for channel, status, count in session.execute(
+            select(Message.channel, Message.status, func.count())
+            .join(Enrollment, Enrollment.id == Message.enrollment_id)
+            .where(Enrollment.sequence_id == sequence.id)
+            .group_by(Message.channel, Message.status)
+        ):
+            messages.setdefault(channel, {})[status] = int(count)
+        sent = sum(n for by in messages.values() for s, n in by.items() if s in SENT_STATUSES)
+        sequences[sequence.key] = {
+            "enrolled": int(sum(states.values())),
+            "running": int(states.get("active", 0) + states.get("waiting", 0)),
+            "done": int(states.get("done", 0)),
+            "exits": {str(k): int(v) for k, v in sorted(exits.items())},
+            "conversions": int(exits.get("converted", 0)),
+            "sent": sent,
+            "messages": messages,
+        }
+    channels: dict[str, dict[str, int]] = {}
+    for channel, status, count in session.execute(
+        select(Message.channel, Message.status, func.count()).group_by(
+            Message.channel, Message.status
+        )
+    ):
+        channels.setdefault(channel, {})[status] = int(count)
+    events = dict(
+        session.execute(select(Event.type, func.count()).group_by(Event.type)).all()
+    )
+    return {
+        "seed": options.seed,
+        "start": options.start,
+        "end": at,
+        "days": options.days,
+        "contacts": int(session.scalar(select(func.count()).select_from(Contact)) or 0),
+        "orders": int(session.scalar(select(func.count()).select_from(Order)) or 0),
+        "carts_abandoned": int(
+            session.scalar(
+                select(func.count()).select_from(Cart).where(Cart.abandoned_at.is_not(None))
+            )
+            or 0
+        ),
+        "events": {str(k): int(v) for k, v in sorted(events.items())},
+        "sequences": sequences,
+        "channels": channels,
+    }

@@ -1,3 +1,0 @@
-"""Provider callback tests use the shared feedback fixtures."""
-
-from feedback_fixtures import *  # noqa: F403

@@ -1,0 +1,200 @@
+"""Zalo ZNS / OA adapters and OAuth token rotation on a loopback server."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from channels.base import OutboundMessage
+from channels.errors import PermanentError, TransientError
+from channels.retry import RetryPolicy
+from channels.zalo import ZaloOaChannel, ZaloZnsChannel
+from channels.zalo_token import InMemoryTokenStore, OAuthRefresher, StaticToken
+from tests.channels.conftest import Reply, ScriptedServer
+
+NOW = 1_700_000_000.0
+ZNS = OutboundMessage(
+    id=42,
+    channel="zalo_zns",
+    to="+84912345678",
+    text="",
+    template_id="231677",
+    template_data={"customer_name": "Nguyễn Văn An", "order_code": "DH001"},
+)
+OK = {"error": 0, "message": "Success", "data": {"msg_id": "zmsg-1", "sent_time": "1"}}
+
+
+def refresher(
+    server: ScriptedServer,
+    client: httpx.Client,
+    policy: RetryPolicy,
+    expires_at: float = NOW + 3600,
+) -> tuple[OAuthRefresher, InMemoryTokenStore]:
+    store = InMemoryTokenStore("A1", "R1", expires_at)
+    tokens = OAuthRefresher(
+        "app-1", "app-secret", store, oauth_base=server.url, client=client, policy=policy,
+        clock=lambda: NOW,
+    )  # fmt: skip
+    return tokens, store
+
+
+def zns(
+    server: ScriptedServer, client: httpx.Client, policy: RetryPolicy
+) -> tuple[ZaloZnsChannel, InMemoryTokenStore]:  # noqa: E501
+    tokens, store = refresher(server, client, policy)
+    return ZaloZnsChannel(tokens, api_base=server.url, client=client, policy=policy), store
+
+
+def test_zns_success_body_shape(
+    http_server: ScriptedServer, client: httpx.Client, policy: RetryPolicy
+) -> None:
+    http_server.reply(Reply(200, OK))
+    channel, _ = zns(http_server, client, policy)
+    assert channel.send(ZNS).provider_message_id == "zmsg-1"
+    req = http_server.requests[0]
+    assert req.path == "/message/template"
+    assert req.headers["access_token"] == "A1"
+    assert req.json() == {
+        "phone": "84912345678",
+        "template_id": "231677",
+        "template_data": {"customer_name": "Nguyễn Văn An", "order_code": "DH001"},
+        "tracking_id": "42",
+    }
+
+
+@pytest.mark.parametrize("code", [-108, -118])
+def test_zns_bad_phone_or_no_account_is_permanent(
+    code: int, http_server: ScriptedServer, client: httpx.Client, policy: RetryPolicy
+) -> None:
+    http_server.reply(Reply(200, {"error": code, "message": "nope"}))
+    channel, _ = zns(http_server, client, policy)
+    with pytest.raises(PermanentError) as info:
+        channel.send(ZNS)
+    assert info.value.code == str(code)
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [(-100, TransientError), (-115, TransientError), (-101, TransientError),
+     (-109, PermanentError), (-111, PermanentError), (-112, PermanentError),
+     (-114, PermanentError), (-119, PermanentError)],
+)  # fmt: skip
+def test_zns_error_table(code: int, error: type[Exception], policy: RetryPolicy) -> None:
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, json={"error": code}))
+    channel = ZaloZnsChannel(
+        StaticToken("t"), client=httpx.Client(transport=transport), policy=policy
+    )
+    with pytest.raises(error) as info:
+        channel.send(ZNS)
+    assert type(info.value) is error
+
+
+def test_zns_server_error_is_transient(
+    http_server: ScriptedServer, client: httpx.Client, policy: RetryPolicy
+) -> None:
+    http_server.reply(Reply(502), Reply(503), Reply(500))
+    channel, _ = zns(http_server, client, policy)
+    with pytest.raises(TransientError, match="HTTP 500"):
+        channel.send(ZNS)
+
+
+def test_invalid_token_refreshes_rotates_and_retries_once(
+    http_server: ScriptedServer, client: httpx.Client, policy: RetryPolicy
+) -> None:
+    http_server.reply(
+        Reply(200, {"error": -124, "message": "Access token is invalid"}),
+        Reply(200, {"access_token": "A2", "refresh_token": "R2", "expires_in": "90000"}),
+        Reply(200, OK),
+    )
+    channel, store = zns(http_server, client, policy)
+    assert channel.send(ZNS).provider_message_id == "zmsg-1"
+
+    first, refresh, retry = http_server.requests
+    assert first.headers["access_token"] == "A1"
+    assert refresh.path == "/v4/oa/access_token"
+    assert refresh.headers["secret_key"] == "app-secret"
+    assert refresh.form() == {
+        "refresh_token": "R1",
+        "app_id": "app-1",
+        "grant_type": "refresh_token",
+    }
+    assert retry.headers["access_token"] == "A2" and retry.json() == first.json()
+    assert store.value == ("A2", "R2", NOW + 90000) and store.saves == 1
+
+
+def test_expired_token_is_refreshed_before_sending(
+    http_server: ScriptedServer, client: httpx.Client, policy: RetryPolicy
+) -> None:
+    tokens, store = refresher(http_server, client, policy, expires_at=NOW - 1)
+    http_server.reply(
+        Reply(200, {"access_token": "A2", "refresh_token": "R2", "expires_in": 90000}),
+        Reply(200, OK),
+    )
+    ZaloZnsChannel(tokens, api_base=http_server.url, client=client, policy=policy).send(ZNS)
+    assert [r.path for r in http_server.requests] == ["/v4/oa/access_token", "/message/template"]
+    assert http_server.requests[1].headers["access_token"] == "A2"
+    assert store.value[:2] == ("A2", "R2")
+
+
+def test_failed_refresh_is_transient_and_keeps_the_old_pair(
+    http_server: ScriptedServer, client: httpx.Client, policy: RetryPolicy
+) -> None:
+    http_server.reply(
+        Reply(200, {"error": -124, "message": "Access token is invalid"}),
+        Reply(200, {"error": -14014, "error_name": "Invalid refresh token"}),
+    )
+    channel, store = zns(http_server, client, policy)
+    with pytest.raises(TransientError, match="refresh failed"):
+        channel.send(ZNS)
+    assert store.value == ("A1", "R1", NOW + 3600) and store.saves == 0
+
+
+def test_refresh_skipped_when_another_worker_already_rotated(
+    http_server: ScriptedServer, client: httpx.Client, policy: RetryPolicy
+) -> None:
+    tokens, store = refresher(http_server, client, policy)
+    store.save("A2", "R2", NOW + 3600)
+    assert tokens.refresh(stale="A1") == "A2"
+    assert http_server.requests == []
+
+
+def test_static_token_cannot_refresh(policy: RetryPolicy) -> None:
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, json={"error": -216}))
+    channel = ZaloOaChannel(
+        StaticToken("t"), client=httpx.Client(transport=transport), policy=policy
+    )
+    with pytest.raises(TransientError, match="no refresher"):
+        channel.send(OutboundMessage(id=1, channel="zalo_oa", to="u1", text="hi"))
+
+
+def test_zns_without_template_is_refused_without_http(
+    http_server: ScriptedServer, client: httpx.Client, policy: RetryPolicy
+) -> None:
+    channel, _ = zns(http_server, client, policy)
+    with pytest.raises(PermanentError, match="template_id"):
+        channel.send(OutboundMessage(id=1, channel="zalo_zns", to="+84912345678", text="x"))
+    assert http_server.requests == []
+
+
+def test_oa_text_message(
+    http_server: ScriptedServer, client: httpx.Client, policy: RetryPolicy
+) -> None:
+    http_server.reply(Reply(200, {"error": 0, "message": "Success",
+                                  "data": {"message_id": "oa-9", "user_id": "2512"}}))  # fmt: skip
+    tokens, _ = refresher(http_server, client, policy)
+    channel = ZaloOaChannel(tokens, api_base=http_server.url, client=client, policy=policy)
+    msg = OutboundMessage(id=3, channel="zalo_oa", to="2512", text="Chào An, đơn DH001 đã giao")
+    assert channel.send(msg).provider_message_id == "oa-9"
+    req = http_server.requests[0]
+    assert req.path == "/v3.0/oa/message/cs" and req.headers["access_token"] == "A1"
+    assert req.json() == {"recipient": {"user_id": "2512"},
+                          "message": {"text": "Chào An, đơn DH001 đã giao"}}  # fmt: skip
+
+
+def test_oa_user_not_following_is_permanent(policy: RetryPolicy) -> None:
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, json={"error": -213}))
+    channel = ZaloOaChannel(
+        StaticToken("t"), client=httpx.Client(transport=transport), policy=policy
+    )
+    with pytest.raises(PermanentError):
+        channel.send(OutboundMessage(id=1, channel="zalo_oa", to="u1", text="hi"))

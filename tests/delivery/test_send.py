@@ -1,0 +1,175 @@
+"""Claim, provider outcomes, fallback and retries (deliver_batch, no broker)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from automation.core import clock
+from automation.core.config import Settings
+from automation.core.db import session_factory
+from automation.core.models import Event, Message
+from automation.delivery.send import claim, deliver, deliver_batch
+from channels.filetransport import FileTransport
+from tests.delivery.helpers import Loopback, consent, contact, message
+
+NOON = datetime(2026, 11, 2, 5, 0, tzinfo=UTC)
+
+
+def _order_message(session: Session, c: object, **kw: object) -> Message:
+    from automation.core.models import Enrollment, Sequence, SequenceVersion
+
+    seq = Sequence(key=f"orders{kw.get('step', '')}", status="active")
+    session.add(seq)
+    session.flush()
+    ver = SequenceVersion(sequence_id=seq.id, version=1, definition={}, definition_hash="x")
+    session.add(ver)
+    session.flush()
+    ev = Event(source="shopify", source_event_id=f"o-{seq.id}", type="order.shipped",
+               contact_id=c.id, occurred_at=NOON,  # type: ignore[attr-defined]
+               payload={"properties": {"order_id": "5001", "order_number": "#1001",
+                                       "total": 1250000, "carrier": "GHN"}})
+    session.add(ev)
+    session.flush()
+    enr = Enrollment(sequence_id=seq.id, version_id=ver.id, contact_id=c.id,  # type: ignore[attr-defined]
+                     trigger_event_id=ev.id, context={})
+    session.add(enr)
+    session.flush()
+    return message(session, c, "zalo_zns", "t/order", purpose="transactional",  # type: ignore[arg-type]
+                   enrollment_id=enr.id, **kw)
+
+
+def test_zns_send_with_order_context_and_event(
+    session: Session, dsettings: Settings, zns_server: Loopback, frozen_clock: clock.FrozenClock
+) -> None:
+    frozen_clock.set(NOON)
+    c = contact(session)
+    m = _order_message(session, c)
+    session.commit()
+    assert deliver_batch(session, [m.id]).sent == [m.id]
+    body = zns_server.hits[0].body
+    assert body["phone"] == "84912340001" and body["template_id"] == "000002"
+    assert body["template_data"] == {
+        "customer_name": "Lan", "order_code": "#1001", "total": "1.250.000 ₫",
+    }
+    assert zns_server.hits[0].headers["access_token"] == "test-token"
+    session.refresh(m)
+    assert m.status == "sent" and m.provider_message_id == f"zns-{m.id}"
+    events = session.scalars(select(Event).where(Event.type == "message.sent")).all()
+    assert [e.payload["properties"]["message_id"] for e in events] == [m.id]
+
+
+def test_zns_template_id_override(
+    session: Session, dsettings: Settings, zns_server: Loopback, frozen_clock: clock.FrozenClock,
+    monkeypatch: object,
+) -> None:
+    from automation.core.config import get_settings
+
+    monkeypatch.setenv("ZNS_TEMPLATE_IDS", '{"t/order": "231456"}')  # type: ignore[attr-defined]
+    get_settings.cache_clear()
+    frozen_clock.set(NOON)
+    m = _order_message(session, contact(session))
+    session.commit()
+    deliver_batch(session, [m.id])
+    assert zns_server.hits[0].body["template_id"] == "231456"
+
+
+def test_permanent_failure_creates_and_sends_fallback(
+    session: Session, dsettings: Settings, zns_server: Loopback, esms_server: Loopback,
+    frozen_clock: clock.FrozenClock,
+) -> None:
+    frozen_clock.set(NOON)
+    c = contact(session)
+    m = _order_message(session, c, fallback=["sms"])
+    session.commit()
+    zns_server.scripted.append((200, {"error": -118, "message": "Zalo account not existed"}))
+    result = deliver_batch(session, [m.id])
+    assert result.failed == [m.id] and len(result.fallbacks) == 1
+    session.refresh(m)
+    fb = session.get(Message, result.fallbacks[0])
+    assert fb is not None and fb.channel == "sms" and fb.status == "queued"
+    assert fb.step_key == "s1#fallback:sms" and fb.fallback_from_id == m.id
+    assert m.status == "failed" and "-118" in (m.error or "")
+    assert m.rendered["fallback"] == {"channel": "sms", "message_id": fb.id}
+    assert deliver_batch(session, [fb.id]).sent == [fb.id]
+    assert esms_server.hits[0].body["Content"] == "Don #1001 da duoc giao cho GHN"
+
+
+def test_transient_failure_requeues_with_backoff_then_succeeds(
+    session: Session, dsettings: Settings, zns_server: Loopback, frozen_clock: clock.FrozenClock
+) -> None:
+    frozen_clock.set(NOON)
+    m = _order_message(session, contact(session))
+    session.commit()
+    zns_server.scripted.append((200, {"error": -100, "message": "unknown"}))
+    result = deliver_batch(session, [m.id])
+    assert result.retry == [m.id] and result.retry_delay_ms == 1000
+    session.refresh(m)
+    assert m.status == "queued" and m.attempts == 1 and "-100" in (m.error or "")
+    assert m.not_before == NOON + timedelta(seconds=1)
+    assert deliver_batch(session, [m.id]).sent == []  # backoff not over
+    frozen_clock.advance(timedelta(seconds=2))
+    assert deliver_batch(session, [m.id]).sent == [m.id]
+    session.refresh(m)
+    assert m.attempts == 2 and m.error is None and len(zns_server.hits) == 2
+
+
+def test_gives_up_after_max_attempts(
+    session: Session, dsettings: Settings, zns_server: Loopback, frozen_clock: clock.FrozenClock,
+    monkeypatch: object,
+) -> None:
+    from automation.core.config import get_settings
+
+    monkeypatch.setenv("DELIVERY_MAX_ATTEMPTS", "2")  # type: ignore[attr-defined]
+    get_settings.cache_clear()
+    frozen_clock.set(NOON)
+    m = _order_message(session, contact(session))
+    session.commit()
+    zns_server.scripted.extend([(200, {"error": -100})] * 2)
+    assert deliver_batch(session, [m.id]).retry == [m.id]
+    frozen_clock.advance(timedelta(minutes=1))
+    assert deliver_batch(session, [m.id]).dead == [m.id]
+    session.refresh(m)
+    assert m.status == "failed" and m.error is not None and m.error.startswith("gave up after 2")
+
+
+def test_claim_is_exclusive(session: Session, dsettings: Settings) -> None:
+    m = message(session, contact(session))
+    session.commit()
+    assert claim(session, m.id) is True
+    assert claim(session, m.id) is False
+    session.refresh(m)
+    assert m.status == "sending" and m.attempts == 1
+
+
+def test_double_delivery_sends_once(
+    session: Session, dsettings: Settings, tmp_path: object, frozen_clock: clock.FrozenClock
+) -> None:
+    frozen_clock.set(NOON)
+    c = contact(session)
+    consent(session, c, "sms")
+    m = message(session, c, "sms")
+    session.commit()
+    out = tmp_path / "double.jsonl"  # type: ignore[operator]
+    adapter = FileTransport(out, name="sms")
+    barrier = threading.Barrier(4)
+    results: list[int] = []
+
+    def worker() -> None:
+        s = session_factory(dsettings)()
+        try:
+            barrier.wait()
+            results.extend(deliver(s, m.id, adapter).sent)
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [m.id]
+    assert len(out.read_text().splitlines()) == 1

@@ -1,0 +1,205 @@
+"""Health, OpenAPI, metrics, concurrency races and the real Redis broker path."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from automation.core.clock import now
+from automation.core.config import Settings, get_settings
+from automation.core.db import dispose_all, session_factory
+from automation.core.events import CanonicalEvent, ContactData
+from automation.core.models import Contact, Event, Order
+from automation.ingest.app import create_app
+from automation.ingest.store import StoreResult, store_atomically
+from tests.ingest.helpers import (
+    counts,
+    events_of,
+    fixture_bytes,
+    native_event,
+    post_native,
+    post_shop,
+)
+
+
+def test_healthz_ok_and_503_when_database_is_down(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    get_settings.cache_clear()
+    dispose_all()
+    down = client.get("/healthz")
+    assert down.status_code == 503
+    assert down.json()["status"] == "unavailable"
+    assert down.json()["database"].startswith("error:") and "nobody" not in down.text
+
+
+def test_openapi_lists_endpoints_and_native_schema(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    for path in ("/webhooks/shopify", "/webhooks/haravan", "/webhooks/sapo",
+                 "/webhooks/woocommerce", "/webhooks/events", "/healthz", "/metrics"):
+        assert path in schema["paths"], path
+    assert {"NativeEvent", "NativeBatch", "ContactIn"} <= set(schema["components"]["schemas"])
+    params = {p["name"] for p in schema["paths"]["/webhooks/events"]["post"]["parameters"]}
+    assert params == {"X-Signature", "X-Timestamp"}
+
+
+def test_metrics_count_webhooks_by_source_and_outcome(client: TestClient) -> None:
+    def value(outcome: str) -> float:
+        for line in client.get("/metrics").text.splitlines():
+            if line.startswith(f'webhooks_received_total{{outcome="{outcome}",source="shopify"}}'):
+                return float(line.split()[-1])
+        return 0.0
+
+    before_ok, before_bad = value("accepted"), value("unauthorized")
+    post_shop(client, fixture_bytes("shopify/orders_create.json"), "orders/create")
+    post_shop(client, fixture_bytes("shopify/orders_create.json"), "orders/create", signature="x")
+    assert value("accepted") == before_ok + 1
+    assert value("unauthorized") == before_bad + 1
+    assert "webhook_duration_seconds_bucket" in client.get("/metrics").text
+
+
+def _order_event(key: str, email: str) -> CanonicalEvent:
+    return CanonicalEvent(
+        type="order.created",
+        source_event_id=key,
+        occurred_at=now(),
+        contact=ContactData(external_id="race-1", email=email),
+        properties={"order_id": "r-1", "total": 1000},
+    )
+
+
+def _race(settings: Settings, key: str, threads: int = 4) -> list[StoreResult]:
+    """Store the same event from several threads released at the same instant."""
+    factory = session_factory(settings)
+    barrier = threading.Barrier(threads)
+    results: list[StoreResult] = []
+    errors: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            barrier.wait()
+            events = [_order_event(key, "race@example.vn")]
+            results.append(store_atomically(factory, "shopify", events))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    workers = [threading.Thread(target=deliver) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == []
+    return results
+
+
+def test_two_identical_deliveries_racing_store_once(settings: Settings, session: Session) -> None:
+    for round_ in range(5):
+        results = _race(settings, f"race-{round_}")
+        assert sum(1 for r in results if r.new_ids) == 1
+        assert len({r.event_ids[0] for r in results}) == 1
+    assert counts(session)["events"] == 5 and counts(session)["contacts"] == 1
+
+
+def test_concurrent_requests_through_http(settings: Settings, session: Session) -> None:
+    body = fixture_bytes("shopify/orders_create.json")
+    statuses: list[int] = []
+    with TestClient(create_app()) as client:
+        barrier = threading.Barrier(6)
+
+        def deliver() -> None:
+            barrier.wait()
+            statuses.append(post_shop(client, body, "orders/create", webhook_id="same").status_code)
+
+        threads = [threading.Thread(target=deliver) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(statuses) == [200] * 5 + [202]
+    assert counts(session)["events"] == 1
+
+
+def test_out_of_order_events_keep_the_furthest_status(
+    client: TestClient, session: Session, process: Callable[[], int]
+) -> None:
+    contact = {"email": "an@example.vn"}
+    delivered = native_event("1", "order.delivered", contact, {"order_id": "7", "total": 300})
+    created = native_event("2", "order.created", contact, {"order_id": "7", "total": 300})
+    post_native(client, {"events": [delivered, created]})
+    process()
+    assert session.scalars(select(Order)).one().status == "delivered"
+    assert process() == 0  # processing is once per event
+    person = session.scalars(select(Contact)).one()
+    assert (person.orders_count, person.total_spent) == (1, 300)
+
+
+@pytest.mark.redis
+def test_real_broker_path_on_redis(
+    settings: Settings, session: Session, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dramatiq
+
+    from automation.runtime.broker import configure_broker
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    get_settings.cache_clear()
+    broker = configure_broker(get_settings())
+    broker.flush_all()
+    worker = None
+    try:
+        with TestClient(create_app()) as client:
+            assert client.get("/healthz").json()["broker"] == "ok"
+            response = post_shop(client, fixture_bytes("shopify/orders_create.json"),
+                                 "orders/create")
+            assert response.status_code == 202
+        event_id = response.json()["event_ids"][0]
+        worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
+        worker.start()
+        deadline = time.monotonic() + 10
+        processed = None
+        while time.monotonic() < deadline and processed is None:
+            session.expire_all()
+            processed = session.scalar(select(Event.processed_at).where(Event.id == event_id))
+            time.sleep(0.05)
+        assert processed is not None
+        session.expire_all()
+        assert session.scalars(select(Contact)).one().orders_count == 1
+        assert [e.type for e in events_of(session)] == ["order.created"]
+    finally:
+        if worker is not None:
+            worker.stop()
+        monkeypatch.delenv("REDIS_URL")
+        get_settings.cache_clear()
+        configure_broker(get_settings())
+
+
+def test_enqueue_failure_still_answers_202(
+    settings: Settings, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from automation.runtime.broker import configure_broker
+
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    get_settings.cache_clear()
+    configure_broker(get_settings())
+    try:
+        with TestClient(create_app()) as client:
+            event = native_event("q1", "contact.updated", {"email": "q@example.vn"})
+            response = post_native(client, event)
+            health = client.get("/healthz")
+        assert response.status_code == 202 and response.json()["accepted"] == 1
+        assert counts(session)["events"] == 1  # stored; the scheduler re-sends it later
+        assert health.status_code == 503 and health.json()["broker"].startswith("error:")
+    finally:
+        monkeypatch.delenv("REDIS_URL")
+        get_settings.cache_clear()
+        configure_broker(get_settings())

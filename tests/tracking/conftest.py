@@ -1,3 +1,0 @@
-"""Tracking tests use the shared feedback fixtures."""
-
-from feedback_fixtures import *  # noqa: F403
