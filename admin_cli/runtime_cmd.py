@@ -21,12 +21,16 @@ if TYPE_CHECKING:
     from automation.core.config import Settings
 
 APP_FACTORY = "automation.ingest.app:create_app"
-ACTORS_MODULE = "automation.runtime.actors"
+WORKER_MODULE = "automation.runtime.worker"
 log = logging.getLogger("mactl")
 
 
 def register(root: typer.Typer) -> None:
-    """Add serve, worker, scheduler and run as top-level commands of `mactl`."""
+    """Add serve, worker, scheduler and run as top-level commands of `mactl`, and install
+    the runtime's outbox sinks: rows any `mactl` command commits reach the queues."""
+    from automation.runtime import wiring
+
+    wiring.install()
     root.command("serve")(serve)
     root.command("worker")(worker)
     root.command("scheduler")(scheduler)
@@ -81,7 +85,7 @@ def worker(
         sys.executable,
         "-m",
         "dramatiq",
-        ACTORS_MODULE,
+        WORKER_MODULE,
         "--processes",
         str(processes or settings.worker_processes),
         "--threads",
@@ -147,7 +151,7 @@ def _run_scheduler(
         from automation.runtime.scheduler import run_pass
 
         configure_broker(settings)
-        import automation.runtime.actors  # noqa: F401  declare every actor on the broker
+        import automation.runtime.worker  # noqa: F401  every actor, handler and outbox sink
 
         factory = session_factory(settings)
         if once:
@@ -222,7 +226,7 @@ def run(
         if migrate:
             upgrade(settings.database_url)
         configure_broker(settings)
-        import automation.runtime.actors  # noqa: F401  declare every actor on the broker
+        import automation.runtime.worker  # noqa: F401  every actor, handler and outbox sink
 
         workers = start_inprocess_worker(threads)
     stop = threading.Event()

@@ -97,10 +97,10 @@ def _close_adapters() -> None:
 
 
 def _load_handlers() -> None:
-    """Register every process_event handler and scheduler task (facts, segments, sequences)."""
-    from automation.runtime.scheduler import load_task_modules
+    """Register every process_event handler (facts, segments, sequences) and outbox sink."""
+    from automation.runtime import wiring
 
-    load_task_modules()
+    wiring.install()
 
 
 class Simulation:

@@ -15,12 +15,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-import automation.runtime.handlers  # noqa: F401  registers the event handlers in their canonical order
 from automation.core import clock
 from automation.core.config import Settings, get_settings
 from automation.core.db import dispose_all, session_factory
 from automation.core.migrate import upgrade
 from automation.core.models import Base
+from automation.runtime import wiring
+
+wiring.install()  # event handlers in their canonical order, and the outbox sinks
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

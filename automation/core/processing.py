@@ -1,13 +1,19 @@
-"""process_event: apply one stored event to the domain, exactly once."""
+"""process_event: apply one stored event to the domain, exactly once.
+
+``process_pending_events`` is the scheduler's catch-up: every stored event nobody
+processed yet (its queue message was lost, or a task of the pass just emitted it).
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from automation.core.claims import work_through
 from automation.core.clock import now
 from automation.core.models import Event
 
@@ -71,8 +77,6 @@ def unprocessed_event_ids(
     session: Session, older_than_seconds: int, limit: int = 1000
 ) -> list[int]:
     """Events whose processing message was lost (Redis flush, crash) and must be re-sent."""
-    from datetime import timedelta
-
     cutoff = now() - timedelta(seconds=older_than_seconds)
     rows = session.scalars(
         select(Event.id)
@@ -81,3 +85,13 @@ def unprocessed_event_ids(
         .limit(limit)
     )
     return list(rows)
+
+
+def process_pending_events(session: Session, at: datetime) -> int:
+    """Process, inline, every stored event received by ``at`` that is not processed yet."""
+    query = (
+        select(Event.id)
+        .where(Event.processed_at.is_(None), Event.received_at <= at)
+        .order_by(Event.id)
+    )
+    return work_through(session, query, Event, lambda event_id: process_event(session, event_id))

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from automation.core import outbox
 from automation.core.clock import now
 from automation.core.config import Settings, get_settings
 from automation.core.models import Message
@@ -43,8 +44,6 @@ def list_failed(session: Session, limit: int = 100) -> list[dict[str, Any]]:
 
 def replay(session: Session, ids: list[int] | None) -> list[int]:
     """Put failed rows (the given ids, or all with None) back to ``queued`` and enqueue them."""
-    from automation.runtime.dispatch import enqueue_messages
-
     where = [Message.status == "failed"]
     if ids is not None:
         where.append(Message.id.in_(ids))
@@ -56,9 +55,8 @@ def replay(session: Session, ids: list[int] | None) -> list[int]:
         .execution_options(synchronize_session=False)
     )
     replayed = sorted(session.execute(stmt).scalars().all())
+    outbox.after_commit(session, "messages", replayed)
     session.commit()
-    if replayed:
-        enqueue_messages(session, replayed)
     return replayed
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from automation.contacts.identity import lenient, normalize_email, normalize_phone, record_consent
+from automation.core import outbox
 from automation.core.clock import now
 from automation.core.eventlog import record_event
 from automation.core.events import CONTACT_UNSUBSCRIBED
@@ -343,15 +344,7 @@ def find_message(
 def dispatch_events(event_ids: list[int]) -> None:
     """Queue committed canonical events for process_event (segments, sequence exits).
 
-    A failed enqueue is only logged: the events are stored, and the scheduler's requeue
-    of unprocessed events sends them again.
+    A failed enqueue is only logged: the events are stored, and the scheduler processes
+    unprocessed events from the database.
     """
-    if not event_ids:
-        return
-    from automation.runtime.actors import process_event_actor
-
-    for event_id in event_ids:
-        try:
-            process_event_actor.send(event_id)
-        except Exception as exc:  # noqa: BLE001 - the event is stored; never fail the caller
-            log.warning("enqueue failed event_id=%s error=%s", event_id, type(exc).__name__)
+    outbox.hand_off("events", event_ids)

@@ -7,10 +7,12 @@ from typing import Any
 from fastapi import FastAPI
 
 from automation.ingest import callbacks, health, metrics, tracking, webhooks
+from automation.runtime import wiring
 
 
 def create_app() -> FastAPI:
     """The HTTP app with every router and an OpenAPI schema at /openapi.json."""
+    wiring.install()  # results of callbacks and tracking go to the queues once committed
     app = FastAPI(
         title="Marketing automation ingest",
         version="0.1.0",

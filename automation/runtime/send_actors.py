@@ -15,9 +15,9 @@ from typing import Any
 
 import dramatiq
 
+from automation.core import outbox
 from automation.delivery.send import deliver_batch
 from automation.runtime.broker import actor, current_session
-from automation.runtime.dispatch import enqueue_messages
 
 #: Dramatiq's own cap; the database attempts counter (DELIVERY_MAX_ATTEMPTS <= 50) decides.
 MAX_RETRIES = 60
@@ -37,8 +37,7 @@ def run_batch(queue: str, ids: list[int]) -> None:
     """Deliver a batch and turn its outcome into Dramatiq retry / dead-letter behaviour."""
     session = current_session()
     result = deliver_batch(session, [int(i) for i in ids])
-    if result.fallbacks:
-        enqueue_messages(session, result.fallbacks)
+    outbox.hand_off("messages", result.fallbacks, session.get_bind())  # committed by deliver_batch
     if result.dead:
         if result.retry:
             SEND_ACTORS[queue].send_with_options(args=(result.retry,), delay=result.retry_delay_ms)

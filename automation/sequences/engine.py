@@ -17,11 +17,11 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event as sa_event
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from automation.core import outbox
 from automation.core.models import Contact, Enrollment, Event, Message, MessageEvent, Sequence
 from automation.segments import load_rule, matches
 from automation.sequences import cursor as cur
@@ -51,8 +51,6 @@ ENGAGED_TYPES: dict[str, tuple[str, ...]] = {
     "opened": ("opened", "read", "clicked", "replied"),
     "replied": ("replied",),
 }
-_PENDING = "sequences.pending_message_ids"
-_HOOKED = "sequences.enqueue_hooked"
 
 
 def lock_enrollment(session: Session, enrollment_id: int) -> Enrollment | None:
@@ -96,7 +94,7 @@ def try_advance(session: Session, enrollment_id: int, now: datetime) -> list[int
     definition = load_version(session, enrollment.version_id)
     created = _Run(session, enrollment, definition, sequence.key, now).run()
     session.flush()
-    enqueue_after_commit(session, created)
+    outbox.after_commit(session, "messages", created)  # to the send queues once committed
     return created
 
 
@@ -396,54 +394,3 @@ def segment_rule_matches(
 ) -> bool:
     """Evaluate an ``if:`` segment rule for one contact."""
     return matches(session, load_rule(cond.rule_data, where=cond.where), contact_id, now)
-
-
-# --------------------------------------------------------------------------- hand-off
-
-
-def pending_message_ids(session: Session) -> list[int]:
-    """Message ids created in this session that will be handed to delivery on commit."""
-    pending: list[int] = session.info.setdefault(_PENDING, [])
-    return pending
-
-
-def enqueue_after_commit(session: Session, message_ids: list[int]) -> None:
-    """Hand ``message_ids`` to automation.runtime.dispatch.enqueue_messages after commit."""
-    if not message_ids:
-        return
-    pending_message_ids(session).extend(message_ids)
-    if not session.info.get(_HOOKED):
-        sa_event.listen(session, "after_commit", _after_commit)
-        sa_event.listen(session, "after_rollback", _after_rollback)
-        session.info[_HOOKED] = True
-
-
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
-
-
-def _after_commit(session: Session) -> None:
-    ids: list[int] = session.info.pop(_PENDING, [])
-    if ids:
-        dispatch_messages(session.get_bind(), ids)
-
-
-def dispatch_messages(bind: Any, message_ids: list[int]) -> None:
-    """Call delivery's enqueue_messages in a fresh session.
-
-    A failure here loses nothing: queued rows are found again by the scheduler's stale
-    outbox task.
-    """
-    from automation.runtime.dispatch import (
-        enqueue_messages,  # delivery imports the engine's callers
-    )
-
-    session = Session(bind=bind, expire_on_commit=False)
-    try:
-        enqueue_messages(session, list(message_ids))
-        session.commit()
-    except Exception:  # noqa: BLE001 - the scheduler requeues stale rows
-        session.rollback()
-        log.exception("enqueue_messages failed; %d messages stay queued", len(message_ids))
-    finally:
-        session.close()

@@ -41,7 +41,6 @@ def test_requeue_stale_rows(session: Session, dsettings: Settings,
 
 
 def test_registered_in_scheduler() -> None:
-    import automation.delivery.scheduled  # noqa: F401
-    from automation.runtime.scheduler import TASKS
+    from automation.runtime.tasks import TASKS
 
-    assert TASKS["stale_outbox"].fn is requeue_stale
+    assert dict(TASKS)["stale_outbox"] is requeue_stale

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -15,7 +13,8 @@ from automation.core.config import Settings
 from automation.core.db import session_factory
 from automation.core.eventlog import record_event
 from automation.core.models import Cart, Contact, Enrollment, Event, Message, Order
-from automation.runtime.scheduler import TASKS, periodic, run_pass
+from automation.runtime.scheduler import run_pass
+from automation.runtime.tasks import TASKS, Task
 from tests.sequences.helpers import apply_yaml, make_contact
 
 CART = """
@@ -27,15 +26,6 @@ steps:
   - wait: 1h
   - send: {channel: email, template: cart_recovery/reminder}
 """
-
-
-@pytest.fixture
-def extra_tasks() -> Iterator[list[str]]:
-    """Names of test tasks to unregister afterwards."""
-    names: list[str] = []
-    yield names
-    for name in names:
-        TASKS.pop(name, None)
 
 
 def _pass(settings: Settings, now: datetime) -> dict[str, int]:
@@ -58,21 +48,20 @@ def _cart(session: Session, contact_id: int | None, updated_at: datetime, ext: s
 
 
 def test_registry_runs_tasks_in_own_transactions(
-    settings: Settings, session: Session, frozen_clock: FrozenClock, extra_tasks: list[str]
+    settings: Settings, session: Session, frozen_clock: FrozenClock
 ) -> None:
-    @periodic("test_broken", order=1)
     def broken(db: Session, now: datetime) -> int:
         db.add(Contact(email="rolled-back@example.vn"))
         db.flush()
         raise RuntimeError("boom")
 
-    @periodic("test_counter", order=2)
     def counter(db: Session, now: datetime) -> int:
         db.add(Contact(email="kept@example.vn"))
         return 7
 
-    extra_tasks += ["test_broken", "test_counter"]
-    result = _pass(settings, frozen_clock.now())
+    tasks = (Task("test_broken", broken), Task("test_counter", counter), *TASKS)
+    result = run_pass(session_factory(settings), frozen_clock.now(), tasks)
+    assert list(result) == ["test_broken", "test_counter", *(t.name for t in TASKS)]
     assert result["test_broken"] == -1 and result["test_counter"] == 7
     for name in ("events", "abandoned_carts", "due_enrollments", "stale_outbox", "time_segments"):
         assert name in result

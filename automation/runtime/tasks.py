@@ -1,0 +1,48 @@
+"""The scheduler's task table: what one pass does, in order. The work lives in the domain.
+
+  events           stored events nobody processed yet (their queue message was lost), inline
+  abandoned_carts  carts with no order within CART_ABANDON_MINUTES -> cart.abandoned once
+  time_segments    segments whose rules depend on time, then the events that recorded
+  due_enrollments  enrollments whose next_run_at has come (waits, wait_until timeouts)
+  stale_outbox     stuck sending / lost queued / due deferred outbox rows sent again
+  events_after     events emitted by the tasks above, so one pass is complete
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy.orm import Session
+
+from automation.contacts.carts import detect_abandoned_carts
+from automation.core.processing import process_pending_events
+from automation.delivery.stale import requeue_stale
+from automation.segments.membership import refresh_time_based_segments
+from automation.sequences.due import run_due_enrollments
+
+
+class Task(NamedTuple):
+    """One scheduler task: ``fn(session, now) -> count``, run in its own session."""
+
+    name: str
+    fn: Callable[[Session, datetime], int]
+
+
+def time_segments(session: Session, now: datetime) -> int:
+    """Refresh time-based segments, then process the entered/exited events they recorded."""
+    changes = refresh_time_based_segments(session, now)
+    session.commit()
+    process_pending_events(session, now)
+    return changes
+
+
+TASKS: tuple[Task, ...] = (
+    Task("events", process_pending_events),
+    Task("abandoned_carts", detect_abandoned_carts),
+    Task("time_segments", time_segments),
+    Task("due_enrollments", run_due_enrollments),
+    Task("stale_outbox", requeue_stale),
+    Task("events_after", process_pending_events),
+)
