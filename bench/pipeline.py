@@ -244,7 +244,7 @@ def main() -> None:
         print(f"seeded {len(ids)} contacts + outbox rows in {time.perf_counter() - t0:.1f}s")
 
         worker = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "automation.runtime.actors", "bench_noop_actor",
+            [sys.executable, "-m", "dramatiq", "automation.runtime.worker", "bench_noop_actor",
              "--processes", str(args.processes), "--threads", str(args.threads),
              "--path", str(ROOT), str(tmp)],
             env={**os.environ, "PYTHONPATH": f"{ROOT}:{tmp}"},

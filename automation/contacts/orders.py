@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 from automation.core import events as ev
 from automation.core.clock import ensure_utc, now
 from automation.core.models import Cart, Contact, Event, Order
-from automation.core.processing import handles
 
 STATUS = {
     ev.ORDER_CREATED: "open",
@@ -35,7 +34,6 @@ NOT_COUNTED = ("cancelled", "refunded")
 CONVERTING = (ev.ORDER_CREATED, ev.ORDER_PAID)
 
 
-@handles
 def apply_commerce_event(session: Session, event: Event) -> None:
     """process_event handler: order events -> Order + rollups; cart events -> Cart."""
     if event.type in ev.ORDER_EVENTS:

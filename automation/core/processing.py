@@ -7,7 +7,7 @@ processed yet (its queue message was lost, or a task of the pass just emitted it
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -20,15 +20,15 @@ from automation.core.models import Event
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[Session, Event], None]
+#: Called for every processed event, in order; the runtime installs its table at startup.
 HANDLERS: list[EventHandler] = []
 MAX_FOLLOW_UP_DEPTH = 3
 FOLLOW_UP_TYPES = ("segment.entered", "segment.exited")
 
 
-def handles(fn: EventHandler) -> EventHandler:
-    """Register a function called for every processed event, in registration order."""
-    HANDLERS.append(fn)
-    return fn
+def use_handlers(handlers: Iterable[EventHandler]) -> None:
+    """Make ``handlers`` (in this order) the functions called for every processed event."""
+    HANDLERS[:] = list(handlers)
 
 
 def process_event(session: Session, event_id: int, _depth: int = 0) -> bool:

@@ -1,9 +1,27 @@
-"""Import every module that registers process_event handlers, in the order they must run.
+"""The process_event handler table: what happens to every stored event, in order.
 
-Order matters: facts first (orders, carts), then segment membership, then sequences,
-which may react to the segment transitions recorded just before.
+Order matters: facts first (orders, carts), then segment membership, then sequences
+(exits, wait_until wake-ups, triggers), which may react to the segment transitions
+recorded just before. ``install()`` hands the table to automation.core.processing.
 """
 
-from automation.contacts import orders  # noqa: F401  rollups, carts
-from automation.segments import handlers as segment_handlers  # noqa: F401
-from automation.sequences import handlers as sequence_handlers  # noqa: F401
+from __future__ import annotations
+
+from automation.contacts.orders import apply_commerce_event
+from automation.core import processing
+from automation.core.processing import EventHandler
+from automation.segments.handlers import on_event as evaluate_segments
+from automation.sequences.handlers import sequence_exits, sequence_triggers, sequence_wakeups
+
+HANDLERS: tuple[EventHandler, ...] = (
+    apply_commerce_event,
+    evaluate_segments,
+    sequence_exits,
+    sequence_wakeups,
+    sequence_triggers,
+)
+
+
+def install() -> None:
+    """Make HANDLERS the process_event handlers of this process."""
+    processing.use_handlers(HANDLERS)

@@ -1,7 +1,8 @@
 """Runtime startup: the process_event handlers and the outbox sinks to the Dramatiq queues.
 
-``install()`` registers the sinks with automation.core.outbox; every process that may commit
-new outbox rows or events calls it once (mactl, the HTTP app, the worker module, tests).
+``install()`` installs both (automation.runtime.handlers, automation.core.outbox); every
+process that may process events or commit new outbox rows calls it once (mactl, the HTTP
+app, the worker module, tests).
 The sinks import the actors on first use, so installing costs nothing and reads no
 settings: a command that never commits such rows never loads Dramatiq.
 """
@@ -13,8 +14,6 @@ from typing import Any
 
 from automation.core import outbox
 from automation.runtime import handlers
-
-__all__ = ["handlers", "install"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +37,7 @@ def process_events(_bind: Any, ids: list[int]) -> None:
 
 
 def install() -> None:
-    """Register the runtime's outbox sinks (idempotent)."""
+    """Install the process_event handler table and the runtime's outbox sinks (idempotent)."""
+    handlers.install()
     outbox.register_sink("messages", send_messages)
     outbox.register_sink("events", process_events)

@@ -1,9 +1,9 @@
 """The module `mactl worker` gives the Dramatiq CLI: importing it declares every actor,
-registers every process_event handler and installs the outbox sinks, in each worker
+installs the process_event handlers and installs the outbox sinks, in each worker
 process."""
 
-from automation.runtime import actors, handlers, send_actors, wiring
+from automation.runtime import actors, send_actors, wiring
 
-__all__ = ["actors", "handlers", "send_actors"]
+__all__ = ["actors", "send_actors"]
 
 wiring.install()

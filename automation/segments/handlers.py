@@ -11,7 +11,6 @@ import logging
 
 from sqlalchemy.orm import Session
 
-from automation.core import processing
 from automation.core.clock import now
 from automation.core.models import Event
 from automation.segments.membership import evaluate_contact
@@ -19,7 +18,6 @@ from automation.segments.membership import evaluate_contact
 log = logging.getLogger(__name__)
 
 
-@processing.handles
 def on_event(session: Session, event: Event) -> None:
     """Incremental segment evaluation for the event's contact."""
     if event.contact_id is None or event.type.startswith("segment."):
@@ -33,4 +31,4 @@ def on_event(session: Session, event: Event) -> None:
 
 
 # The periodic refresh of time-based segments (membership.refresh_time_based_segments) is
-# registered by automation/scheduler.py as the `time_segments` task.
+# the scheduler's `time_segments` task (automation/runtime/tasks.py).

@@ -10,24 +10,20 @@ from sqlalchemy.orm import Session
 
 from automation.core.clock import now
 from automation.core.models import Event
-from automation.core.processing import handles
 from automation.sequences.exits import exit_on_event, wake_waiting
 from automation.sequences.triggers import enroll_from_event
 
 
-@handles
 def sequence_exits(session: Session, event: Event) -> None:
     """End enrollments whose exit_on matches this event, the moment it arrives."""
     exit_on_event(session, event, now())
 
 
-@handles
 def sequence_wakeups(session: Session, event: Event) -> None:
     """Resume enrollments waiting (wait_until) for this event."""
     wake_waiting(session, event, now())
 
 
-@handles
 def sequence_triggers(session: Session, event: Event) -> None:
     """Enrol the event's contact in sequences this event triggers."""
     enroll_from_event(session, event, now())

@@ -7,11 +7,11 @@ import textwrap
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-import automation.runtime.handlers  # noqa: F401  registers every process_event handler
-from automation.core import clock
+from automation.core import clock, processing
 from automation.core.eventlog import record_event
 from automation.core.models import Contact, Enrollment, Event
 from automation.core.processing import process_event
+from automation.runtime import handlers
 from automation.segments.rules import load_segment_text
 from automation.segments.store import apply_segments
 from automation.sequences.schema import parse_sequence_text
@@ -51,3 +51,15 @@ def test_segment_entry_enrolls_in_the_same_processing(
     query = select(Enrollment).where(Enrollment.contact_id == contact.id)
     enrollment = session.scalars(query).one()
     assert enrollment.trigger_event_id == entered.id
+
+
+def test_the_runtime_installs_its_handler_table_in_order() -> None:
+    handlers.install()
+    assert list(handlers.HANDLERS) == processing.HANDLERS
+    names = [h.__name__ for h in processing.HANDLERS]
+    assert names == [
+        "apply_commerce_event", "on_event", "sequence_exits", "sequence_wakeups",
+        "sequence_triggers",
+    ]
+    handlers.install()  # idempotent: installing again does not run a handler twice
+    assert len(processing.HANDLERS) == len(handlers.HANDLERS)
