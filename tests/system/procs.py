@@ -257,6 +257,7 @@ class Hit:
     headers: dict[str, str]
     body: dict[str, Any]
     answered: bool = False
+    received_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
