@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from automation.core.clock import now as clock_now
 from automation.core.models import Segment
+from automation.dsl.yamlload import LineDict, YamlError, load_yaml_file
 from automation.segments.compile import compile_rule
 from automation.segments.rules import InSegment as InSegmentCond
 from automation.segments.rules import (
@@ -48,7 +49,6 @@ from automation.sequences.schema import (
     parse_sequence,
 )
 from automation.sequences.store import apply_definition, plan_definition
-from automation.sequences.yamlload import LineDict, YamlError, load_yaml_file
 
 Kind = Literal["segment", "sequence"]
 Action = Literal["created", "changed", "unchanged"]

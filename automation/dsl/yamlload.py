@@ -1,4 +1,9 @@
-"""YAML loading that remembers line numbers, so errors can say file:line."""
+"""The one YAML loader of the definition language: line numbers kept, hostile input refused.
+
+Segments, sequences and ``mactl apply`` read YAML through here, so errors can say
+file:line. Limits (issue 11): a document is at most 1 MiB, uses at most 100 aliases,
+expands to at most 100,000 nodes and nests at most 100 levels deep.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from automation.core.errors import DefinitionError
+
+MAX_BYTES = 1024 * 1024
+MAX_ALIASES = 100
+MAX_NODES = 100_000
+MAX_DEPTH = 100
 
 
 class LineDict(dict[str, Any]):
@@ -40,16 +52,66 @@ class LineList(list[Any]):
         return self.item_lines[index] if index < len(self.item_lines) else self.line
 
 
-class YamlError(ValueError):
-    """YAML that cannot be read; carries file and line."""
+class LocatedError(DefinitionError):
+    """A definition error at ``file:line``, told as ``file:line: problem. Fix: fix``."""
 
-    def __init__(self, file: str, line: int, message: str, fix: str) -> None:
-        self.file, self.line, self.message, self.fix = file, line, message, fix
-        super().__init__(f"{file}:{line}: {message}. Fix: {fix}")
+    def __init__(self, file: str, line: int, message: str, fix: str = "") -> None:
+        self.file, self.line = file, line
+        super().__init__(message, where=f"{file}:{line}" if line else file, fix=fix)
+
+    def render(self) -> str:
+        """``file:line: problem. Fix: fix`` (the fix left out when there is none)."""
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        return f"{text}. Fix: {self.fix}" if self.fix else text
+
+
+class YamlError(LocatedError):
+    """YAML that cannot be read (or is too big, too deep, or an alias bomb)."""
+
+
+class _Limit(yaml.MarkedYAMLError):
+    """A limit crossed while composing; turned into a YamlError with its line."""
 
 
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader building LineDict / LineList with line numbers (1-based)."""
+    """SafeLoader building LineDict / LineList with line numbers (1-based), within limits."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliases = 0
+        self.depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Count alias uses and nesting depth while composing the node tree."""
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise _Limit(problem=f"more than {MAX_ALIASES} aliases (*name)",
+                             problem_mark=event.start_mark)  # fmt: skip
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _Limit(problem=f"nested more than {MAX_DEPTH} levels deep",
+                             problem_mark=event.start_mark)  # fmt: skip
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes the tree has once every alias is expanded (memoised: linear time)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            size += _expanded_size(key, sizes) + _expanded_size(value, sizes)
+    sizes[id(node)] = min(size, MAX_NODES + 1)
+    return sizes[id(node)]
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
@@ -86,8 +148,24 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _co
 
 def load_yaml_text(text: str, file: str = "<string>") -> Any:
     """Parse one YAML document into LineDict/LineList values, or raise YamlError with the line."""
+    if len(text) > MAX_BYTES:
+        raise YamlError(file, 0, f"file is larger than {MAX_BYTES // 1024} KiB",
+                        "split the definitions into several files")  # fmt: skip
+    loader = _LineLoader(text)
     try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_NODES:
+            raise YamlError(file, node.start_mark.line + 1,
+                            f"the document expands to more than {MAX_NODES} values (alias bomb?)",
+                            "write the values out instead of nesting aliases")  # fmt: skip
+        return loader.construct_document(node)
+    except _Limit as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else 1
+        raise YamlError(file, line, f"refused: {exc.problem}",
+                        "write the values out plainly, without deep nesting or many aliases"
+                        ) from None  # fmt: skip
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -97,6 +175,8 @@ def load_yaml_text(text: str, file: str = "<string>") -> Any:
         ) from None
     except yaml.YAMLError as exc:
         raise YamlError(file, 1, f"invalid YAML: {exc}", "check the file is YAML") from None
+    finally:
+        loader.dispose()
 
 
 def load_yaml_file(path: str | Path) -> Any:
