@@ -8,6 +8,7 @@ in Python with their JSON comparison (``compile.json_compare`` / ``evaluate.json
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import re
 from collections.abc import Callable, Sequence
@@ -44,12 +45,12 @@ class PropertyFilter:
     op: str
     value: Any
 
-    @property
+    @builtins.property
     def path(self) -> tuple[str, ...]:
         """The property name split on dots."""
         return tuple(self.property.split("."))
 
-    @property
+    @builtins.property
     def compare(self) -> Compare:
         """The operator and value as a Compare."""
         return Compare(self.op, self.value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -83,17 +83,18 @@ class _LineLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         """Count alias uses and nesting depth while composing the node tree."""
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        mark = cast("yaml.Mark", event.start_mark)
         if isinstance(event, yaml.AliasEvent):
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
                 raise _Limit(problem=f"more than {MAX_ALIASES} aliases (*name)",
-                             problem_mark=event.start_mark)  # fmt: skip
+                             problem_mark=mark)  # fmt: skip
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
                 raise _Limit(problem=f"nested more than {MAX_DEPTH} levels deep",
-                             problem_mark=event.start_mark)  # fmt: skip
+                             problem_mark=mark)  # fmt: skip
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
@@ -179,18 +180,17 @@ def load_yaml_text(text: str, file: str = "<string>") -> Any:
         loader.dispose()
 
 
-def load_yaml_file(path: str | Path) -> Any:
-    """Read and parse a YAML file with line numbers (UTF-8)."""
+def load_yaml_file(path: str | Path, name: str | None = None) -> Any:
+    """Read and parse a YAML file with line numbers (UTF-8); errors say ``name`` (or the path)."""
     path = Path(path)
+    name = name or str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise YamlError(
-            str(path), 1, f"cannot read file: {exc.strerror}", "check the path"
-        ) from None
+        raise YamlError(name, 1, f"cannot read file: {exc.strerror}", "check the path") from None
     except UnicodeDecodeError:
-        raise YamlError(str(path), 1, "file is not UTF-8", "save the file as UTF-8") from None
-    return load_yaml_text(text, str(path))
+        raise YamlError(name, 1, "file is not UTF-8", "save the file as UTF-8") from None
+    return load_yaml_text(text, name)
 
 
 def plain(value: Any) -> Any:

@@ -12,10 +12,12 @@ from automation.segments.membership import (
     refresh_segment,
     refresh_time_based_segments,
 )
-from automation.segments.rules import (
+from automation.segments.nodes import (
     Rule,
     RuleError,
     SegmentDef,
+)
+from automation.segments.rules import (
     load_rule,
     load_segment_file,
     load_segment_text,

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from automation.core import vocabulary
 from automation.dsl.filters import PropertyFilter, dig
+from automation.dsl.filters import same as same_value
 from automation.dsl.yamlload import LocatedError, canonical_json
 from automation.sequences import cursor as cur
 
@@ -242,6 +243,6 @@ def correlated(
             if strict:
                 return False
             continue
-        if not same(left, right):
+        if not same_value(left, right):
             return False
     return True
