@@ -1,6 +1,7 @@
 """Segment rules: the rule tree (nodes), parse + validate (rules), compile to SQL (compile),
 evaluate one contact (evaluate), RFM thresholds (rfm), memberships and transitions
-(membership), definitions (store). Handlers live in automation.segments.handlers (imported by automation.runtime.handlers).
+(membership), definitions (store). Handlers live in automation.segments.handlers
+(imported by automation.runtime.handlers).
 """
 
 from automation.segments.compile import compile_rule

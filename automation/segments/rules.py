@@ -4,7 +4,8 @@ A rule is a mapping. Conditions (see the README for the full reference):
 
     {field: attributes.city, in: [Hà Nội, HCM]}            contact fields / attributes
     {field: last_order_at, more_than_ago: 90d}             dates relative to now
-    {performed: order.created, where: [{property: total, gte: 2000000}],
+                                                           (durations: automation.dsl.durations)
+    {performed: order.created, where: [{property: total, gte: 2000000}],  (dsl.filters)
      at_least: 2, within: 180d}                            events
     {not_performed: order.created, within: 3d}
     {opened: email, within: 30d}  {clicked: any}  {replied: zalo}  {engaged: any, within: 30d}
