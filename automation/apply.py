@@ -155,7 +155,7 @@ def _display(path: Path) -> str:
 def load_document(path: Path) -> Document:
     """Read one file, detect its kind and validate it (RuleError / SequenceError / YamlError)."""
     name = _display(path)
-    data = load_yaml_file(path, name)
+    data = load_yaml_file(path)
     data_line = data.line if isinstance(data, LineDict) else 1
     if isinstance(data, dict) and "segment" in data and "sequence" not in data:
         segment = parse_segment(data, name)

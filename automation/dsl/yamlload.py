@@ -147,11 +147,17 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
+def _too_big(file: str) -> YamlError:
+    return YamlError(
+        file, 0, f"file is larger than {MAX_BYTES // 1024} KiB",
+        "split the definitions into several files",
+    )  # fmt: skip
+
+
 def load_yaml_text(text: str, file: str = "<string>") -> Any:
     """Parse one YAML document into LineDict/LineList values, or raise YamlError with the line."""
-    if len(text) > MAX_BYTES:
-        raise YamlError(file, 0, f"file is larger than {MAX_BYTES // 1024} KiB",
-                        "split the definitions into several files")  # fmt: skip
+    if len(text) > MAX_BYTES or len(text.encode("utf-8")) > MAX_BYTES:
+        raise _too_big(file)
     loader = _LineLoader(text)
     try:
         node = loader.get_single_node()
@@ -180,11 +186,13 @@ def load_yaml_text(text: str, file: str = "<string>") -> Any:
         loader.dispose()
 
 
-def load_yaml_file(path: str | Path, name: str | None = None) -> Any:
-    """Read and parse a YAML file with line numbers (UTF-8); errors say ``name`` (or the path)."""
+def load_yaml_file(path: str | Path) -> Any:
+    """Read and parse a YAML file with line numbers (UTF-8)."""
     path = Path(path)
-    name = name or str(path)
+    name = str(path)
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise _too_big(name)
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise YamlError(name, 1, f"cannot read file: {exc.strerror}", "check the path") from None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from automation.core.errors import DefinitionError
-from automation.dsl.yamlload import MAX_BYTES, LineDict, YamlError, load_yaml_text
+from automation.dsl.yamlload import MAX_BYTES, LineDict, YamlError, load_yaml_file, load_yaml_text
 
 
 def _refusal(text: str) -> str:
@@ -62,3 +64,11 @@ def test_deep_nesting_is_refused_without_a_recursion_error() -> None:
 def test_duplicate_keys_are_refused() -> None:
     message = _refusal("a: 1\nb: 2\na: 3\n")
     assert "bomb.yaml:3" in message and "duplicate key 'a'" in message
+
+
+def test_big_files_are_refused_before_reading(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"a: '" + "ư".encode() * (MAX_BYTES // 2) + b"'\n")
+    with pytest.raises(YamlError) as info:
+        load_yaml_file(big)
+    assert str(info.value).startswith(f"{big}: file is larger than 1024 KiB")
