@@ -22,16 +22,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from automation.core.clock import now as clock_now
+from automation.core.errors import DefinitionError
 from automation.core.models import Segment
+from automation.dsl.yamlload import LineDict, YamlError, load_yaml_file
 from automation.segments.compile import compile_rule
-from automation.segments.rules import InSegment as InSegmentCond
-from automation.segments.rules import (
-    RuleError,
-    SegmentDef,
-    load_rule,
-    load_segment_text,
-    walk,
-)
+from automation.segments.nodes import InSegment as InSegmentCond
+from automation.segments.nodes import RuleError, SegmentDef, walk
+from automation.segments.rules import load_rule, parse_segment
 from automation.segments.store import (
     apply_segments,
     definition_hash,
@@ -44,11 +41,9 @@ from automation.sequences.schema import (
     SegmentTrigger,
     SendStep,
     SequenceDefinition,
-    SequenceError,
     parse_sequence,
 )
 from automation.sequences.store import apply_definition, plan_definition
-from automation.sequences.yamlload import LineDict, YamlError, load_yaml_file
 
 Kind = Literal["segment", "sequence"]
 Action = Literal["created", "changed", "unchanged"]
@@ -163,8 +158,7 @@ def load_document(path: Path) -> Document:
     data = load_yaml_file(path)
     data_line = data.line if isinstance(data, LineDict) else 1
     if isinstance(data, dict) and "segment" in data and "sequence" not in data:
-        # the segments parser keeps its own line numbers: give it the text
-        segment = load_segment_text(path.read_text(encoding="utf-8"), name)
+        segment = parse_segment(data, name)
         return Document("segment", segment.key, name, segment=segment)
     if isinstance(data, dict) and "sequence" in data and "segment" not in data:
         sequence = parse_sequence(data, name)
@@ -184,7 +178,7 @@ def load_documents(paths: Iterable[str | Path]) -> list[Document]:
     for path in collect_files(paths):
         try:
             docs.append(load_document(path))
-        except (RuleError, SequenceError, YamlError) as exc:
+        except DefinitionError as exc:
             problems.append(str(exc))
     seen: dict[tuple[str, str], str] = {}
     for doc in docs:

@@ -181,3 +181,51 @@ def test_cli_apply_json_and_errors(settings: Settings, tmp_path: Path) -> None:
     assert wrong.exit_code == 2
     assert "bad.yaml:2" in wrong.stderr and "order.created" in wrong.stderr
     assert "Traceback" not in wrong.output
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "needle"),
+    [
+        (
+            "long_wait.yaml",
+            "sequence: s\ntrigger: {event: lead.captured}\nsteps:\n  - wait: 99999999d\n",
+            "long_wait.yaml:4: ",
+        ),
+        (
+            "long_window.yaml",
+            "segment: s\nname: S\nrule:\n  performed: order.created\n  within: 99999999d\n",
+            "long_window.yaml:5: bad duration '99999999d'",
+        ),
+        (
+            "deep.yaml",
+            "segment: s\nname: S\nrule: " + "{not: " * 2000 + "{}" + "}" * 2000 + "\n",
+            "deep.yaml:3: refused: nested more than 100 levels",
+        ),
+        (
+            "long_key.yaml",
+            f"segment: {'k' * 101}\nname: S\nrule: {{reachable: email}}\n",
+            "long_key.yaml:1: segment key is 101 characters long; use at most 100",
+        ),
+    ],
+)
+def test_dry_run_refuses_hostile_definitions_in_one_line(
+    session: Session, tmp_path: Path, name: str, text: str, needle: str
+) -> None:
+    """Issue 11: huge durations, deep rules and long keys fail at --dry-run, on one line."""
+    (tmp_path / name).write_text(text, "utf-8")
+    with pytest.raises(ApplyError) as info:
+        apply_paths(session, [tmp_path], dry_run=True)
+    [problem] = info.value.problems
+    assert needle in problem, problem
+    assert "\n" not in problem
+    assert session.scalar(select(func.count()).select_from(Segment)) == 0
+
+
+def test_nested_not_within_the_yaml_limit_hits_the_rule_depth(
+    session: Session, tmp_path: Path
+) -> None:
+    text = "segment: s\nname: S\nrule: " + "{not: " * 40 + "{reachable: email}" + "}" * 40 + "\n"
+    (tmp_path / "s.yaml").write_text(text, "utf-8")
+    with pytest.raises(ApplyError) as info:
+        apply_paths(session, [tmp_path], dry_run=True)
+    assert "rule nested too deeply (more than 32 levels)" in info.value.problems[0]

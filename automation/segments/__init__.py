@@ -1,6 +1,7 @@
-"""Segment rules: parse + validate (rules), compile to SQL (compile), evaluate one contact
-(evaluate), RFM thresholds (rfm), memberships and transitions (membership), definitions
-(store). Handlers live in automation.segments.handlers (imported by automation.runtime.handlers).
+"""Segment rules: the rule tree (nodes), parse + validate (rules), compile to SQL (compile),
+evaluate one contact (evaluate), RFM thresholds (rfm), memberships and transitions
+(membership), definitions (store). Handlers live in automation.segments.handlers
+(imported by automation.runtime.handlers).
 """
 
 from automation.segments.compile import compile_rule
@@ -12,10 +13,8 @@ from automation.segments.membership import (
     refresh_segment,
     refresh_time_based_segments,
 )
+from automation.segments.nodes import Rule, RuleError, SegmentDef
 from automation.segments.rules import (
-    Rule,
-    RuleError,
-    SegmentDef,
     load_rule,
     load_segment_file,
     load_segment_text,

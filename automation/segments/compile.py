@@ -46,8 +46,9 @@ from automation.core.models import (
     SegmentMembership,
     Suppression,
 )
+from automation.core.vocabulary import ENGAGEMENT
 from automation.segments import rfm
-from automation.segments.rules import (
+from automation.segments.nodes import (
     All,
     Any_,
     Compare,
@@ -174,6 +175,8 @@ def json_compare(col: Any, path: tuple[str, ...], cmp: Compare) -> ColumnElement
         return not_(json_compare(col, path, Compare("eq", value)))
     if op == "in":
         return or_(*(json_compare(col, path, Compare("eq", v)) for v in value))
+    if op == "not_in":
+        return not_(json_compare(col, path, Compare("in", value)))
     if op == "contains":
         has = and_(kind == "array", json_array_has(col, path, value))
         if isinstance(value, str):
@@ -279,7 +282,7 @@ def _engagement_exists(
 
 
 def _last_engaged(cond: FieldCond, now: datetime, positive: bool) -> ColumnElement[bool]:
-    types = ("opened", "clicked", "replied")
+    types = ENGAGEMENT["engaged"]
     op, value = cond.compare.op, cond.compare.value
     chans = cond.channels
     if op == "exists":

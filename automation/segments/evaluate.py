@@ -26,9 +26,10 @@ from automation.core.models import (
     SegmentMembership,
     Suppression,
 )
+from automation.core.vocabulary import ENGAGEMENT
 from automation.segments import rfm
 from automation.segments.compile import SUPPRESSION_CHANNELS, message_event_types
-from automation.segments.rules import (
+from automation.segments.nodes import (
     All,
     Any_,
     Compare,
@@ -43,7 +44,7 @@ from automation.segments.rules import (
 )
 
 MISSING = object()
-ENGAGED = ("opened", "clicked", "replied")
+ENGAGED = ENGAGEMENT["engaged"]  # every engagement type a rule can ask about
 SUPPRESSIBLE = sorted({ch for chans in SUPPRESSION_CHANNELS.values() for ch in chans})
 
 
@@ -296,6 +297,8 @@ def json_compare(value: Any, cmp: Compare) -> bool:
         return not json_compare(value, Compare("eq", expected))
     if op == "in":
         return any(json_compare(value, Compare("eq", v)) for v in expected)
+    if op == "not_in":
+        return not json_compare(value, Compare("in", expected))
     if op == "contains":
         if isinstance(expected, str) and kind == "string":
             return expected in value

@@ -28,7 +28,7 @@ from automation.segments.evaluate import (
     load_facts,
     needs_of,
 )
-from automation.segments.rules import (
+from automation.segments.nodes import (
     All,
     Any_,
     Compare,

@@ -4,7 +4,8 @@ A rule is a mapping. Conditions (see the README for the full reference):
 
     {field: attributes.city, in: [Hà Nội, HCM]}            contact fields / attributes
     {field: last_order_at, more_than_ago: 90d}             dates relative to now
-    {performed: order.created, where: [{property: total, gte: 2000000}],
+                                                           (durations: automation.dsl.durations)
+    {performed: order.created, where: [{property: total, gte: 2000000}],  (dsl.filters)
      at_least: 2, within: 180d}                            events
     {not_performed: order.created, within: 3d}
     {opened: email, within: 30d}  {clicked: any}  {replied: zalo}  {engaged: any, within: 30d}
@@ -17,236 +18,51 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
-from zoneinfo import ZoneInfo
-
-import yaml
+from typing import Any
 
 from automation.core.events import ALL_TYPES
-
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # naive dates in rules are Vietnam time
-
-OPERATORS = (
-    "eq", "ne", "in", "contains", "gt", "gte", "lt", "lte",
-    "exists", "before", "after", "within", "more_than_ago",
-)  # fmt: skip
-NUMBER_OPS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "exists")
-TEXT_OPS = ("eq", "ne", "in", "contains", "exists")
-DATE_OPS = ("before", "after", "within", "more_than_ago", "exists")
-JSON_OPS = ("eq", "ne", "in", "contains", "gt", "gte", "lt", "lte", "exists")
-LIST_OPS = ("contains",)
-RELATIVE_OPS = ("within", "more_than_ago")
-
-FieldKind = Literal["text", "number", "date", "list", "json", "rfm", "engaged"]
-
-TEXT_FIELDS = (
-    "email", "phone", "zalo_user_id", "facebook_psid",
-    "first_name", "last_name", "locale", "timezone",
-)  # fmt: skip
-NUMBER_FIELDS = ("orders_count", "total_spent")
-DATE_FIELDS = ("created_at", "first_order_at", "last_order_at")
-RFM_FIELDS = ("rfm_recency", "rfm_frequency", "rfm_monetary")
-ALIASES = {"recency": "last_order_at", "frequency": "orders_count", "monetary": "total_spent"}
-
-ENGAGEMENT_KINDS = ("opened", "clicked", "replied", "engaged")
-ENGAGEMENT_TYPES = {
-    "opened": ("opened",),
-    "clicked": ("clicked",),
-    "replied": ("replied",),
-    "engaged": ("opened", "clicked", "replied"),
-}
-MESSAGE_CHANNELS = ("email", "sms", "zalo_zns", "zalo_oa", "messenger")
-ENGAGEMENT_CHANNELS = {
-    "any": MESSAGE_CHANNELS,
-    "email": ("email",),
-    "sms": ("sms",),
-    "zalo": ("zalo_zns", "zalo_oa"),
-    "zalo_zns": ("zalo_zns",),
-    "zalo_oa": ("zalo_oa",),
-    "messenger": ("messenger",),
-}
-REACH_CHANNELS = ("email", "sms", "zalo", "messenger")
-REACH_KINDS = ("reachable", "has_address", "suppressed")
-
-KEY_RE = re.compile(r"^[^\W\d][\w\-]*$")
-SEGMENT_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-DURATION_RE = re.compile(r"^\s*(\d+)\s*(m|h|d|w)\s*$")
-DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-Scalar = str | int | float | bool
-
-
-class RuleError(ValueError):
-    """A rule that cannot be used; the message says where (file:line) and how to fix it."""
-
-    def __init__(self, where: str, message: str) -> None:
-        super().__init__(f"{where}: {message}" if where else message)
-        self.where = where
-        self.detail = message
-
-
-# --- AST ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Compare:
-    """One operator applied to one value: `gte: 2000000`, `within: 90d`, `exists: true`."""
-
-    op: str
-    value: Any  # Scalar | tuple[Scalar, ...] | datetime | timedelta | bool
-
-
-@dataclass(frozen=True)
-class FieldCond:
-    """A contact field, a custom attribute (attributes.x), an RFM score or last_engaged_at."""
-
-    field: str  # canonical name: column name, rfm_*, last_engaged_at
-    kind: FieldKind
-    compare: Compare
-    path: tuple[str, ...] = ()  # attributes.<path>
-    channels: tuple[str, ...] = ()  # last_engaged_at.<channel>
-
-
-@dataclass(frozen=True)
-class PropertyFilter:
-    """A test on an event property: payload.properties.<path>."""
-
-    path: tuple[str, ...]
-    compare: Compare
-
-
-@dataclass(frozen=True)
-class EventCond:
-    """performed / not_performed: count of matching events in a window."""
-
-    event_type: str
-    negate: bool
-    at_least: int = 1
-    within: timedelta | None = None
-    where: tuple[PropertyFilter, ...] = ()
-
-
-@dataclass(frozen=True)
-class EngagementCond:
-    """opened / clicked / replied / engaged on message channels, optionally in a window."""
-
-    types: tuple[str, ...]
-    channels: tuple[str, ...]
-    at_least: int = 1
-    within: timedelta | None = None
-
-
-@dataclass(frozen=True)
-class ReachCond:
-    """reachable / has_address / suppressed on one channel (or any)."""
-
-    kind: str  # reachable | has_address | suppressed
-    channels: tuple[str, ...]  # consent channels: email, sms, zalo, messenger
-
-
-@dataclass(frozen=True)
-class InSegment:
-    """Open membership of another segment."""
-
-    key: str
-    where: str = ""
-
-
-@dataclass(frozen=True)
-class All:
-    """Every child matches (an empty list matches everyone)."""
-
-    children: tuple[Rule, ...]
-
-
-@dataclass(frozen=True)
-class Any_:
-    """At least one child matches (an empty list matches no one)."""
-
-    children: tuple[Rule, ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    """The child does not match."""
-
-    child: Rule
-
-
-Rule = FieldCond | EventCond | EngagementCond | ReachCond | InSegment | All | Any_ | Not
-
-
-@dataclass(frozen=True)
-class SegmentDef:
-    """A parsed segment file: key, Vietnamese name and description, the rule and its raw form."""
-
-    key: str
-    name: str
-    description: str | None
-    rule: Rule
-    raw_rule: Any
-    where: str = ""
-    references: tuple[InSegment, ...] = field(default=())
-
-
-# --- YAML with line numbers -----------------------------------------------------------
-
-
-class LineDict(dict[Any, Any]):
-    """A mapping that remembers its line and the line of each key."""
-
-    line: int | None = None
-    key_lines: dict[Any, int]
-
-
-class LineList(list[Any]):
-    """A sequence that remembers its line and the line of each item."""
-
-    line: int | None = None
-    item_lines: list[int]
-
-
-def _from_node(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        result = LineDict()
-        result.line = node.start_mark.line + 1
-        result.key_lines = {}
-        for key_node, value_node in node.value:
-            key = _from_node(loader, key_node)
-            if isinstance(key, (dict, list)):
-                raise RuleError(
-                    f"{loader.name}:{key_node.start_mark.line + 1}", "keys must be text"
-                )
-            result[key] = _from_node(loader, value_node)
-            result.key_lines[key] = key_node.start_mark.line + 1
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        items = LineList(_from_node(loader, item) for item in node.value)
-        items.line = node.start_mark.line + 1
-        items.item_lines = [item.start_mark.line + 1 for item in node.value]
-        return items
-    return loader.construct_object(node, deep=True)
-
-
-def load_yaml(text: str, filename: str) -> Any:
-    """Parse YAML text keeping line numbers (LineDict / LineList); RuleError on bad YAML."""
-    loader = yaml.SafeLoader(text)
-    loader.name = filename
-    try:
-        node = loader.get_single_node()
-        return None if node is None else _from_node(loader, node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        raise RuleError(f"{filename}{line}", f"invalid YAML: {exc.problem or exc}") from None
-    except yaml.YAMLError as exc:
-        raise RuleError(filename, f"invalid YAML: {exc}") from None
-    finally:
-        loader.dispose()
-
+from automation.core.vocabulary import CONSENT_CHANNELS, ENGAGEMENT, RULE_CHANNELS
+from automation.dsl import durations
+from automation.dsl.filters import FilterError, parse_filter
+from automation.dsl.yamlload import LineDict, LineList, YamlError, load_yaml_file, load_yaml_text
+from automation.segments.nodes import (
+    ALIASES,
+    DATE_FIELDS,
+    DATE_OPS,
+    ENGAGEMENT_KINDS,
+    JSON_OPS,
+    KEY_RE,
+    LIST_OPS,
+    LOCAL_TZ,
+    MAX_DEPTH,
+    MAX_KEY_LENGTH,
+    NUMBER_FIELDS,
+    NUMBER_OPS,
+    OPERATORS,
+    REACH_KINDS,
+    RELATIVE_OPS,
+    RFM_FIELDS,
+    SEGMENT_KEY_RE,
+    TEXT_FIELDS,
+    TEXT_OPS,
+    All,
+    Any_,
+    Compare,
+    EngagementCond,
+    EventCond,
+    FieldCond,
+    FieldKind,
+    InSegment,
+    Not,
+    PropertyFilter,
+    ReachCond,
+    Rule,
+    RuleError,
+    SegmentDef,
+    references,
+)
 
 # --- parsing ------------------------------------------------------------------------------
 
@@ -301,8 +117,9 @@ COND_KEYS = {
 
 
 def _parse(obj: Any, ctx: _Ctx, depth: int) -> Rule:
-    if depth > 20:
-        raise ctx.fail(obj, None, "rule nested too deeply (more than 20 levels)")
+    if depth > MAX_DEPTH:
+        raise ctx.fail(obj, None, f"rule nested too deeply (more than {MAX_DEPTH} levels); "
+                       "flatten it with all: / any: lists")  # fmt: skip
     if isinstance(obj, list):
         return All(tuple(_parse_items(obj, ctx, depth)))
     if not isinstance(obj, dict) or not obj:
@@ -340,12 +157,12 @@ def _parse(obj: Any, ctx: _Ctx, depth: int) -> Rule:
     if head in REACH_KINDS:
         _only(obj, ctx, {head})
         channel = obj[head]
-        choices = (*REACH_CHANNELS, "any")
+        choices = (*CONSENT_CHANNELS, "any")
         if channel not in choices:
             raise ctx.fail(
                 obj, head, f"unknown channel {channel!r}" + _suggest(str(channel), choices)
             )
-        chans = REACH_CHANNELS if channel == "any" else (str(channel),)
+        chans = CONSENT_CHANNELS if channel == "any" else (str(channel),)
         return ReachCond(head, chans)
     # in_segment
     _only(obj, ctx, {"in_segment"})
@@ -409,11 +226,11 @@ def _parse_field(obj: dict[Any, Any], ctx: _Ctx) -> FieldCond:
         kind, allowed = "date", DATE_OPS
     elif name == "last_engaged_at" or name.startswith("last_engaged_at."):
         channel = name.partition(".")[2] or "any"
-        if channel not in ENGAGEMENT_CHANNELS:
+        if channel not in RULE_CHANNELS:
             raise ctx.fail(obj, "field", f"unknown channel {channel!r} in {name}"
-                           + _suggest(channel, tuple(ENGAGEMENT_CHANNELS)))  # fmt: skip
+                           + _suggest(channel, tuple(RULE_CHANNELS)))  # fmt: skip
         kind, allowed, name = "engaged", DATE_OPS, "last_engaged_at"
-        channels = ENGAGEMENT_CHANNELS[channel]
+        channels = RULE_CHANNELS[channel]
     else:
         known = (
             *TEXT_FIELDS, *NUMBER_FIELDS, *DATE_FIELDS, *RFM_FIELDS, *ALIASES,
@@ -490,7 +307,7 @@ def _parse_compare(op: str, value: Any, kind: FieldKind, obj: Any, key: str, ctx
         if not _is_number(value):
             raise bad("a number")
         return Compare(op, value)
-    if op == "in":
+    if op in ("in", "not_in"):
         if not isinstance(value, list) or not value or not all(_is_scalar(v) for v in value):
             raise bad("a list of texts, numbers or true/false")
         return Compare(op, tuple(value))
@@ -525,12 +342,11 @@ def _parse_instant(value: Any, bad: Any) -> datetime:
 
 
 def parse_duration(value: Any, where: str = "") -> timedelta:
-    """`30m`, `12h`, `90d`, `2w` -> timedelta; RuleError otherwise."""
-    match = DURATION_RE.match(value) if isinstance(value, str) else None
-    if not match or int(match.group(1)) <= 0:
-        raise RuleError(where, f"bad duration {value!r}; write a positive number and a unit: "
-                        "30m, 12h, 90d or 2w")  # fmt: skip
-    return timedelta(**{DURATION_UNITS[match.group(2)]: int(match.group(1))})
+    """A duration in the one dsl grammar (30m, 12h, 90d, 2w, 1h30m); RuleError names where."""
+    try:
+        return durations.parse_duration(value)
+    except durations.DurationError as exc:
+        raise RuleError(where, f"bad duration {value!r} ({exc.problem}); {exc.fix}") from None
 
 
 def _parse_count(obj: dict[Any, Any], ctx: _Ctx) -> int:
@@ -573,15 +389,10 @@ def _parse_event(obj: dict[Any, Any], ctx: _Ctx, head: str) -> EventCond:
 
 
 def _parse_property(obj: Any, ctx: _Ctx) -> PropertyFilter:
-    if not isinstance(obj, dict) or "property" not in obj:
-        raise ctx.fail(obj, None, "each where item is {property: NAME, OPERATOR: VALUE}, "
-                       "for example {property: total, gte: 2000000}")  # fmt: skip
-    name = obj["property"]
-    path = tuple(str(name).split("."))
-    if not all(KEY_RE.match(part) for part in path):
-        raise ctx.fail(obj, "property", f"bad property name {name!r}: use letters, digits, _ or -")
-    op, key = _one_operator(obj, ctx, {"property"}, JSON_OPS, f"property {name}")
-    return PropertyFilter(path, _parse_compare(op, obj[key], "json", obj, key, ctx))
+    try:
+        return parse_filter(to_plain(obj), ctx.at(obj), lambda key: ctx.at(obj, key))
+    except FilterError as exc:
+        raise RuleError(exc.where, f"{exc.message}; {exc.fix}") from None
 
 
 def _parse_engagement(obj: dict[Any, Any], ctx: _Ctx, head: str) -> EngagementCond:
@@ -589,50 +400,15 @@ def _parse_engagement(obj: dict[Any, Any], ctx: _Ctx, head: str) -> EngagementCo
     channel = obj[head]
     if channel is None:
         channel = "any"
-    if channel not in ENGAGEMENT_CHANNELS:
+    if channel not in RULE_CHANNELS:
         raise ctx.fail(obj, head, f"unknown channel {channel!r}"
-                       + _suggest(str(channel), tuple(ENGAGEMENT_CHANNELS)))  # fmt: skip
+                       + _suggest(str(channel), tuple(RULE_CHANNELS)))  # fmt: skip
     return EngagementCond(
-        types=ENGAGEMENT_TYPES[head],
-        channels=ENGAGEMENT_CHANNELS[str(channel)],
+        types=ENGAGEMENT[head],
+        channels=RULE_CHANNELS[str(channel)],
         at_least=_parse_count(obj, ctx),
         within=_parse_within(obj, ctx),
     )
-
-
-# --- walking ------------------------------------------------------------------------------
-
-
-def walk(rule: Rule) -> list[Rule]:
-    """Every node of the rule, depth first."""
-    nodes: list[Rule] = [rule]
-    if isinstance(rule, (All, Any_)):
-        for child in rule.children:
-            nodes.extend(walk(child))
-    elif isinstance(rule, Not):
-        nodes.extend(walk(rule.child))
-    return nodes
-
-
-def references(rule: Rule) -> list[InSegment]:
-    """The in_segment conditions of a rule."""
-    return [node for node in walk(rule) if isinstance(node, InSegment)]
-
-
-def depends_on_time(rule: Rule) -> bool:
-    """True when the rule's result can change with the passing of time alone.
-
-    Relative dates (within, more_than_ago), event / engagement windows and rfm_recency.
-    Membership of a time-based segment is resolved by the store (it needs the other rules).
-    """
-    for node in walk(rule):
-        if isinstance(node, FieldCond) and (
-            node.compare.op in RELATIVE_OPS or node.field == "rfm_recency"
-        ):
-            return True
-        if isinstance(node, (EventCond, EngagementCond)) and node.within is not None:
-            return True
-    return False
 
 
 # --- segment files ------------------------------------------------------------------------
@@ -651,6 +427,9 @@ def parse_segment(data: Any, filename: str) -> SegmentDef:
             raise ctx.fail(data, None, f"missing '{required}'; a segment needs segment (key), "
                            "name and rule")  # fmt: skip
     key = data["segment"]
+    if isinstance(key, str) and len(key) > MAX_KEY_LENGTH:
+        raise ctx.fail(data, "segment", f"segment key is {len(key)} characters long; "
+                       f"use at most {MAX_KEY_LENGTH}")  # fmt: skip
     if not isinstance(key, str) or not SEGMENT_KEY_RE.match(key):
         raise ctx.fail(data, "segment", f"bad segment key {key!r}: use lower-case letters, "
                        "digits and _ (for example vip or lapsed_90d)")  # fmt: skip
@@ -673,20 +452,21 @@ def parse_segment(data: Any, filename: str) -> SegmentDef:
 
 
 def load_segment_text(text: str, filename: str) -> SegmentDef:
-    """Parse one segment YAML document."""
-    return parse_segment(load_yaml(text, filename), filename)
+    """Parse one segment YAML document; RuleError names the file and line."""
+    try:
+        data = load_yaml_text(text, filename)
+    except YamlError as exc:
+        raise RuleError(exc.where, f"{exc.message}; {exc.fix}") from None
+    return parse_segment(data, filename)
 
 
 def load_segment_file(path: str | Path) -> SegmentDef:
     """Read and parse a segment YAML file; RuleError names the file and line."""
-    path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RuleError(str(path), f"cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise RuleError(str(path), "not UTF-8 text; save the file as UTF-8") from None
-    return load_segment_text(text, str(path))
+        data = load_yaml_file(path)
+    except YamlError as exc:
+        raise RuleError(exc.where, f"{exc.message}; {exc.fix}") from None
+    return parse_segment(data, str(path))
 
 
 def to_plain(obj: Any) -> Any:

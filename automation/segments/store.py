@@ -11,15 +11,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from automation.core.models import Segment
-from automation.segments.rules import (
+from automation.segments.nodes import (
     Rule as RuleNode,
 )
-from automation.segments.rules import (
+from automation.segments.nodes import (
     RuleError,
     SegmentDef,
     depends_on_time,
-    load_rule,
     references,
+)
+from automation.segments.rules import (
+    load_rule,
 )
 
 Status = Literal["created", "changed", "unchanged"]

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from automation.core.errors import DefinitionError
+
 S = TypeVar("S")
 
 
-class CursorError(ValueError):
+class CursorError(DefinitionError):
     """A cursor that does not address a step of this definition (corrupt state)."""
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from automation.core import outbox
 from automation.core.models import Contact, Enrollment, Event, Message, MessageEvent, Sequence
+from automation.core.vocabulary import ENGAGEMENT
 from automation.segments import load_rule, matches
 from automation.sequences import cursor as cur
 from automation.sequences.schema import (
@@ -46,11 +47,7 @@ log = logging.getLogger(__name__)
 
 RUNNING = ("active", "waiting")
 MAX_STEPS = 1000
-ENGAGED_TYPES: dict[str, tuple[str, ...]] = {
-    "clicked": ("clicked",),
-    "opened": ("opened", "read", "clicked", "replied"),
-    "replied": ("replied",),
-}
+ENGAGED_TYPES = ENGAGEMENT  # one engagement meaning for segments and sequences
 
 
 def lock_enrollment(session: Session, enrollment_id: int) -> Enrollment | None:

@@ -1,0 +1,1 @@
+"""Tests of the definition language: YAML loader, durations, property filters."""
