@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from admin_cli.output import JSON, console, get_by_key, load_settings, print_json, print_table
 from automation.core.db import session_scope
 from automation.core.models import Enrollment, Message, Sequence, SequenceVersion
+from automation.core.vocabulary import MARKETING
 
 app = typer.Typer(
     name="sequences", help="Sequences: list, show, pause or resume (write them with `mactl apply`)."
@@ -63,7 +64,7 @@ def list_sequences(session: Session) -> list[dict[str, Any]]:
                 "key": sequence.key,
                 "status": sequence.status,
                 "version": version,
-                "purpose": definition.get("purpose", "marketing"),
+                "purpose": definition.get("purpose", MARKETING),
                 "trigger": _trigger_text(definition),
                 "enrollments": counts,
                 "running": counts.get("active", 0) + counts.get("waiting", 0),
