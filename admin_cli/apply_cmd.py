@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from admin_cli.output import (
     EXIT_USER_ERROR,
     JSON,
     console,
     load_settings,
+    print_error,
     print_json,
     print_table,
 )
@@ -57,11 +55,10 @@ def apply_command(
         try:
             plan = apply_paths(session, paths, dry_run=dry_run)
         except ApplyError as exc:
-            err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
             if as_json:
                 print_json({"applied": False, "problems": exc.problems})
             for problem in exc.problems:
-                err.print(f"[red]error:[/red] {escape(problem)}", markup=True)
+                print_error(problem)
             raise typer.Exit(EXIT_USER_ERROR) from None
     if as_json:
         print_json(plan.to_dict())

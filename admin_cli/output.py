@@ -35,11 +35,16 @@ def console() -> Console:
     return Console(file=sys.stdout, soft_wrap=False)
 
 
-def fail(message: str) -> NoReturn:
-    """Print one red line on stderr and exit with code 2."""
+def print_error(message: str) -> None:
+    """Print ``error: <message>`` as one red line on stderr."""
     Console(file=sys.stderr, highlight=False, soft_wrap=True).print(
         f"[red]error:[/red] {escape(message)}", markup=True
     )
+
+
+def fail(message: str) -> NoReturn:
+    """Print one red error line on stderr and exit with code 2."""
+    print_error(message)
     raise typer.Exit(EXIT_USER_ERROR)
 
 
@@ -97,10 +102,10 @@ def user_errors() -> Iterator[None]:
     except (OperationalError, ProgrammingError) as exc:
         reason = _one_line(exc.orig or exc)
         if "no such" in reason or "does not exist" in reason:
-            fail(f"database error: {reason} (the schema is behind: run `mactl db upgrade`)")
+            fail(f"database: {reason}; the schema is behind: run `mactl db upgrade`")
         if isinstance(exc, ProgrammingError):
             raise
-        fail(f"database error: {reason} (check DATABASE_URL and that the database is up)")
+        fail(f"database: {reason}; check DATABASE_URL and that the database is up")
 
 
 class ErrorsGroup(TyperGroup):
