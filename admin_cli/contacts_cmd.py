@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from admin_cli.contact_ref import CONTACT_HELP, resolve_contact
-from admin_cli.output import JSON, console, load_settings, print_json, print_table
+from admin_cli.output import JSON, MAX_ROWS, console, load_settings, print_json, print_table
 from automation.core.errors import InputError
 from automation.core.models import (
     Consent,
@@ -106,7 +106,7 @@ def event_summary(event: Event) -> dict[str, Any]:
 @app.command("show")
 def show(
     ref: str = typer.Argument(..., metavar="CONTACT", help=CONTACT_HELP),
-    events: int = typer.Option(20, min=0, help="How many recent events to include."),
+    events: int = typer.Option(20, min=0, max=MAX_ROWS, help="How many recent events to include."),
     as_json: bool = JSON,
 ) -> None:
     """Show a contact: identities, consents, order rollups, segments and recent events.

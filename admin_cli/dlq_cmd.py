@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from admin_cli.contact_ref import parse_id
-from admin_cli.output import JSON, console, load_settings, print_json, print_table
+from admin_cli.output import JSON, MAX_ROWS, console, load_settings, print_json, print_table
 from automation.core.db import session_scope
 from automation.core.errors import InputError
 from automation.delivery.deadletter import list_failed, redis_dead_counts, replay
@@ -15,7 +15,7 @@ app = typer.Typer(name="dlq", help="Dead letters: messages that failed for good 
 
 @app.command("list")
 def list_cmd(
-    limit: int = typer.Option(100, min=1, help="At most this many rows."),
+    limit: int = typer.Option(100, min=1, max=MAX_ROWS, help="At most this many rows."),
     as_json: bool = JSON,
 ) -> None:
     """List failed messages, newest first, with the reason."""

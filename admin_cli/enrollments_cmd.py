@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from admin_cli.contact_ref import CONTACT_HELP, resolve_contact
-from admin_cli.output import JSON, load_settings, print_json, print_table
+from admin_cli.output import JSON, MAX_ROWS, load_settings, print_json, print_table
 from automation.core.db import session_scope
 from automation.core.errors import InputError, NotFound
 from automation.core.models import Contact, Enrollment, Sequence, SequenceVersion
@@ -77,7 +77,7 @@ def list_cmd(
     sequence: str | None = typer.Option(None, "--sequence", help="Only this sequence key."),
     state: str | None = typer.Option(None, "--state", help="active | waiting | done | exited"),
     contact: str | None = typer.Option(None, "--contact", metavar="CONTACT", help=CONTACT_HELP),
-    limit: int = typer.Option(50, "--limit", min=1, help="At most this many rows."),
+    limit: int = typer.Option(50, "--limit", min=1, max=MAX_ROWS, help="At most this many rows."),
     as_json: bool = JSON,
 ) -> None:
     """List enrollments, newest first."""

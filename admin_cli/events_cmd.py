@@ -7,7 +7,7 @@ from sqlalchemy import ColumnElement, or_, select
 
 from admin_cli.contact_ref import CONTACT_HELP, resolve_contact
 from admin_cli.contacts_cmd import event_summary
-from admin_cli.output import JSON, load_settings, print_json, print_table
+from admin_cli.output import JSON, MAX_ROWS, load_settings, print_json, print_table
 from automation.core.models import Event
 
 app = typer.Typer(name="events", help="Stored canonical events (webhooks, internal events).")
@@ -30,7 +30,7 @@ def list_events(
         help="Event type, e.g. order.paid; `order.*` for a family (repeatable).",
     ),
     source: str | None = typer.Option(None, help="Only from this source (shopify, internal, ...)."),
-    limit: int = typer.Option(50, min=1, max=10000, help="At most this many, newest first."),
+    limit: int = typer.Option(50, min=1, max=MAX_ROWS, help="At most this many, newest first."),
     as_json: bool = JSON,
 ) -> None:
     """List recent events, newest first."""

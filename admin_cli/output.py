@@ -28,6 +28,8 @@ from automation.core.errors import DomainError, NotFound
 EXIT_USER_ERROR = 2
 #: The one ``--json`` option; every command that can print JSON takes ``as_json: bool = JSON``.
 JSON = typer.Option(False, "--json", help="Print JSON instead of tables.")
+#: Upper bound of every --limit / --events option (keeps LIMIT inside BIGINT, output readable).
+MAX_ROWS = 10_000
 
 
 def console() -> Console:

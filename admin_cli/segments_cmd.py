@@ -9,7 +9,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from admin_cli.contact_ref import CONTACT_HELP, contact_label, resolve_contact
-from admin_cli.output import JSON, console, get_by_key, load_settings, print_json, print_table
+from admin_cli.output import (
+    JSON,
+    MAX_ROWS,
+    console,
+    get_by_key,
+    load_settings,
+    print_json,
+    print_table,
+)
 from automation.core.clock import now
 from automation.core.db import session_scope
 from automation.core.models import Contact, Segment, SegmentMembership
@@ -110,7 +118,7 @@ def list_cmd(as_json: bool = JSON) -> None:
 @app.command("preview")
 def preview_cmd(
     key: str = typer.Argument(..., help="Segment key, e.g. lapsed_90d."),
-    limit: int = typer.Option(10, "--limit", min=0, help="Sample size."),
+    limit: int = typer.Option(10, "--limit", min=0, max=MAX_ROWS, help="Sample size."),
     as_json: bool = JSON,
 ) -> None:
     """Count who matches the segment right now and show a sample of members."""

@@ -97,3 +97,22 @@ def test_templates_render_for_a_contact_by_any_reference(session: Session) -> No
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         assert "Chào mừng Lan" in json.loads(result.stdout)[0]["subject"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["contacts", "show", "1", "--events", HUGE],
+        ["events", "list", "--limit", HUGE],
+        ["enrollments", "list", "--limit", HUGE],
+        ["dlq", "list", "--limit", HUGE],
+    ],
+)
+def test_row_limits_beyond_bigint_are_refused_before_the_database(
+    session: Session, args: list[str]
+) -> None:
+    add_contact(session, email="lan@example.vn")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output and "10000" in result.output
