@@ -32,11 +32,12 @@ PREFIXES = ("id", "phone", "email")
 def parse_id(text: str, where: str, what: str = "contact id") -> int:
     """A positive ASCII integer that fits a BIGINT; InputError naming ``where`` otherwise."""
     value = text.strip()
-    if not (value.isascii() and value.isdigit()) or int(value) == 0:
-        raise InputError(f"{value!r} is not a {what}", where=where, fix="give a positive number")
-    if int(value) > MAX_ID:
+    shown = value if len(value) <= 24 else value[:24] + "…"
+    if not (value.isascii() and value.isdigit()) or not value.strip("0"):
+        raise InputError(f"{shown!r} is not a {what}", where=where, fix="give a positive number")
+    if len(value.lstrip("0")) > len(str(MAX_ID)) or int(value) > MAX_ID:
         raise InputError(
-            f"{what} {value} is too large", where=where, fix=f"ids are at most {MAX_ID}"
+            f"{what} {shown} is too large", where=where, fix=f"ids are at most {MAX_ID}"
         )
     return int(value)
 

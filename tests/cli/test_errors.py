@@ -47,6 +47,8 @@ def add_contact(session: Session, **fields: object) -> Contact:
         ("²", "not a contact id"),
         ("١٢", "not a contact id"),
         (HUGE, "too large"),
+        ("9" * 5000, "too large"),  # more digits than int() parses
+        ("id:00", "not a contact id"),
         ("0", "'0' is not a phone number"),
         ("id:", "not a contact id"),
         ("id:abc", "not a contact id"),
