@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from admin_cli.output import (
     EXIT_USER_ERROR,
+    JSON,
     console,
     load_settings,
+    print_error,
     print_json,
     print_table,
-    user_errors,
 )
 from automation.apply import ApplyError, Plan, apply_paths
 from automation.core.db import session_scope
+
+app = typer.Typer()
 
 
 def print_plan(plan: Plan) -> None:
@@ -41,31 +41,26 @@ def print_plan(plan: Plan) -> None:
     )
 
 
+@app.command("apply")
 def apply_command(
     paths: list[Path] = typer.Argument(  # noqa: B008
         ..., help="YAML files or folders (e.g. playbooks/).", show_default=False
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and plan, write nothing."),
-    json_output: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+    as_json: bool = JSON,
 ) -> None:
     """Validate every segment and sequence under PATH..., print the plan, then write it."""
     load_settings()
-    with user_errors(), session_scope() as session:
+    with session_scope() as session:
         try:
             plan = apply_paths(session, paths, dry_run=dry_run)
         except ApplyError as exc:
-            err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
-            if json_output:
+            if as_json:
                 print_json({"applied": False, "problems": exc.problems})
             for problem in exc.problems:
-                err.print(f"[red]error:[/red] {escape(problem)}", markup=True)
+                print_error(problem)
             raise typer.Exit(EXIT_USER_ERROR) from None
-    if json_output:
+    if as_json:
         print_json(plan.to_dict())
     else:
         print_plan(plan)
-
-
-def register(root: typer.Typer) -> None:
-    """Mount `apply` as a top-level command."""
-    root.command("apply")(apply_command)

@@ -9,16 +9,9 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from admin_cli.lookup import find_contact
-from admin_cli.output import (
-    UserError,
-    console,
-    fail,
-    load_settings,
-    print_json,
-    print_table,
-    user_errors,
-)
+from admin_cli.contact_ref import CONTACT_HELP, resolve_contact
+from admin_cli.output import JSON, MAX_ROWS, console, load_settings, print_json, print_table
+from automation.core.errors import InputError
 from automation.core.models import (
     Consent,
     Contact,
@@ -28,7 +21,9 @@ from automation.core.models import (
     SegmentMembership,
 )
 
-app = typer.Typer(help="Contacts: show one (identities, consents, rollups, events), import CSV.")
+app = typer.Typer(
+    name="contacts", help="Contacts: show one (identities, consents, rollups, events), import CSV."
+)
 
 
 def contact_details(session: Session, contact: Contact, events: int = 20) -> dict[str, Any]:
@@ -110,19 +105,22 @@ def event_summary(event: Event) -> dict[str, Any]:
 
 @app.command("show")
 def show(
-    ref: str = typer.Argument(..., metavar="EMAIL|PHONE|ID", help="Email, phone or contact id."),
-    events: int = typer.Option(20, min=0, help="How many recent events to include."),
-    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    ref: str = typer.Argument(..., metavar="CONTACT", help=CONTACT_HELP),
+    events: int = typer.Option(20, min=0, max=MAX_ROWS, help="How many recent events to include."),
+    as_json: bool = JSON,
 ) -> None:
-    """Show a contact: identities, consents, order rollups, segments and recent events."""
+    """Show a contact: identities, consents, order rollups, segments and recent events.
+
+    CONTACT is an id (42), a phone number (anything starting with 0 or +), an e-mail
+    address, or one of them with an id:, phone: or email: prefix to force the kind.
+    """
     from automation.core.db import session_scope
 
     settings = load_settings()
-    with user_errors(), session_scope(settings) as session:
-        details = contact_details(
-            session, find_contact(session, ref, settings.default_region), events
-        )
-    if json_output:
+    with session_scope(settings) as session:
+        found = resolve_contact(session, ref, where="CONTACT")
+        details = contact_details(session, found, events)
+    if as_json:
         print_json(details)
         return
     _print_details(details)
@@ -178,7 +176,7 @@ def import_csv(
         None, "--errors-csv", help="Also write the row errors to this CSV file."
     ),
     batch_size: int = typer.Option(2000, min=1, max=20000, help="Rows per database batch."),
-    json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: bool = JSON,
 ) -> None:
     """Create or update contacts from a CSV file (re-importing updates, never duplicates).
 
@@ -191,69 +189,62 @@ def import_csv(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from sqlalchemy.exc import IntegrityError
 
-    from automation.contacts.importer import (
-        ImportFileError,
-        import_rows,
-        read_csv,
-        write_error_report,
-    )
+    from automation.contacts.importer import import_rows, read_csv, write_error_report
     from automation.core.clock import now
     from automation.core.db import session_factory
     from automation.segments.membership import refresh_all
 
     settings = load_settings()
     if not file.is_file():
-        fail(f"{file}: no such file; give the path of a UTF-8 .csv file")
+        raise InputError("no such file", where=str(file), fix="give the path of a UTF-8 .csv file")
     total = _count_lines(file)
-    with user_errors():
-        session = session_factory(settings)()
-        try:
-            _, rows = read_csv(file)
-            with Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console(),
-                transient=True,
-                disable=json_output,
-            ) as progress:
-                task = progress.add_task(f"importing {file.name}", total=total or None)
+    session = session_factory(settings)()
+    try:
+        _, rows = read_csv(file)
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console(),
+            transient=True,
+            disable=as_json,
+        ) as progress:
+            task = progress.add_task(f"importing {file.name}", total=total or None)
 
-                def committed(count: int) -> None:
-                    session.commit()
-                    progress.advance(task, count)
+            def committed(count: int) -> None:
+                session.commit()
+                progress.advance(task, count)
 
-                report = import_rows(
-                    session,
-                    rows,
-                    source=source,
-                    region=settings.default_region,
-                    batch_size=batch_size,
-                    on_batch=committed,
-                )
-            # An import records no per-row events, so bring every segment up to date now;
-            # the segment.entered/exited events it writes reach sequences like any other.
-            segment_changes = refresh_all(session, now())
-            session.commit()
-        except ImportFileError as exc:
-            raise UserError(str(exc)) from None
-        except IntegrityError as exc:
-            raise UserError(
-                f"the database refused a batch ({str(exc.orig).splitlines()[0]}); contacts "
-                "changed while importing? Re-run the import: it is safe to repeat"
-            ) from None
-        finally:
-            session.rollback()
-            session.close()
-        if errors_csv is not None:
-            write_error_report(report, errors_csv)
+            report = import_rows(
+                session,
+                rows,
+                source=source,
+                region=settings.default_region,
+                batch_size=batch_size,
+                on_batch=committed,
+            )
+        # An import records no per-row events, so bring every segment up to date now;
+        # the segment.entered/exited events it writes reach sequences like any other.
+        segment_changes = refresh_all(session, now())
+        session.commit()
+    except IntegrityError as exc:
+        raise InputError(
+            f"the database refused a batch ({str(exc.orig).splitlines()[0]})",
+            where=str(file),
+            fix="contacts changed while importing? Re-run the import: it is safe to repeat",
+        ) from None
+    finally:
+        session.rollback()
+        session.close()
+    if errors_csv is not None:
+        write_error_report(report, errors_csv)
     changed = {
         key: {"entered": entered, "exited": exited}
         for key, (entered, exited) in segment_changes.items()
         if entered or exited
     }
-    if json_output:
+    if as_json:
         print_json({**report.as_dict(), "segments": changed})
     else:
         _print_report(report, errors_csv)

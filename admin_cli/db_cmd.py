@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from admin_cli.output import load_settings, print_json, user_errors
+from admin_cli.output import JSON, load_settings, print_json
 
-app = typer.Typer(help="Database schema: upgrade to the latest migration, show the current one.")
+app = typer.Typer(
+    name="db", help="Database schema: upgrade to the latest migration, show the current one."
+)
 
 
 @app.command("upgrade")
@@ -17,19 +19,17 @@ def upgrade(
     from automation.core.migrate import upgrade as run_upgrade
 
     settings = load_settings()
-    with user_errors():
-        run_upgrade(settings.database_url, revision)
-        typer.echo(f"database at {current_revision(settings.database_url) or 'base'}")
+    run_upgrade(settings.database_url, revision)
+    typer.echo(f"database at {current_revision(settings.database_url) or 'base'}")
 
 
 @app.command("current")
-def current(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def current(as_json: bool = JSON) -> None:
     """Show the migration the database is at and the latest one shipped."""
     settings = load_settings()
-    with user_errors():
-        at = current_revision(settings.database_url)
-        head = head_revision()
-    if json_output:
+    at = current_revision(settings.database_url)
+    head = head_revision()
+    if as_json:
         print_json({"current": at, "head": head, "up_to_date": at == head})
         return
     state = "up to date" if at == head else "run `mactl db upgrade`"

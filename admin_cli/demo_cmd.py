@@ -7,7 +7,13 @@ from typing import Any
 
 import typer
 
-from admin_cli.output import console, print_json, print_table, user_errors
+from admin_cli.output import JSON, console, print_json, print_table
+from automation.core.vocabulary import PENDING_STATUSES, Status
+
+#: Statuses of messages that never left (the others went out, whatever happened next).
+NOT_SENT = frozenset({Status.FAILED, Status.SKIPPED, *PENDING_STATUSES})
+
+app = typer.Typer()
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -24,7 +30,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     for key, data in summary["sequences"].items():
         per_channel = [
             sum(n for status, n in data["messages"].get(ch, {}).items()
-                if status not in ("failed", "skipped", "queued", "deferred", "sending"))
+                if status not in NOT_SENT)
             for ch in channels
         ]  # fmt: skip
         exits = ", ".join(f"{reason} {n}" for reason, n in data["exits"].items()) or None
@@ -51,6 +57,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     )
 
 
+@app.command("demo")
 def demo_command(
     contacts: int = typer.Option(500, "--contacts", min=10, max=20000, help="How many people."),
     days: int = typer.Option(30, "--days", min=1, max=120, help="Days of shop activity."),
@@ -61,7 +68,7 @@ def demo_command(
     outbox: Path | None = typer.Option(  # noqa: B008
         None, "--outbox", help="Write sent messages here (default: next to the temp database)."
     ),
-    json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: bool = JSON,
 ) -> None:
     """Apply the playbooks to a simulated month of a Vietnamese shop and show what happened."""
     import logging
@@ -76,15 +83,9 @@ def demo_command(
         database_url=database_url,
         outbox_file=str(outbox) if outbox else None,
     )
-    progress = None if json_output else (lambda line: console().print(line, markup=False))
-    with user_errors():
-        summary = run_demo(options, progress)
-    if json_output:
+    progress = None if as_json else (lambda line: console().print(line, markup=False))
+    summary = run_demo(options, progress)
+    if as_json:
         print_json(summary)
     else:
         print_summary(summary)
-
-
-def register(root: typer.Typer) -> None:
-    """Mount `demo` as a top-level command."""
-    root.command("demo")(demo_command)

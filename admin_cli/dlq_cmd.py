@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import typer
 
-from admin_cli.output import UserError, console, load_settings, print_json, print_table, user_errors
+from admin_cli.contact_ref import parse_id
+from admin_cli.output import JSON, MAX_ROWS, console, load_settings, print_json, print_table
 from automation.core.db import session_scope
+from automation.core.errors import InputError
 from automation.delivery.deadletter import list_failed, redis_dead_counts, replay
 
-app = typer.Typer(help="Dead letters: messages that failed for good (list, replay).")
+app = typer.Typer(name="dlq", help="Dead letters: messages that failed for good (list, replay).")
 
 
 @app.command("list")
 def list_cmd(
-    limit: int = typer.Option(100, min=1, help="At most this many rows."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    limit: int = typer.Option(100, min=1, max=MAX_ROWS, help="At most this many rows."),
+    as_json: bool = JSON,
 ) -> None:
     """List failed messages, newest first, with the reason."""
     settings = load_settings()
-    with user_errors(), session_scope(settings) as session:
+    with session_scope(settings) as session:
         rows = list_failed(session, limit)
     if as_json:
         print_json(rows)
@@ -52,18 +54,24 @@ def list_cmd(
 
 @app.command("replay")
 def replay_cmd(
-    ids: list[int] = typer.Argument(None, help="Message ids to send again."),  # noqa: B008
+    refs: list[str] = typer.Argument(  # noqa: B008
+        None, metavar="[ID]...", help="Message ids to send again."
+    ),
     all_: bool = typer.Option(False, "--all", help="Replay every failed message."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = JSON,
 ) -> None:
     """Re-queue failed messages (attempts reset) on their channel's queue."""
     settings = load_settings()
-    with user_errors():
-        if not ids and not all_:
-            raise UserError("give message ids (see `mactl dlq list`) or --all")
-        with session_scope(settings) as session:
-            replayed = replay(session, None if all_ else list(ids))
-        missing = sorted(set(ids or []) - set(replayed))
+    ids = [parse_id(ref, "ID", "message id") for ref in refs or []]
+    if not ids and not all_:
+        raise InputError(
+            "no messages named",
+            where="dlq replay",
+            fix="give message ids (see `mactl dlq list`) or --all",
+        )
+    with session_scope(settings) as session:
+        replayed = replay(session, None if all_ else ids)
+    missing = sorted(set(ids) - set(replayed))
     if as_json:
         print_json({"replayed": replayed, "not_failed": missing})
         return

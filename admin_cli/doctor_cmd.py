@@ -7,8 +7,10 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from admin_cli.output import console, load_settings, print_json, print_table
+from admin_cli.output import JSON, console, load_settings, print_json, print_table
 from automation.core.config import Settings
+
+app = typer.Typer()
 
 
 def zns_example_warnings(settings: Settings) -> list[str]:
@@ -68,7 +70,8 @@ def _check_redis(settings: Settings) -> tuple[bool, str]:
     return True, settings.redis_url.split("@")[-1]
 
 
-def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+@app.command("doctor")
+def doctor(as_json: bool = JSON) -> None:
     """Show how each channel will send, warn about example ZNS ids, check DB and Redis."""
     from automation.delivery.channels import channel_states
 
@@ -124,8 +127,3 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
             out.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True, highlight=False)
     if not (db_ok and redis_ok):
         raise typer.Exit(1)
-
-
-def register(root: typer.Typer) -> None:
-    """Add `mactl doctor`."""
-    root.command("doctor")(doctor)

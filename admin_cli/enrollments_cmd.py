@@ -8,12 +8,13 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from admin_cli.contact_ref import resolve_contact
-from admin_cli.output import UserError, load_settings, print_json, print_table, user_errors
+from admin_cli.contact_ref import CONTACT_HELP, resolve_contact
+from admin_cli.output import JSON, MAX_ROWS, load_settings, print_json, print_table
 from automation.core.db import session_scope
+from automation.core.errors import InputError, NotFound
 from automation.core.models import Contact, Enrollment, Sequence, SequenceVersion
 
-app = typer.Typer(help="Enrollments: contacts running through sequences.")
+app = typer.Typer(name="enrollments", help="Enrollments: contacts running through sequences.")
 
 STATES = ("active", "waiting", "done", "exited")
 
@@ -36,13 +37,17 @@ def list_enrollments(
     )
     if sequence:
         if session.scalar(select(Sequence.id).where(Sequence.key == sequence)) is None:
-            raise UserError(
-                f"--sequence: unknown sequence {sequence!r} (see `mactl sequences list`)"
+            raise NotFound(
+                f"unknown sequence {sequence!r}",
+                where="--sequence",
+                fix="see `mactl sequences list`",
             )
         query = query.where(Sequence.key == sequence)
     if state:
         if state not in STATES:
-            raise UserError(f"--state: {state!r} is not one of {', '.join(STATES)}")
+            raise InputError(
+                f"{state!r} is not a state", where="--state", fix=f"use one of {', '.join(STATES)}"
+            )
         query = query.where(Enrollment.state == state)
     if contact:
         query = query.where(Enrollment.contact_id == resolve_contact(session, contact).id)
@@ -71,15 +76,15 @@ def list_enrollments(
 def list_cmd(
     sequence: str | None = typer.Option(None, "--sequence", help="Only this sequence key."),
     state: str | None = typer.Option(None, "--state", help="active | waiting | done | exited"),
-    contact: str | None = typer.Option(None, "--contact", help="Contact id, e-mail or phone."),
-    limit: int = typer.Option(50, "--limit", min=1, help="At most this many rows."),
-    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    contact: str | None = typer.Option(None, "--contact", metavar="CONTACT", help=CONTACT_HELP),
+    limit: int = typer.Option(50, "--limit", min=1, max=MAX_ROWS, help="At most this many rows."),
+    as_json: bool = JSON,
 ) -> None:
     """List enrollments, newest first."""
     load_settings()
-    with user_errors(), session_scope() as session:
+    with session_scope() as session:
         rows = list_enrollments(session, sequence, state, contact, limit)
-    if json_output:
+    if as_json:
         print_json(rows)
         return
     print_table(

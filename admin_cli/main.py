@@ -1,4 +1,9 @@
-"""The `mactl` root command: mounts every sub-command (one line per module)."""
+"""The `mactl` root command: every module's ``app`` is mounted the same way.
+
+A module with a named Typer (``typer.Typer(name="db")``) becomes a command group
+(`mactl db ...`); an unnamed one contributes top-level commands (`mactl apply`).
+Every command runs inside ``ErrorsGroup``: one error path for the whole CLI.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +24,16 @@ from admin_cli import (
     sequences_cmd,
     templates_cmd,
 )
+from admin_cli.output import ErrorsGroup
+from automation.runtime import wiring
+
+# Every mactl process: the event handler table and the outbox sinks (rows a command
+# commits reach the queues). Installing reads no settings and loads no broker.
+wiring.install()
 
 app = typer.Typer(
     name="mactl",
+    cls=ErrorsGroup,
     help="Marketing automation admin: run the system, look at contacts and events, manage YAML.",
     no_args_is_help=True,
     add_completion=False,
@@ -29,19 +41,22 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-runtime_cmd.register(app)
-app.add_typer(db_cmd.app, name="db")
-app.add_typer(contacts_cmd.app, name="contacts")
-app.add_typer(events_cmd.app, name="events")
-apply_cmd.register(app)
-app.add_typer(segments_cmd.app, name="segments")
-app.add_typer(sequences_cmd.app, name="sequences")
-app.add_typer(enrollments_cmd.app, name="enrollments")
-demo_cmd.register(app)
-app.add_typer(templates_cmd.app, name="templates")
-app.add_typer(dlq_cmd.app, name="dlq")
-doctor_cmd.register(app)
-sendtest_cmd.register(app)
+for module in (
+    runtime_cmd,
+    db_cmd,
+    contacts_cmd,
+    events_cmd,
+    apply_cmd,
+    segments_cmd,
+    sequences_cmd,
+    enrollments_cmd,
+    demo_cmd,
+    templates_cmd,
+    dlq_cmd,
+    doctor_cmd,
+    sendtest_cmd,
+):
+    app.add_typer(module.app)
 
 
 def main() -> None:

@@ -1,4 +1,11 @@
-"""Shared output helpers: JSON, Rich tables, and one red line + exit 2 for user errors."""
+"""Shared output helpers: the --json option, JSON, Rich tables, and the one error path.
+
+The error path: every command runs inside ``ErrorsGroup.invoke`` (the root group of
+`mactl`), so a user mistake raised anywhere, as ``automation.core.errors.DomainError``
+(or a bad setting, a missing file, an unreachable or outdated database), is printed as
+one red line ``error: <where>: <message>; <fix>`` on stderr with exit code 2. Any other
+exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +18,18 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from automation.core.config import Settings, SettingsError, get_settings
+from automation.core.errors import DomainError, NotFound
 
 EXIT_USER_ERROR = 2
-
-
-class UserError(Exception):
-    """A mistake the operator can fix; shown as one line, never as a traceback."""
+#: The one ``--json`` option; every command that can print JSON takes ``as_json: bool = JSON``.
+JSON = typer.Option(False, "--json", help="Print JSON instead of tables.")
+#: Upper bound of every --limit / --events option (keeps LIMIT inside BIGINT, output readable).
+MAX_ROWS = 10_000
 
 
 def console() -> Console:
@@ -27,11 +37,16 @@ def console() -> Console:
     return Console(file=sys.stdout, soft_wrap=False)
 
 
-def fail(message: str) -> NoReturn:
-    """Print one red line on stderr and exit with code 2."""
+def print_error(message: str) -> None:
+    """Print ``error: <message>`` as one red line on stderr."""
     Console(file=sys.stderr, highlight=False, soft_wrap=True).print(
-        f"[red]error:[/red] {message}", markup=True
+        f"[red]error:[/red] {escape(message)}", markup=True
     )
+
+
+def fail(message: str) -> NoReturn:
+    """Print one red error line on stderr and exit with code 2."""
+    print_error(message)
     raise typer.Exit(EXIT_USER_ERROR)
 
 
@@ -77,22 +92,31 @@ def _one_line(exc: BaseException) -> str:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn known user errors (settings, bad input, unreachable database) into one line + exit 2."""
+    """Turn user mistakes (DomainError, settings, files, database state) into one line + exit 2."""
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
     try:
         yield
     except SettingsError as exc:
         fail(str(exc.code))
-    except (UserError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+    except (DomainError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         fail(_one_line(exc))
     except (OperationalError, ProgrammingError) as exc:
         reason = _one_line(exc.orig or exc)
         if "no such" in reason or "does not exist" in reason:
-            fail(f"database error: {reason} (the schema is behind: run `mactl db upgrade`)")
+            fail(f"database: {reason}; the schema is behind: run `mactl db upgrade`")
         if isinstance(exc, ProgrammingError):
             raise
-        fail(f"database error: {reason} (check DATABASE_URL and that the database is up)")
+        fail(f"database: {reason}; check DATABASE_URL and that the database is up")
+
+
+class ErrorsGroup(TyperGroup):
+    """The root command group: runs every sub-command inside ``user_errors``."""
+
+    def invoke(self, ctx: Any) -> Any:  # a typer Context (typer vendors its own click)
+        """Invoke the chosen sub-command; a user mistake becomes one line and exit 2."""
+        with user_errors():
+            return super().invoke(ctx)
 
 
 def load_settings() -> Settings:
@@ -103,11 +127,15 @@ def load_settings() -> Settings:
 
 
 def get_by_key(session: Any, model: Any, key: str, what: str) -> Any:
-    """The ``model`` row whose ``key`` column is ``key``; UserError naming the applied keys."""
+    """The ``model`` row whose ``key`` column is ``key``; NotFound naming the applied keys."""
     from sqlalchemy import select
 
     row = session.scalar(select(model).where(model.key == key))
     if row is None:
         known = ", ".join(session.scalars(select(model.key).order_by(model.key))) or "none"
-        raise UserError(f"unknown {what} {key!r} (applied: {known}; see `mactl apply`)")
+        raise NotFound(
+            f"unknown {what} {key!r}",
+            where=what,
+            fix=f"applied: {known}; write it with `mactl apply`",
+        )
     return row

@@ -23,20 +23,10 @@ if TYPE_CHECKING:
 APP_FACTORY = "automation.ingest.app:create_app"
 WORKER_MODULE = "automation.runtime.worker"
 log = logging.getLogger("mactl")
+app = typer.Typer()
 
 
-def register(root: typer.Typer) -> None:
-    """Add serve, worker, scheduler and run as top-level commands of `mactl`, and install
-    the runtime's outbox sinks: rows any `mactl` command commits reach the queues."""
-    from automation.runtime import wiring
-
-    wiring.install()
-    root.command("serve")(serve)
-    root.command("worker")(worker)
-    root.command("scheduler")(scheduler)
-    root.command("run")(run)
-
-
+@app.command("serve")
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0 in containers)."),
     port: int = typer.Option(8000, help="TCP port."),
@@ -62,6 +52,7 @@ def serve(
     )
 
 
+@app.command("worker")
 def worker(
     processes: int | None = typer.Option(
         None, min=1, help="Worker processes (default: WORKER_PROCESSES)."
@@ -113,6 +104,7 @@ def _hide_password(url: str) -> str:
     return scheme + sep + rest
 
 
+@app.command("scheduler")
 def scheduler(
     interval: float = typer.Option(30.0, min=0.1, help="Seconds between passes."),
     once: bool = typer.Option(False, "--once", help="Run one pass, print its counts, exit."),
@@ -201,6 +193,7 @@ def _on_signals(callback: Any) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+@app.command("run")
 def run(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, help="TCP port."),

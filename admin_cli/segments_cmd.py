@@ -8,26 +8,27 @@ import typer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from admin_cli.contact_ref import contact_label, resolve_contact
+from admin_cli.contact_ref import CONTACT_HELP, contact_label, resolve_contact
 from admin_cli.output import (
+    JSON,
+    MAX_ROWS,
     console,
     get_by_key,
     load_settings,
     print_json,
     print_table,
-    user_errors,
 )
 from automation.core.clock import now
 from automation.core.db import session_scope
 from automation.core.models import Contact, Segment, SegmentMembership
 
-app = typer.Typer(help="Segments: list, preview members, explain why a contact is in or out.")
-
-JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")
+app = typer.Typer(
+    name="segments", help="Segments: list, preview members, explain why a contact is in or out."
+)
 
 
 def get_segment(session: Session, key: str) -> Segment:
-    """The segment with ``key``; UserError naming the applied keys otherwise."""
+    """The segment with ``key``; NotFound naming the applied keys otherwise."""
     row: Segment = get_by_key(session, Segment, key, "segment")
     return row
 
@@ -99,12 +100,12 @@ def preview_segment(session: Session, key: str, limit: int) -> dict[str, Any]:
 
 
 @app.command("list")
-def list_cmd(json_output: bool = JSON_OPTION) -> None:
+def list_cmd(as_json: bool = JSON) -> None:
     """List segments with their current member counts."""
     load_settings()
-    with user_errors(), session_scope() as session:
+    with session_scope() as session:
         rows = list_segments(session)
-    if json_output:
+    if as_json:
         print_json(rows)
         return
     print_table(
@@ -117,14 +118,14 @@ def list_cmd(json_output: bool = JSON_OPTION) -> None:
 @app.command("preview")
 def preview_cmd(
     key: str = typer.Argument(..., help="Segment key, e.g. lapsed_90d."),
-    limit: int = typer.Option(10, "--limit", min=0, help="Sample size."),
-    json_output: bool = JSON_OPTION,
+    limit: int = typer.Option(10, "--limit", min=0, max=MAX_ROWS, help="Sample size."),
+    as_json: bool = JSON,
 ) -> None:
     """Count who matches the segment right now and show a sample of members."""
     load_settings()
-    with user_errors(), session_scope() as session:
+    with session_scope() as session:
         data = preview_segment(session, key, limit)
-    if json_output:
+    if as_json:
         print_json(data)
         return
     console().print(
@@ -136,8 +137,15 @@ def preview_cmd(
         "Sample",
         ["id", "name", "email", "phone", "orders", "spent (VND)", "last order"],
         [
-            [s["id"], s["name"], s["email"], s["phone"], s["orders_count"], s["total_spent"],
-             s["last_order_at"]]
+            [
+                s["id"],
+                s["name"],
+                s["email"],
+                s["phone"],
+                s["orders_count"],
+                s["total_spent"],
+                s["last_order_at"],
+            ]
             for s in data["sample"]
         ],
     )
@@ -153,20 +161,20 @@ def _tree_rows(node: dict[str, Any], depth: int, rows: list[list[Any]]) -> None:
 @app.command("explain")
 def explain_cmd(
     key: str = typer.Argument(..., help="Segment key."),
-    contact: str = typer.Option(..., "--contact", help="Contact id, e-mail or phone."),
-    json_output: bool = JSON_OPTION,
+    contact: str = typer.Option(..., "--contact", metavar="CONTACT", help=CONTACT_HELP),
+    as_json: bool = JSON,
 ) -> None:
     """Explain why a contact is or is not in a segment: every rule node with its value."""
     from automation.segments.explain import explain
 
     load_settings()
-    with user_errors(), session_scope() as session:
+    with session_scope() as session:
         segment = get_segment(session, key)
         person = resolve_contact(session, contact)
         label = contact_label(person)
         result = explain(session, segment, person.id, now())
     data = {**result.to_dict(), "contact": label}
-    if json_output:
+    if as_json:
         print_json(data)
         return
     verdict = "IS in" if result.matches else "is NOT in"

@@ -11,67 +11,84 @@ import time
 
 import typer
 
-from admin_cli.output import UserError, console, load_settings, print_json, user_errors
-from automation.messages.templating import KINDS, TemplateProblem, render
+from admin_cli.contact_ref import CONTACT_HELP
+from admin_cli.output import JSON, console, load_settings, print_json
+from admin_cli.template_context import template_context
+from automation.core.errors import DefinitionError, InputError
+from automation.core.vocabulary import CHANNELS
+from automation.messages.templating import TemplateProblem, render
+
+app = typer.Typer()
 
 
+@app.command("send-test")
 def send_test(
     name: str = typer.Argument(..., help="Template name, e.g. order_status/shipped."),
     to: str = typer.Option(..., "--to", help="E-mail, phone (E.164 or 0...), Zalo id or PSID."),
-    channel: str = typer.Option(..., "--channel", help=f"One of {', '.join(KINDS)}."),
+    channel: str = typer.Option(..., "--channel", help=f"One of {', '.join(CHANNELS)}."),
     locale: str | None = typer.Option(None, "--locale", help="vi (default) or en."),
-    contact: int | None = typer.Option(None, "--contact", help="Use this contact's fields."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    contact: str | None = typer.Option(
+        None, "--contact", metavar="CONTACT", help=f"Use this contact's fields. {CONTACT_HELP}"
+    ),
+    as_json: bool = JSON,
 ) -> None:
     """Send one message now and print the provider's answer."""
-    from admin_cli.templates_cmd import _context
     from automation.contacts.identity import AddressError, normalize_email, normalize_phone
     from automation.delivery.channels import build_adapter
+    from automation.delivery.context import ADDRESS_FIELD
     from automation.messages.templating import effective_zns_id
     from channels.base import OutboundMessage
     from channels.errors import ChannelError
 
     settings = load_settings()
-    with user_errors():
-        if channel not in KINDS:
-            raise UserError(f"--channel {channel!r}: use one of {', '.join(KINDS)}")
-        try:
-            if channel == "email":
-                address = normalize_email(to)
-            elif channel in ("sms", "zalo_zns"):
-                address = normalize_phone(to, settings.default_region)
-            else:
-                address = to.strip()
-        except AddressError as exc:
-            raise UserError(f"--to: {exc}") from None
-        if not address:
-            raise UserError("--to: empty address")
-        try:
-            out = render(name, channel, _context(contact), locale, settings=settings)
-        except TemplateProblem as exc:
-            raise UserError(str(exc)) from None
-        if channel == "zalo_zns":
-            out.template_id = effective_zns_id(name, out.locale, out.template_id or "", settings)
-        message = OutboundMessage(
-            id=int(time.time() * 1000) % 2_000_000_000,
-            channel=channel,
-            to=address,
-            text=out.text,
-            subject=out.subject,
-            html=out.html,
-            template_id=out.template_id,
-            template_data=dict(out.params),
-            buttons=list(out.buttons),
-            window_open=True,
-            message_tag="ACCOUNT_UPDATE",
+    if channel not in CHANNELS:
+        raise InputError(
+            f"{channel!r} is not a channel",
+            where="--channel",
+            fix=f"use one of {', '.join(CHANNELS)}",
         )
-        adapter, provider = build_adapter(channel, settings)
-        try:
-            result = adapter.send(message)
-        except ChannelError as exc:
-            raise UserError(f"{provider} refused the message: {exc.reason}") from None
-        finally:
-            adapter.close()
+    field = ADDRESS_FIELD[channel]
+    try:
+        if field == "email":
+            address = normalize_email(to)
+        elif field == "phone":
+            address = normalize_phone(to, settings.default_region)
+        else:
+            address = to.strip()
+    except AddressError as exc:
+        raise InputError(exc.message, where="--to", fix=f"give a {field} for {channel}") from None
+    if not address:
+        raise InputError("empty address", where="--to", fix=f"give the {field} to send to")
+    try:
+        out = render(name, channel, template_context(settings, contact), locale, settings=settings)
+    except TemplateProblem as exc:
+        raise DefinitionError(str(exc)) from None
+    if channel == "zalo_zns":  # the approved ZNS template id may be overridden in settings
+        out.template_id = effective_zns_id(name, out.locale, out.template_id or "", settings)
+    message = OutboundMessage(
+        id=int(time.time() * 1000) % 2_000_000_000,
+        channel=channel,
+        to=address,
+        text=out.text,
+        subject=out.subject,
+        html=out.html,
+        template_id=out.template_id,
+        template_data=dict(out.params),
+        buttons=list(out.buttons),
+        window_open=True,
+        message_tag="ACCOUNT_UPDATE",
+    )
+    adapter, provider = build_adapter(channel, settings)
+    try:
+        result = adapter.send(message)
+    except ChannelError as exc:
+        raise InputError(
+            f"{provider} refused the message: {exc.reason}",
+            where="send-test",
+            fix="check the address and the provider settings (`mactl doctor`)",
+        ) from None
+    finally:
+        adapter.close()
     answer = {
         "provider": provider,
         "to": address,
@@ -85,8 +102,3 @@ def send_test(
         console().print(
             f"sent via {provider} to {address}: {result.provider_message_id}", highlight=False
         )
-
-
-def register(root: typer.Typer) -> None:
-    """Add `mactl send-test`."""
-    root.command("send-test")(send_test)

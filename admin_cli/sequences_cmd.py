@@ -8,24 +8,18 @@ import typer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from admin_cli.output import (
-    console,
-    get_by_key,
-    load_settings,
-    print_json,
-    print_table,
-    user_errors,
-)
+from admin_cli.output import JSON, console, get_by_key, load_settings, print_json, print_table
 from automation.core.db import session_scope
 from automation.core.models import Enrollment, Message, Sequence, SequenceVersion
+from automation.core.vocabulary import MARKETING
 
-app = typer.Typer(help="Sequences: list, show, pause or resume (write them with `mactl apply`).")
-
-JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")
+app = typer.Typer(
+    name="sequences", help="Sequences: list, show, pause or resume (write them with `mactl apply`)."
+)
 
 
 def _get(session: Session, key: str) -> Sequence:
-    """The sequence with ``key``; UserError naming the applied keys otherwise."""
+    """The sequence with ``key``; NotFound naming the applied keys otherwise."""
     row: Sequence = get_by_key(session, Sequence, key, "sequence")
     return row
 
@@ -70,7 +64,7 @@ def list_sequences(session: Session) -> list[dict[str, Any]]:
                 "key": sequence.key,
                 "status": sequence.status,
                 "version": version,
-                "purpose": definition.get("purpose", "marketing"),
+                "purpose": definition.get("purpose", MARKETING),
                 "trigger": _trigger_text(definition),
                 "enrollments": counts,
                 "running": counts.get("active", 0) + counts.get("waiting", 0),
@@ -127,12 +121,12 @@ def set_status(session: Session, key: str, status: Literal["active", "paused"]) 
 
 
 @app.command("list")
-def list_cmd(json_output: bool = JSON_OPTION) -> None:
+def list_cmd(as_json: bool = JSON) -> None:
     """List applied sequences with version, trigger and enrollment counts."""
     load_settings()
-    with user_errors(), session_scope() as session:
+    with session_scope() as session:
         rows = list_sequences(session)
-    if json_output:
+    if as_json:
         print_json(rows)
         return
     print_table(
@@ -157,13 +151,13 @@ def list_cmd(json_output: bool = JSON_OPTION) -> None:
 @app.command("show")
 def show_cmd(
     key: str = typer.Argument(..., help="Sequence key, e.g. cart_recovery."),
-    json_output: bool = JSON_OPTION,
+    as_json: bool = JSON,
 ) -> None:
     """Show one sequence: versions, steps of the current version, enrollments, messages."""
     load_settings()
-    with user_errors(), session_scope() as session:
+    with session_scope() as session:
         data = show_sequence(session, key)
-    if json_output:
+    if as_json:
         print_json(data)
         return
     import yaml
@@ -187,28 +181,24 @@ def show_cmd(
         )
 
 
-def _set(key: str, status: Literal["active", "paused"], json_output: bool) -> None:
+def _set(key: str, status: Literal["active", "paused"], as_json: bool) -> None:
     load_settings()
-    with user_errors(), session_scope() as session:
+    with session_scope() as session:
         sequence = set_status(session, key, status)
         result = {"key": sequence.key, "status": sequence.status}
-    if json_output:
+    if as_json:
         print_json(result)
     else:
         typer.echo(f"{result['key']}: {result['status']}")
 
 
 @app.command("pause")
-def pause_cmd(
-    key: str = typer.Argument(..., help="Sequence key."), json_output: bool = JSON_OPTION
-) -> None:
+def pause_cmd(key: str = typer.Argument(..., help="Sequence key."), as_json: bool = JSON) -> None:
     """Pause a sequence: no new enrollments, running ones stop advancing until resumed."""
-    _set(key, "paused", json_output)
+    _set(key, "paused", as_json)
 
 
 @app.command("resume")
-def resume_cmd(
-    key: str = typer.Argument(..., help="Sequence key."), json_output: bool = JSON_OPTION
-) -> None:
+def resume_cmd(key: str = typer.Argument(..., help="Sequence key."), as_json: bool = JSON) -> None:
     """Resume a paused sequence."""
-    _set(key, "active", json_output)
+    _set(key, "active", as_json)

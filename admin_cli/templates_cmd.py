@@ -3,63 +3,48 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
 import typer
 from rich.markup import escape
 
-from admin_cli.output import UserError, console, fail, load_settings, print_json, user_errors
+from admin_cli.contact_ref import CONTACT_HELP
+from admin_cli.output import JSON, console, fail, load_settings, print_json
+from admin_cli.template_context import template_context
+from automation.core.errors import DefinitionError, InputError
+from automation.core.vocabulary import CHANNELS, MARKETING
 from automation.messages.templating import (
-    KINDS,
     TemplateProblem,
     list_templates,
     load_template,
     render,
-    sample_context,
     validate_template,
 )
 
-app = typer.Typer(help="Message templates: preview and validate.")
-
-
-def _context(contact_id: int | None) -> dict[str, Any]:
-    settings = load_settings()
-    ctx = sample_context(settings)
-    if contact_id is None:
-        return ctx
-    from automation.core.db import session_scope
-    from automation.core.models import Contact
-    from automation.delivery.context import contact_view
-
-    with session_scope(settings) as session:
-        contact = session.get(Contact, contact_id)
-        if contact is None:
-            raise UserError(f"--contact {contact_id}: no such contact (see `mactl contacts`)")
-        ctx["contact"] = contact_view(contact, settings)
-        ctx["timezone"] = ctx["contact"]["timezone"]
-    return ctx
+app = typer.Typer(name="templates", help="Message templates: preview and validate.")
 
 
 @app.command("render")
 def render_cmd(
     name: str = typer.Argument(..., help="Template name, e.g. order_status/shipped."),
-    contact: int | None = typer.Option(None, "--contact", help="Contact id (else --sample)."),
+    contact: str | None = typer.Option(
+        None, "--contact", metavar="CONTACT", help=f"{CONTACT_HELP} (Else the sample data.)"
+    ),
     sample: bool = typer.Option(False, "--sample", help="Use the sample contact/order/cart."),
-    channel: str | None = typer.Option(None, "--channel", help=f"One of {', '.join(KINDS)}."),
+    channel: str | None = typer.Option(None, "--channel", help=f"One of {', '.join(CHANNELS)}."),
     locale: str | None = typer.Option(None, "--locale", help="vi (default) or en."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = JSON,
 ) -> None:
     """Render a template (every channel section, or one) for a contact or the sample data."""
-    with user_errors():
-        if contact is not None and sample:
-            raise UserError("use either --contact ID or --sample, not both")
-        try:
-            data = load_template(name)
-            kinds = [channel] if channel else [k for k in KINDS if k in data]
-            ctx = _context(contact)
-            outputs = [asdict(render(name, k, ctx, locale)) for k in kinds]
-        except TemplateProblem as exc:
-            raise UserError(str(exc)) from None
+    settings = load_settings()
+    if contact is not None and sample:
+        raise InputError("both given", where="--contact/--sample", fix="use one of them")
+    try:
+        data = load_template(name, settings)
+        kinds = [channel] if channel else [k for k in CHANNELS if k in data]
+        ctx = template_context(settings, contact)
+        outputs = [asdict(render(name, k, ctx, locale, settings=settings)) for k in kinds]
+    except TemplateProblem as exc:
+        raise DefinitionError(str(exc)) from None
     if as_json:
         print_json(outputs)
         return
@@ -78,14 +63,13 @@ def validate_cmd(
     marketing: bool = typer.Option(
         False, "--marketing", help="Count the [QC] label and opt-out in SMS segments."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = JSON,
 ) -> None:
     """Render every section of every template against the sample data and report problems."""
     settings = load_settings()
-    purpose = "marketing" if marketing else None
-    with user_errors():
-        checked = list(names) if names else list_templates(settings)
-        problems = {n: p for n in checked if (p := validate_template(n, settings, purpose=purpose))}
+    purpose = MARKETING if marketing else None
+    checked = list(names) if names else list_templates(settings)
+    problems = {n: p for n in checked if (p := validate_template(n, settings, purpose=purpose))}
     if as_json:
         print_json({"checked": len(checked), "problems": problems})
     else:

@@ -24,16 +24,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
+from automation.core.db import is_postgres
+
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
-
-
-def _is_pg(conn: Connection) -> bool:
-    return conn.dialect.name == "postgresql"
 
 
 def one_of(conn: Connection, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
     """`column IN (values)`; on PostgreSQL `column = ANY(:array)` (one parameter)."""
-    if _is_pg(conn):
+    if is_postgres(conn):
         array = postgresql.ARRAY(column.type)
         return column == any_(bindparam(None, list(values), type_=array))  # type: ignore[no-any-return]
     return column.in_(list(values))  # type: ignore[no-any-return]
@@ -72,7 +70,7 @@ def allocate_ids(conn: Connection, table: Table, count: int) -> list[int]:
     """
     if count == 0:
         return []
-    if _is_pg(conn):
+    if is_postgres(conn):
         rows = conn.execute(
             text(
                 "SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
@@ -107,7 +105,7 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     if not rows:
         return
     columns = list(rows[0])
-    if not _is_pg(conn):
+    if not is_postgres(conn):
         quote = conn.dialect.identifier_preparer.quote
         marks = ", ".join("?" for _ in columns)
         conn.exec_driver_sql(
@@ -126,7 +124,7 @@ def bulk_update(
     if not rows:
         return
     columns = [c for c in rows[0] if c != key]
-    if not _is_pg(conn):
+    if not is_postgres(conn):
         quote = conn.dialect.identifier_preparer.quote
         assignments = ", ".join(f"{quote(c)} = ?" for c in columns)
         conn.exec_driver_sql(

@@ -9,11 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from automation.core.clock import now
+from automation.core.errors import InputError
 from automation.core.events import ContactData
 from automation.core.models import Consent, Contact, ContactIdentity
 
 
-class AddressError(ValueError):
+class AddressError(InputError):
     """An email or phone number that cannot be used."""
 
 

@@ -1,10 +1,8 @@
-"""Bulk contact import from CSV rows: normalise, validate, upsert in batches.
+"""Bulk contact import: upsert parsed CSV rows in batches, report per-row errors.
 
-Rows are dicts keyed by header name. Known columns map to contact fields, consent
-columns to marketing consent, `tags` to tags (comma/semicolon separated, added to
-existing ones), and any other column to a custom attribute. Empty cells never
-erase stored values. Each batch is resolved with a few bulk lookups and written
-with bulk inserts/updates (SQLAlchemy Core), so 100k rows take seconds.
+Rows come from ``csvfile.read_csv`` and are validated by ``rows.parse_row``. Empty
+cells never erase stored values. Each batch is resolved with a few bulk lookups and
+written with bulk inserts/updates (SQLAlchemy Core), so 100k rows take seconds.
 
 A row is matched to one stored contact by external_id (per source), email,
 phone, Zalo user id or Facebook PSID. If its identifiers point at two different
@@ -14,100 +12,42 @@ contacts the row is rejected: we never merge two people on a guess.
 from __future__ import annotations
 
 import csv
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, Table, or_, select
 from sqlalchemy.orm import Session
 
 from automation.contacts.bulk import allocate_ids, bulk_insert, bulk_update, one_of
-from automation.contacts.identity import AddressError, normalize_email, normalize_phone
+from automation.contacts.csvfile import ImportFileError, read_csv
+from automation.contacts.rows import (
+    ADDRESS_COLUMNS,
+    ID_COLUMNS,
+    NAME_COLUMNS,
+    ParsedRow,
+    RowError,
+    parse_row,
+)
 from automation.core.clock import now
 from automation.core.models import Consent, Contact, ContactIdentity
+from automation.core.vocabulary import MARKETING
 
-ADDRESS_COLUMNS = ("email", "phone", "zalo_user_id", "facebook_psid")
-ID_COLUMNS = ("external_id", *ADDRESS_COLUMNS)
-NAME_COLUMNS = ("first_name", "last_name", "locale", "timezone")
-CONSENT_COLUMNS = {
-    "consent_email": "email",
-    "consent_sms": "sms",
-    "consent_zalo": "zalo",
-    "consent_messenger": "messenger",
-}
-KNOWN_COLUMNS = frozenset((*ID_COLUMNS, *NAME_COLUMNS, *CONSENT_COLUMNS, "tags"))
-MAX_LENGTH = {
-    "external_id": 128,
-    "email": 320,
-    "zalo_user_id": 64,
-    "facebook_psid": 64,
-    "first_name": 120,
-    "last_name": 120,
-    "locale": 16,
-    "timezone": 64,
-}
-YES = frozenset({"yes", "y", "true", "1", "co", "có", "x"})
-NO = frozenset({"no", "n", "false", "0", "khong", "không"})
-LOCALE_RE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z]{2,4})?$")
-ATTRIBUTE_RE = re.compile(r"^[^\W\d]\w{0,63}$")
+__all__ = [
+    "ImportFileError",
+    "ImportReport",
+    "RowError",
+    "import_rows",
+    "read_csv",
+    "write_error_report",
+]
+
 CONTACT_FIELDS = (*ADDRESS_COLUMNS, *NAME_COLUMNS, "attributes", "tags")
 CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
 CONSENTS: Table = Consent.__table__  # type: ignore[assignment]
 IDENTITIES: Table = ContactIdentity.__table__  # type: ignore[assignment]
-
-
-_SEPARATORS = re.compile(r"[\s.\-()]")
-_VN_MOBILE = re.compile(r"(?:\+84|84|0)([1-9]\d{8})")
-_vn_prefix_valid: dict[str, bool | None] = {}
-
-
-def fast_phone(value: str, region: str) -> str:
-    """normalize_phone with a shortcut for 9-digit Vietnamese numbers (the bulk of a file).
-
-    Validity of such numbers depends only on their first three national digits, so it is
-    decided once per prefix by `normalize_phone` itself; anything else takes the full path.
-    """
-    if region == "VN":
-        match = _VN_MOBILE.fullmatch(_SEPARATORS.sub("", value))
-        if match is not None:
-            national = match.group(1)
-            prefix = national[:3]
-            if prefix not in _vn_prefix_valid:
-                samples = []
-                for tail in ("000000", "999999", "505050"):
-                    try:
-                        samples.append(normalize_phone("0" + prefix + tail, "VN") is not None)
-                    except AddressError:
-                        samples.append(False)
-                _vn_prefix_valid[prefix] = samples[0] if len(set(samples)) == 1 else None
-            verdict = _vn_prefix_valid[prefix]
-            if verdict is True:
-                return "+84" + national
-            if verdict is False:
-                raise AddressError(f"not a valid phone number: {value!r}")
-    return normalize_phone(value, region) or ""
-
-
-class ImportFileError(ValueError):
-    """The file as a whole cannot be imported (bad header, encoding); names the fix."""
-
-
-@dataclass
-class RowError:
-    """One problem with one row: where it is, what is wrong, how to fix it."""
-
-    row: int
-    column: str
-    problem: str
-    fix: str
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON and CSV reports."""
-        return {"row": self.row, "column": self.column, "problem": self.problem, "fix": self.fix}
 
 
 @dataclass
@@ -134,18 +74,6 @@ class ImportReport:
 
 
 @dataclass
-class _Parsed:
-    """A validated row."""
-
-    row: int
-    ids: dict[str, str]
-    fields: dict[str, str]
-    attributes: dict[str, str]
-    tags: list[str]
-    consents: dict[str, bool]
-
-
-@dataclass
 class _Draft:
     """A contact being written in this batch (existing: id set; new: id None until insert)."""
 
@@ -154,189 +82,6 @@ class _Draft:
     external_ids: set[str] = field(default_factory=set)
     consents: dict[str, bool] = field(default_factory=dict)
     touched: bool = False
-
-
-def normalize_header(name: str) -> str:
-    """`First Name ` -> `first_name` (lower case, spaces and dashes to underscores)."""
-    return re.sub(r"[\s\-]+", "_", name.strip().lower())
-
-
-def check_header(header: list[str], where: str) -> list[str]:
-    """Validate and normalise a CSV header; ImportFileError with the fix when unusable."""
-    names = [normalize_header(h) for h in header]
-    if not any(names):
-        raise ImportFileError(f"{where}: the file is empty; the first line must be a header")
-    seen: set[str] = set()
-    for position, name in enumerate(names, start=1):
-        if not name:
-            raise ImportFileError(f"{where}: header column {position} is empty; give it a name")
-        if name in seen:
-            raise ImportFileError(f"{where}: header column {name!r} appears twice; keep one")
-        if name not in KNOWN_COLUMNS and not ATTRIBUTE_RE.match(name):
-            raise ImportFileError(
-                f"{where}: header column {name!r} is not a valid attribute name; "
-                "use letters, digits and underscores, starting with a letter"
-            )
-        seen.add(name)
-    if not seen & set(ID_COLUMNS):
-        raise ImportFileError(
-            f"{where}: no identifying column; the header needs at least one of "
-            + ", ".join(ID_COLUMNS)
-        )
-    return names
-
-
-def read_csv(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    """Open a UTF-8 CSV (BOM allowed); returns the normalised header and (row number, row) pairs.
-
-    Row numbers count lines as a spreadsheet shows them: the header is row 1.
-    """
-    where = str(path)
-    handle = path.open(encoding="utf-8-sig", newline="")
-    try:
-        reader = csv.reader(handle)
-        header = check_header(next(reader, []), where)
-    except UnicodeDecodeError:
-        handle.close()
-        raise ImportFileError(
-            f"{where}: the file is not UTF-8; save it as 'CSV UTF-8' and retry"
-        ) from None
-    except BaseException:
-        handle.close()
-        raise
-
-    def rows() -> Iterator[tuple[int, dict[str, str]]]:
-        with handle:
-            try:
-                for number, cells in enumerate(reader, start=2):
-                    if not any(cell.strip() for cell in cells):
-                        continue
-                    if len(cells) > len(header) and not any(c.strip() for c in cells[len(header):]):
-                        cells = cells[: len(header)]
-                    row = dict(zip(header, cells, strict=False))
-                    if len(cells) != len(header):
-                        row["__cells__"] = f"{len(cells)}/{len(header)}"
-                    yield number, row
-            except UnicodeDecodeError:
-                raise ImportFileError(
-                    f"{where}: the file is not UTF-8; save it as 'CSV UTF-8' and retry"
-                ) from None
-            except csv.Error as exc:
-                raise ImportFileError(f"{where}: line {reader.line_num}: {exc}") from None
-
-    return header, rows()
-
-
-def parse_row(
-    number: int, row: dict[str, str], region: str = "VN"
-) -> tuple[_Parsed | None, list[RowError]]:
-    """Validate and normalise one row; returns the parsed row or the errors found in it."""
-    errors: list[RowError] = []
-    if "__cells__" in row:
-        cells, columns = row["__cells__"].split("/")
-        errors.append(
-            RowError(
-                number,
-                "*",
-                f"row has {cells} cells but the header has {columns} columns",
-                "check for a missing or extra comma, or quote cells that contain commas",
-            )
-        )
-        return None, errors
-    ids: dict[str, str] = {}
-    fields: dict[str, str] = {}
-    attributes: dict[str, str] = {}
-    consents: dict[str, bool] = {}
-    tags: list[str] = []
-    for column, raw in row.items():
-        value = (raw or "").strip()
-        if not value:
-            continue
-        limit = MAX_LENGTH.get(column)
-        if limit is not None and len(value) > limit:
-            errors.append(
-                RowError(number, column, f"longer than {limit} characters", "shorten it")
-            )
-            continue
-        if column == "email":
-            try:
-                ids["email"] = normalize_email(value) or ""
-            except AddressError:
-                errors.append(
-                    RowError(
-                        number,
-                        column,
-                        f"not an email address: {value!r}",
-                        "correct it (name@example.com) or leave the cell empty",
-                    )
-                )
-        elif column == "phone":
-            try:
-                ids["phone"] = fast_phone(value, region)
-            except AddressError:
-                errors.append(
-                    RowError(
-                        number,
-                        column,
-                        f"not a valid phone number: {value!r}",
-                        "write a Vietnamese number like 0912 345 678 or an international one "
-                        "like +84912345678, or leave the cell empty",
-                    )
-                )
-        elif column in ("external_id", "zalo_user_id", "facebook_psid"):
-            ids[column] = value
-        elif column == "locale":
-            if LOCALE_RE.match(value):
-                fields["locale"] = value.replace("_", "-")
-            else:
-                errors.append(
-                    RowError(number, column, f"not a locale: {value!r}", "use vi or en")
-                )
-        elif column == "timezone":
-            try:
-                ZoneInfo(value)
-                fields["timezone"] = value
-            except (ZoneInfoNotFoundError, ValueError):
-                errors.append(
-                    RowError(
-                        number,
-                        column,
-                        f"unknown timezone: {value!r}",
-                        "use an IANA name such as Asia/Ho_Chi_Minh",
-                    )
-                )
-        elif column in CONSENT_COLUMNS:
-            flag = value.lower()
-            if flag in YES or flag in NO:
-                consents[CONSENT_COLUMNS[column]] = flag in YES
-            else:
-                errors.append(
-                    RowError(
-                        number,
-                        column,
-                        f"not a yes/no value: {value!r}",
-                        "use yes/no, true/false or 1/0 (empty = unchanged)",
-                    )
-                )
-        elif column == "tags":
-            tags = [t.strip() for t in re.split(r"[,;|]", value) if t.strip()]
-        elif column in NAME_COLUMNS:
-            fields[column] = value
-        else:
-            attributes[column] = value
-    if errors:
-        return None, errors
-    ids = {key: value for key, value in ids.items() if value}
-    if not ids:
-        return None, [
-            RowError(
-                number,
-                "email",
-                "nothing identifies this contact",
-                "fill at least one of email, phone, external_id, zalo_user_id, facebook_psid",
-            )
-        ]
-    return _Parsed(number, ids, fields, attributes, tags, consents), []
 
 
 class _Batch:
@@ -349,7 +94,7 @@ class _Batch:
         self.drafts: list[_Draft] = []
         self.index: dict[tuple[str, str], _Draft] = {}
 
-    def load(self, parsed: list[_Parsed]) -> None:
+    def load(self, parsed: list[ParsedRow]) -> None:
         """Fetch every stored contact any row of the batch may refer to."""
         wanted: dict[str, set[str]] = {name: set() for name in ID_COLUMNS}
         for row in parsed:
@@ -386,7 +131,7 @@ class _Batch:
             for external_id in draft.external_ids:
                 self.index[("external_id", external_id)] = draft
 
-    def apply(self, row: _Parsed) -> None:
+    def apply(self, row: ParsedRow) -> None:
         """Merge one row into its contact (found, or new); records a conflict as a row error."""
         matches: dict[int, tuple[str, _Draft]] = {}
         for name, value in row.ids.items():
@@ -491,7 +236,7 @@ class _Batch:
             for consent_id, contact_id, channel, status in conn.execute(
                 select(table.c.id, table.c.contact_id, table.c.channel, table.c.status).where(
                     one_of(conn, table.c.contact_id, [d.id for d in drafts]),
-                    table.c.purpose == "marketing",
+                    table.c.purpose == MARKETING,
                 )
             )
         }
@@ -506,7 +251,7 @@ class _Batch:
                         {
                             "contact_id": draft.id,
                             "channel": channel,
-                            "purpose": "marketing",
+                            "purpose": MARKETING,
                             "status": status,
                             "source": self.source,
                             "recorded_at": stamp,
@@ -542,7 +287,7 @@ def import_rows(
     """
     started = time.perf_counter()
     report = ImportReport()
-    chunk: list[_Parsed] = []
+    chunk: list[ParsedRow] = []
     seen = 0
 
     def flush() -> None:

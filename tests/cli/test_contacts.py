@@ -138,3 +138,20 @@ def test_import_refreshes_segments(settings: Settings, session: Session, tmp_pat
     assert member == lan.id
     entered = session.scalars(select(Event).where(Event.type == "segment.entered")).all()
     assert [e.contact_id for e in entered] == [lan.id]  # sequences see the entry via events
+
+
+def test_import_nul_byte_reports_the_row_and_keeps_the_others(
+    settings: Settings, session: Session, tmp_path: Path
+) -> None:
+    errors_csv = tmp_path / "errors.csv"
+    text = "email,first_name\nlan@example.vn,Lan\nminh@example.vn,Mi\x00nh\nan@example.vn,An\n"
+    code, out, err = _import(tmp_path, text, "--json", "--errors-csv", str(errors_csv))
+    assert code == 1 and "Traceback" not in out + err
+    summary = json.loads(out)
+    assert (summary["created"], summary["failed"]) == (2, 1)
+    with errors_csv.open(encoding="utf-8-sig") as handle:
+        written = list(csv.DictReader(handle))
+    assert [(r["row"], r["column"]) for r in written] == [("3", "first_name")]
+    assert "NUL" in written[0]["problem"]
+    emails = session.scalars(select(Contact.email).order_by(Contact.email)).all()
+    assert emails == ["an@example.vn", "lan@example.vn"]

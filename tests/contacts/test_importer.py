@@ -124,7 +124,7 @@ def test_fast_phone_agrees_with_normalize_phone() -> None:
     import random
 
     from automation.contacts.identity import AddressError, normalize_phone
-    from automation.contacts.importer import fast_phone
+    from automation.contacts.rows import fast_phone
 
     def outcome(fn: object, value: str) -> str | None:
         try:
@@ -163,3 +163,19 @@ def test_rows_identified_only_by_external_id(session: Session, tmp_path: Path) -
     contact = session.get(Contact, identity.contact_id)
     assert contact is not None and (contact.first_name, contact.last_name) == ("Lan Anh", "Trần")
     assert session.scalar(select(func.count()).select_from(Contact)) == 2
+
+
+def test_nul_byte_rejects_only_its_row(session: Session, tmp_path: Path) -> None:
+    text = (
+        "email,first_name,city\n"
+        "lan@example.vn,Lan,Hà Nội\n"
+        "minh@example.vn,Mi\x00nh,Huế\n"
+        "an@example.vn,An,Đà\x00Nẵng\n"
+        "chi@example.vn,Chi,Cần Thơ\n"
+    )
+    report = run(session, write(tmp_path, text))
+    assert (report.created, report.failed, report.rows) == (2, 2, 4)
+    assert [(e.row, e.column) for e in report.errors] == [(3, "first_name"), (4, "city")]
+    assert all("NUL" in e.problem and e.fix for e in report.errors)
+    stored = session.scalars(select(Contact.email).order_by(Contact.email)).all()
+    assert stored == ["chi@example.vn", "lan@example.vn"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tests.system.procs import MACTL, base_env, mactl_ok
 
+HUGE = "99999999999999999999"  # beyond BIGINT
 BROKEN_SEQUENCE = """\
 sequence: broken
 name: Hỏng
@@ -52,6 +53,11 @@ def test_system_cli_user_errors_are_one_line_exit_2(tmp_path: Path) -> None:
         {
             "apply": ["apply", str(tmp_path / "playbooks")],
             "contact": ["contacts", "show", "nobody@example.com"],
+            "empty_ref": ["contacts", "show", ""],
+            "superscript": ["contacts", "show", "²"],
+            "render_bigint": ["templates", "render", "lead_capture/welcome", "--contact", HUGE],
+            "replay_bigint": ["dlq", "replay", HUGE],
+            "replay_none": ["dlq", "replay"],
             "worker": ["worker"],
             "now": ["scheduler", "--once", "--now", "next tuesday"],
         },
@@ -70,3 +76,10 @@ def test_system_cli_user_errors_are_one_line_exit_2(tmp_path: Path) -> None:
     assert "nobody@example.com" in contact_err, contact_err
     assert "REDIS_URL" in error_lines(results["worker"][2])[0]
     assert "--now" in error_lines(results["now"][2])[0]
+    assert error_lines(results["empty_ref"][2])[0].startswith("error: CONTACT: ")
+    assert "empty" in error_lines(results["empty_ref"][2])[0]
+    assert "'²' is not a contact id" in error_lines(results["superscript"][2])[0]
+    assert "--contact" in error_lines(results["render_bigint"][2])[0]
+    for name in ("render_bigint", "replay_bigint"):
+        assert f"{HUGE} is too large" in error_lines(results[name][2])[0], name
+    assert "--all" in error_lines(results["replay_none"][2])[0]
