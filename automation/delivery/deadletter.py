@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from automation.core.clock import now
 from automation.core.config import Settings, get_settings
 from automation.core.models import Message
-from automation.delivery import QUEUES
+from automation.core.vocabulary import QUEUES
 
 
 def list_failed(session: Session, limit: int = 100) -> list[dict[str, Any]]:

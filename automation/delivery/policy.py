@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 from automation.core.clock import ensure_utc
 from automation.core.config import Settings, get_settings
 from automation.core.models import Consent, Contact, Message, Suppression
-from automation.delivery import CONSENT_CHANNEL
+from automation.core.vocabulary import CONSENT_CHANNEL
 
 HARD_REASONS = frozenset({"hard_bounce", "invalid_address", "bounced"})
 WINDOW = timedelta(hours=24)
