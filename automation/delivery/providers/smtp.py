@@ -1,4 +1,4 @@
-"""E-mail over SMTP (SMTP_URL, EMAIL_FROM); results arrive through the mailgun unit."""
+"""E-mail over SMTP (SMTP_URL, EMAIL_FROM); e-mail results arrive through a callback unit."""
 
 from __future__ import annotations
 
