@@ -54,7 +54,7 @@ def _send_group(
 ) -> Iterator[list[tuple[int, SendResult | ChannelError]]]:
     """Send one chunk, yielding [(index, outcome), ...] for the calls that have returned.
 
-    A batching adapter (one connection per batch) sends the chunk in one session; other providers get one call
+    A batching adapter sends the chunk in one session; other providers get one call
     per message, all in flight at once. The chunk's slots are reserved with one limiter
     call and call i starts at its own slot (first + i x spacing), so concurrent calls keep
     the provider's pace.
@@ -153,7 +153,7 @@ def deliver_batch(
     session.commit()
     for channel, group in ready.items():
         adapter, provider = resolve(channel)
-        # A batching adapter (one connection per batch) sends the group in one session. Other providers get
+        # A batching adapter sends the group in one session. Other providers get
         # DELIVERY_CONCURRENCY calls in flight at once, and outcomes are committed as soon
         # as their calls return (those that returned together, together), so a worker killed
         # mid-batch leaves only the calls in flight as "sending" (re-sent later with the

@@ -253,13 +253,13 @@ def unsubscribe(
         select(Consent.status).where(
             Consent.contact_id == contact.id,
             Consent.channel == channel,
-            Consent.purpose == "marketing",
+            Consent.purpose == MARKETING,
         )
     )
-    record_consent(session, contact, channel, "marketing", False, source)
+    record_consent(session, contact, channel, MARKETING, False, source)
     address = address or contact_address(contact, channel)
     if address:
-        suppress(session, channel, address, "unsubscribed", "marketing")
+        suppress(session, channel, address, "unsubscribed", MARKETING)
     channels = [name for name, consent in CONSENT_CHANNEL.items() if consent == channel]
     session.execute(
         update(Message)
