@@ -68,6 +68,8 @@ def test_esms_wrong_token_is_rejected(
     ):
         assert client.get(f"{path}?{query}").status_code == 401
     assert client.get(f"/callbacks/esms?{query}").status_code in (404, 405)
+    not_an_id = client.get(f"/callbacks/esms/x{msg.id}/{stolen}?{query}")
+    assert not_an_id.status_code == 422 and not_an_id.json()["error"] == "invalid_path"
     assert session.scalar(select(func.count()).select_from(MessageEvent)) == 0
     assert status(session, msg.id) == "sent"
 
