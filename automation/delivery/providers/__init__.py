@@ -1,7 +1,7 @@
 """The provider registry: every provider unit, in one list.
 
 Adding a provider touches its module here, its ``channels/<provider>.py``, the line
-below, its settings in automation/core/config.py, its tests and the README.
+in ``UNITS``, its settings in automation/core/config.py, its tests and the README.
 
 - ``SENDERS``: how each channel can send; a channel with several (sms) picks the one
   named by the ``<channel>_provider`` setting (``SMS_PROVIDER``), else the first.
@@ -17,15 +17,10 @@ from automation.delivery.providers.base import CallbackRoute, Sender
 from channels.base import Channel
 from channels.filetransport import FileTransport
 
-_UNITS = (smtp, esms, twilio, zalo, facebook)
-SENDERS: tuple[Sender, ...] = tuple(s for unit in _UNITS for s in unit.SENDERS)
-ROUTES: tuple[CallbackRoute, ...] = (
-    *esms.ROUTES,
-    *twilio.ROUTES,
-    *zalo.ROUTES,
-    *facebook.ROUTES,
-    *mailgun.ROUTES,
-)
+#: Every provider unit; each declares SENDERS and ROUTES (either may be empty).
+UNITS = (smtp, esms, twilio, zalo, facebook, mailgun)
+SENDERS: tuple[Sender, ...] = tuple(s for unit in UNITS for s in unit.SENDERS)
+ROUTES: tuple[CallbackRoute, ...] = tuple(r for unit in UNITS for r in unit.ROUTES)
 FILE = file.NAME
 #: Default messages per second per provider (PROVIDER_RATE_LIMITS overrides).
 DEFAULT_RATES: dict[str, float] = {**{s.provider: s.rate for s in SENDERS}, FILE: file.RATE}

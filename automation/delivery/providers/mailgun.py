@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from automation.core.config import Settings
-from automation.delivery.providers.base import CallbackRoute
+from automation.delivery.providers.base import CallbackRoute, Sender
 from channels import mailgun
 from channels.callback import CallbackRequest, CallbackResult, required
 
@@ -16,4 +16,5 @@ def _handle(request: CallbackRequest, settings: Settings) -> list[CallbackResult
     return mailgun.read_callback(request, key)
 
 
+SENDERS: tuple[Sender, ...] = ()
 ROUTES = (CallbackRoute(NAME, "POST", "/mailgun", _handle),)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from automation.core.config import Settings
-from automation.delivery.providers.base import Sender
+from automation.delivery.providers.base import CallbackRoute, Sender
 from channels.base import Channel
 from channels.email import EmailChannel
 
@@ -26,3 +26,4 @@ SENDERS = (
         settings_prefixes=("smtp", "email"),
     ),
 )
+ROUTES: tuple[CallbackRoute, ...] = ()
