@@ -9,6 +9,9 @@
     ZaloOaChannel(OAuthRefresher(app_id, app_secret, store))
     MessengerChannel(page_token)
     FileTransport("var/outbox.jsonl", name="sms")   # demo, no credentials
+
+Each provider module also verifies and parses its callbacks into the neutral
+``channels.callback.CallbackResult`` records (``mailgun`` has callbacks only).
 """
 
 from channels.base import Channel, OutboundMessage, SendResult

@@ -66,6 +66,8 @@ class Channel(ABC):
     """A provider adapter. Synchronous; safe to share between worker threads."""
 
     name: str = "channel"
+    #: True when ``send_batch`` shares one connection: give it a whole group at once.
+    batches: bool = False
 
     @abstractmethod
     def send(self, msg: OutboundMessage) -> SendResult:

@@ -71,6 +71,7 @@ class EmailChannel(Channel):
     """Send e-mail through one SMTP server."""
 
     name = "email"
+    batches = True
 
     def __init__(
         self,

@@ -24,6 +24,10 @@ other      undocumented                          TransientError
 Account and configuration problems are transient on purpose: the messages
 wait for an operator to fix the account instead of falling back en masse.
 Codes from eSMS's "Table of error codes" page (developers.esms.vn).
+
+Delivery reports come as an unsigned HTTP GET to our CallbackUrl (protect it with a
+per-message token); SendStatus 5 with SendSuccess > 0 is delivered, 5 with SendFailed
+> 0 or 4 is failed, 5 alone is sent, anything else (7: waiting for the carrier) pending.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any
 import httpx
 
 from channels.base import OutboundMessage, SendResult
+from channels.callback import CallbackResult
 from channels.errors import PermanentError, TransientError
 from channels.httpchannel import HttpChannel, json_object
 from channels.phone import vn_national
@@ -117,3 +122,29 @@ class EsmsChannel(HttpChannel):
             raise PermanentError(message, code=code)
         hint = TRANSIENT.get(code, "undocumented result")
         raise TransientError(f"{message} ({hint})", code=code)
+
+
+def parse_callback(message_id: int, params: dict[str, str]) -> list[CallbackResult]:
+    """The delivery report for our message ``message_id`` (query string ``params``)."""
+    status, success, failed = (
+        params.get(k, "") for k in ("SendStatus", "SendSuccess", "SendFailed")
+    )
+    if status == "5" and success not in ("", "0"):
+        kind = "delivered"
+    elif status == "4" or (status == "5" and failed not in ("", "0")):
+        kind = "failed"
+    elif status == "5":
+        kind = "sent"
+    else:
+        kind = "pending"  # 7: waiting for the carrier
+    event_id = f"{params.get('SMSID', '')}:{message_id}:{status}:{success}:{failed}"
+    payload = {**params, "reason": f"eSMS SendStatus {status}"} if kind == "failed" else params
+    return [
+        CallbackResult(
+            kind,
+            event_id,
+            dict(payload),
+            message_ids=(str(message_id),),
+            what=f"message {message_id}",
+        )
+    ]

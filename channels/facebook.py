@@ -23,15 +23,34 @@ code (subcode)                                 result
 other 4xx                                      PermanentError
 5xx (after quick retries)                      TransientError
 =============================================  ==============================
+
+Webhooks: ``GET`` subscription check (echo ``hub.challenge`` when ``hub.verify_token``
+matches) and ``POST`` events signed ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app
+secret, raw body)>``, parsed into CallbackResult: delivery (mids, or every message up to
+the watermark), read (watermark), inbound message (replied; opens the 24 h window).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 import httpx
 
 from channels.base import OutboundMessage, SendResult
+from channels.callback import (
+    IGNORED,
+    MESSAGE_ID,
+    CallbackRejected,
+    CallbackRequest,
+    CallbackResult,
+    from_millis,
+    header,
+    json_body,
+    same,
+    unauthorized,
+)
 from channels.errors import ChannelError, PermanentError, TransientError
 from channels.httpchannel import HttpChannel, as_dict, json_object
 from channels.retry import RetryPolicy
@@ -126,3 +145,86 @@ class MessengerChannel(HttpChannel):
                 str(data["message_id"]), detail={"recipient_id": data.get("recipient_id")}
             )
         raise graph_error(response.status_code, data)
+
+
+def facebook_signature(app_secret: str, body: bytes) -> str:
+    """The X-Hub-Signature-256 value: ``sha256=`` + hex HMAC-SHA256 of the raw body."""
+    return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_facebook(app_secret: str, body: bytes, header: str) -> bool:
+    """True when X-Hub-Signature-256 is the HMAC of the raw body under the app secret."""
+    return same(facebook_signature(app_secret, body), header.lower())
+
+
+def subscription_challenge(request: CallbackRequest, verify_token: str | None) -> str:
+    """``hub.challenge`` to echo when ``hub.verify_token`` matches; 403 otherwise."""
+    query = request.query
+    token = query.get("hub.verify_token", "")
+    if (
+        query.get("hub.mode") != "subscribe"
+        or not verify_token
+        or not hmac.compare_digest(verify_token.encode(), token.encode())
+    ):
+        raise CallbackRejected(403, "verification_failed", "hub.verify_token mismatch")
+    return query.get("hub.challenge", "")
+
+
+def read_callback(request: CallbackRequest, app_secret: str) -> list[CallbackResult]:
+    """Verify a signed webhook POST (CallbackRejected otherwise) and parse it."""
+    signature = header(request, "X-Hub-Signature-256")
+    if not verify_facebook(app_secret, request.body, signature):
+        raise unauthorized("X-Hub-Signature-256 must be sha256=<hex HMAC of the raw body>")
+    return parse_callback(json_body(request.body))
+
+
+def parse_callback(data: dict[str, Any]) -> list[CallbackResult]:
+    """The results of every ``messaging`` item of every entry."""
+    entries = data.get("entry") if isinstance(data.get("entry"), list) else []
+    assert isinstance(entries, list)
+    results = []
+    for entry in entries:
+        items = entry.get("messaging") if isinstance(entry, dict) else None
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict):
+                results.append(_item(item))
+    return results
+
+
+def _item(item: dict[str, Any]) -> CallbackResult:
+    psid = str(as_dict(item.get("sender")).get("id", ""))
+    when = from_millis(item.get("timestamp"))
+    delivery, read, inbound = item.get("delivery"), item.get("read"), item.get("message")
+    if isinstance(delivery, dict):
+        mids = tuple(str(m) for m in delivery.get("mids") or [] if m)
+        watermark = from_millis(delivery.get("watermark"))
+        return CallbackResult(
+            "delivered",
+            f"delivered:{MESSAGE_ID}",
+            item,
+            provider_ids=mids,
+            every_id=True,
+            user_id=psid if not mids and watermark is not None else None,
+            channels=("messenger",),
+            sent_before=watermark if not mids else None,
+            at=watermark or when,
+            what=f"delivery {list(mids) or watermark}",
+        )
+    if isinstance(read, dict):
+        watermark = from_millis(read.get("watermark"))
+        return CallbackResult(
+            "read",
+            f"read:{MESSAGE_ID}",
+            item,
+            user_id=psid if watermark else None,
+            channels=("messenger",),
+            sent_before=watermark,
+            at=watermark,
+            what=f"read by {psid!r}",
+        )
+    if isinstance(inbound, dict) and not inbound.get("is_echo"):
+        mid = str(inbound.get("mid") or f"{psid}:{item.get('timestamp')}")
+        return CallbackResult(
+            "replied", f"reply:{mid}", item, user_id=psid, channels=("messenger",), at=when
+        )
+    return CallbackResult(IGNORED)

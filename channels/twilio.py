@@ -15,13 +15,33 @@ other 400 / 422 request rejected            PermanentError
 401 / 403 / 404 credentials, account        TransientError (config)
 429, 5xx (after quick retries)              TransientError
 ==========================================  ======================
+
+Status callbacks (form POST, ``X-Twilio-Signature`` = base64 HMAC-SHA1(auth token,
+full URL + sorted name+value pairs)) parse into CallbackResult: delivered, sent,
+undelivered/failed (bounced for a number that can never receive SMS), read; ErrorCode
+21610 means the recipient opted out.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
 import httpx
 
 from channels.base import OutboundMessage, SendResult
+from channels.callback import (
+    CallbackRejected,
+    CallbackRequest,
+    CallbackResult,
+    header,
+    same,
+    unauthorized,
+)
 from channels.errors import PermanentError, TransientError
 from channels.httpchannel import HttpChannel, json_object
 from channels.retry import RetryPolicy
@@ -30,6 +50,16 @@ from channels.segments import count_segments
 TWILIO_API_BASE = "https://api.twilio.com"
 PERMANENT_CODES = {21211, 21408, 21610, 21612, 21614}
 CONFIG_STATUSES = {401, 403, 404}
+CALLBACK_STATUS = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "undelivered": "failed",
+    "failed": "failed",
+    "read": "read",
+}
+#: Error codes that mean the number can never receive SMS from us.
+BAD_NUMBER = frozenset({"21211", "21614", "30005", "30006"})
+OPTED_OUT = "21610"
 
 
 class TwilioChannel(HttpChannel):
@@ -75,3 +105,61 @@ class TwilioChannel(HttpChannel):
         if response.status_code in CONFIG_STATUSES or response.status_code < 400:
             raise TransientError(reason, code=code_str)
         raise PermanentError(reason, code=code_str)
+
+
+def twilio_signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
+    """Twilio's request signature for a POST to ``url`` with form ``params``."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in params:
+        grouped.setdefault(name, []).append(value)
+    message = url + "".join(
+        name + value for name in sorted(grouped) for value in sorted(grouped[name])
+    )
+    digest = hmac.new(auth_token.encode(), message.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def verify_twilio(
+    auth_token: str, url: str, params: Iterable[tuple[str, str]], signature: str
+) -> bool:
+    """True when ``signature`` is Twilio's signature of this request."""
+    return same(twilio_signature(auth_token, url, list(params)), signature)
+
+
+def read_callback(request: CallbackRequest, auth_token: str) -> list[CallbackResult]:
+    """Verify a status callback (CallbackRejected otherwise) and parse it."""
+    signature = header(request, "X-Twilio-Signature")
+    try:
+        params = parse_qsl(request.body.decode(), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise CallbackRejected(400, "invalid_form", "body is not a UTF-8 form") from None
+    if not verify_twilio(auth_token, request.url, params, signature):
+        raise unauthorized(
+            f"X-Twilio-Signature does not match for {request.url} (check PUBLIC_BASE_URL)"
+        )
+    return parse_callback(dict(params), request.query.get("message_id"))
+
+
+def parse_callback(params: dict[str, str], message_id: str | None) -> list[CallbackResult]:
+    """A status callback's result (``message_id`` from our StatusCallback URL, if any)."""
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    status = params.get("MessageStatus") or params.get("SmsStatus") or "unknown"
+    code = params.get("ErrorCode", "")
+    kind = CALLBACK_STATUS.get(status, status)
+    if kind == "failed" and code in BAD_NUMBER:
+        kind = "bounced"
+    payload: dict[str, Any] = dict(params)
+    if code:
+        payload["reason"] = f"Twilio {status} ErrorCode {code}"
+    return [
+        CallbackResult(
+            kind,
+            f"{sid}:{status}",
+            payload,
+            message_ids=(message_id,) if message_id is not None else (),
+            provider_ids=(sid,) if sid else (),
+            suppress=("hard_bounce", "all") if kind == "bounced" and code != OPTED_OUT else None,
+            unsubscribe="twilio" if code == OPTED_OUT else None,
+            what=f"MessageSid {sid}",
+        )
+    ]

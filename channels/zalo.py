@@ -24,16 +24,32 @@ OA (``POST {api_base}/v3.0/oa/message/cs``; codes from integrations, not
 verified against Zalo's pages): -213 user not following the OA and -230 no
 interaction in the allowed window are permanent; -216 / -124 are token
 errors; everything else is transient.
+
+Webhooks (``X-ZEvent-Signature`` = [mac=]hex SHA-256(app id + raw body + timestamp + OA
+secret)) parse into CallbackResult: user_received_message -> delivered,
+user_seen_message -> read, user_send_* -> replied (the follower wrote to the OA).
 """
 
 from __future__ import annotations
 
+import hashlib
 from abc import abstractmethod
 from typing import Any, ClassVar
 
 import httpx
 
 from channels.base import OutboundMessage, SendResult
+from channels.callback import (
+    IGNORED,
+    MESSAGE_ID,
+    CallbackRequest,
+    CallbackResult,
+    from_millis,
+    header,
+    json_body,
+    same,
+    unauthorized,
+)
 from channels.errors import PermanentError, TransientError
 from channels.httpchannel import HttpChannel, as_dict, json_object
 from channels.phone import msisdn
@@ -148,3 +164,78 @@ class ZaloOaChannel(_ZaloChannel):
     def body(self, msg: OutboundMessage) -> dict[str, Any]:
         """``{recipient: {user_id}, message: {text}}``."""
         return {"recipient": {"user_id": msg.to}, "message": {"text": msg.text}}
+
+
+def zalo_signature(app_id: str, body: bytes, timestamp: str, oa_secret: str) -> str:
+    """Zalo's ``mac``: hex SHA-256 of app id + raw body + timestamp + OA secret."""
+    data = app_id.encode() + body + timestamp.encode() + oa_secret.encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def verify_zalo(app_id: str, body: bytes, timestamp: str, oa_secret: str, header: str) -> bool:
+    """True when the X-ZEvent-Signature value (with or without ``mac=``) matches."""
+    value = header.strip()
+    if value.lower().startswith("mac"):
+        value = value[3:].lstrip(" =")
+    return same(zalo_signature(app_id, body, timestamp, oa_secret), value.lower())
+
+
+def read_callback(
+    request: CallbackRequest, signature: str, app_id: str, oa_secret: str
+) -> list[CallbackResult]:
+    """Verify a webhook whose X-ZEvent-Signature is ``signature`` and parse it."""
+    data = json_body(request.body)
+    timestamp = str(data.get("timestamp", ""))
+    if not verify_zalo(app_id, request.body, timestamp, oa_secret, signature):
+        raise unauthorized(
+            "X-ZEvent-Signature must be sha256(app id + raw body + timestamp + OA secret)"
+        )
+    return parse_callback(data)
+
+
+def signature_header(request: CallbackRequest) -> str:
+    """The X-ZEvent-Signature header, or a 401 naming it."""
+    return header(request, "X-ZEvent-Signature")
+
+
+def parse_callback(data: dict[str, Any]) -> list[CallbackResult]:
+    """One webhook event's results (see the module docstring)."""
+    name = str(data.get("event_name", ""))
+    body = as_dict(data.get("message"))
+    when = from_millis(body.get("delivery_time")) or from_millis(data.get("timestamp"))
+    if name == "user_received_message":
+        msg_id = str(body.get("msg_id", ""))
+        tracking = body.get("tracking_id")
+        return [
+            CallbackResult(
+                "delivered",
+                f"{msg_id or MESSAGE_ID}:{name}",
+                data,
+                message_ids=(str(tracking),) if tracking is not None else (),
+                provider_ids=(msg_id,) if msg_id else (),
+                at=when,
+                what=f"tracking_id {tracking}",
+            )
+        ]
+    if name == "user_seen_message":
+        ids = body.get("msg_ids") or [body.get("msg_id")]
+        return [
+            CallbackResult(
+                "read", f"{i}:{name}", data, provider_ids=(i,), at=when, what=f"msg_id {i}"
+            )
+            for i in [str(i) for i in ids if i]
+        ]
+    if name.startswith("user_send_"):
+        sender = as_dict(data.get("sender"))
+        mid = str(body.get("msg_id", "")) or f"{sender.get('id')}:{data.get('timestamp')}"
+        return [
+            CallbackResult(
+                "replied",
+                f"reply:{mid}",
+                data,
+                user_id=str(sender.get("id", "")),
+                channels=("zalo_oa",),
+                at=when,
+            )
+        ]
+    return [CallbackResult(IGNORED)]

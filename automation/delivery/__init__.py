@@ -1,24 +1,16 @@
-"""Delivery: send-time policy, rendering, channel wiring, per-channel queues, retries, fallback.
+"""Delivery: send-time policy, composing, provider registry, rate limits, retries, fallback.
 
 Modules: ``policy`` (consent, suppression, quiet hours, caps, Decree 91 profile),
-``context`` (template context for an outbox row), ``channels`` (adapters from settings),
-``ratelimit`` (per-provider messages per second), ``send`` (claim -> policy -> render ->
-provider -> status), ``dispatch`` (``enqueue_messages``), ``actors`` (one queue per
-channel), ``stale`` (scheduler sweep of lost or due outbox rows).
+``context`` (template context for an outbox row), ``providers`` (one unit per provider
+and the registry), ``channels`` (adapters from settings through the registry),
+``tokens`` (provider OAuth tokens in the database), ``ratelimit`` (per-provider
+messages per second), ``claim`` (one worker per row), ``compose`` (render + per-channel
+decorations), ``outcome`` (sent / retry / failed / fallback), ``send`` (the batch:
+claim -> policy -> compose -> provider -> outcome), ``deadletter``, ``stale`` (scheduler
+sweep of lost or due outbox rows). Channels, queues and consent words live in
+automation.core.vocabulary.
 """
 
-QUEUES = ("email", "sms", "zalo", "messenger")
-CHANNEL_QUEUE = {
-    "email": "email",
-    "sms": "sms",
-    "zalo_zns": "zalo",
-    "zalo_oa": "zalo",
-    "messenger": "messenger",
-}
-CONSENT_CHANNEL = {
-    "email": "email",
-    "sms": "sms",
-    "zalo_zns": "zalo",
-    "zalo_oa": "zalo",
-    "messenger": "messenger",
-}
+from automation.core.vocabulary import CHANNEL_QUEUE, CONSENT_CHANNEL, QUEUES
+
+__all__ = ["CHANNEL_QUEUE", "CONSENT_CHANNEL", "QUEUES"]  # re-exported for older imports

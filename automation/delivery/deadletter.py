@@ -16,14 +16,14 @@ from automation.core import outbox
 from automation.core.clock import now
 from automation.core.config import Settings, get_settings
 from automation.core.models import Message
-from automation.delivery import QUEUES
+from automation.core.vocabulary import QUEUES, Status
 
 
 def list_failed(session: Session, limit: int = 100) -> list[dict[str, Any]]:
     """Failed messages, newest first, with the reason."""
     rows = session.scalars(
         select(Message)
-        .where(Message.status == "failed")
+        .where(Message.status == Status.FAILED)
         .order_by(Message.updated_at.desc(), Message.id.desc())
         .limit(limit)
     )
@@ -44,13 +44,13 @@ def list_failed(session: Session, limit: int = 100) -> list[dict[str, Any]]:
 
 def replay(session: Session, ids: list[int] | None) -> list[int]:
     """Put failed rows (the given ids, or all with None) back to ``queued`` and enqueue them."""
-    where = [Message.status == "failed"]
+    where = [Message.status == Status.FAILED]
     if ids is not None:
         where.append(Message.id.in_(ids))
     stmt = (
         update(Message)
         .where(*where)
-        .values(status="queued", attempts=0, not_before=None, updated_at=now())
+        .values(status=Status.QUEUED, attempts=0, not_before=None, updated_at=now())
         .returning(Message.id)
         .execution_options(synchronize_session=False)
     )

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 from automation.core.clock import ensure_utc
 from automation.core.config import Settings, get_settings
 from automation.core.models import Consent, Contact, Message, Suppression
-from automation.delivery import CONSENT_CHANNEL
+from automation.core.vocabulary import CONSENT_CHANNEL, MARKETING, Status
 
 HARD_REASONS = frozenset({"hard_bounce", "invalid_address", "bounced"})
 WINDOW = timedelta(hours=24)
@@ -152,7 +152,7 @@ def _recent_counts(
     capped = [
         c
         for c in items
-        if c.message.purpose == "marketing"
+        if c.message.purpose == MARKETING
         and CONSENT_CHANNEL.get(c.message.channel) in profile.caps
     ]
     counts: Counter[tuple[int, str]] = Counter()
@@ -165,11 +165,11 @@ def _recent_counts(
         select(Message.contact_id, Message.channel, func.count(), func.min(Message.sent_at))
         .where(
             Message.contact_id.in_({c.contact.id for c in capped}),
-            Message.purpose == "marketing",
+            Message.purpose == MARKETING,
             Message.id.not_in(own),
             or_(
                 Message.sent_at >= since,
-                (Message.status == "sending") & (Message.updated_at >= busy_since),
+                (Message.status == Status.SENDING) & (Message.updated_at >= busy_since),
             ),
         )
         .group_by(Message.contact_id, Message.channel)
@@ -199,7 +199,7 @@ def evaluate(
     decisions: list[Decision] = []
     for item in items:
         decision = _decide(item, now, settings, profile, suppressed, consents, counts, oldest)
-        if decision.action == "send" and item.message.purpose == "marketing":
+        if decision.action == "send" and item.message.purpose == MARKETING:
             counts[(item.contact.id, CONSENT_CHANNEL.get(item.message.channel, ""))] += 1
         decisions.append(decision)
     return decisions
@@ -217,7 +217,7 @@ def _decide(
 ) -> Decision:
     msg, contact = item.message, item.contact
     cchan = CONSENT_CHANNEL.get(msg.channel, msg.channel)
-    marketing = msg.purpose == "marketing"
+    marketing = msg.purpose == MARKETING
     if not item.address:
         return Decision("fail", f"contact {contact.id} has no {msg.channel} address")
     for key in ((msg.channel, item.address), (cchan, item.address)):

@@ -6,7 +6,8 @@ provider). With REDIS_URL the state is one Redis key per provider updated by a L
 script using Redis' own clock, so all processes on all hosts share the limit; without
 Redis an in-process limiter does the same per process.
 
-Limits: PROVIDER_RATE_LIMITS (JSON ``{"zalo_zns": 50}``) over DEFAULT_RATES; 0 = unlimited.
+Limits: PROVIDER_RATE_LIMITS (JSON ``{"zalo_zns": 50}``) over each provider unit's default
+(automation.delivery.providers.DEFAULT_RATES); 0 = unlimited.
 """
 
 from __future__ import annotations
@@ -17,17 +18,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from automation.core.config import Settings, get_settings
-
-#: Conservative defaults (messages per second) per provider; tune per account.
-DEFAULT_RATES: dict[str, float] = {
-    "esms": 30.0,
-    "twilio": 10.0,
-    "zalo_zns": 100.0,
-    "zalo_oa": 50.0,
-    "messenger": 100.0,
-    "smtp": 50.0,
-    "file": 0.0,
-}
+from automation.delivery.providers import DEFAULT_RATES
 
 _LUA = """
 local t = redis.call('TIME')

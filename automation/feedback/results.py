@@ -22,32 +22,25 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from automation.contacts.identity import lenient, normalize_email, normalize_phone, record_consent
 from automation.core import outbox
 from automation.core.clock import now
+from automation.core.db import dialect_insert
 from automation.core.eventlog import record_event
 from automation.core.events import CONTACT_UNSUBSCRIBED
 from automation.core.models import Consent, Contact, Message, MessageEvent, Suppression
+from automation.core.vocabulary import (
+    CONSENT_CHANNEL,
+    MARKETING,
+    STATUS_RANK,
+    TERMINAL_STATUSES,
+    Status,
+)
 
 log = logging.getLogger(__name__)
 
-#: Forward-only order of message states; a result never moves a message backwards.
-STATUS_RANK: dict[str, int] = {
-    "queued": 0,
-    "deferred": 0,
-    "sending": 1,
-    "sent": 2,
-    "delivered": 3,
-    "read": 4,
-    "opened": 4,
-    "clicked": 5,
-    "replied": 6,
-    "complained": 7,
-}
-TERMINAL = frozenset({"bounced", "failed", "skipped"})
 #: Message event type -> canonical event type (None: stored on the message only).
 CANONICAL: dict[str, str | None] = {
     "sent": "message.sent",
@@ -66,15 +59,6 @@ ONCE_PER_MESSAGE = frozenset(
     {"message.sent", "message.delivered", "message.opened", "message.bounced",
      "message.complained", "message.failed"}
 )
-#: Message channel -> consent / suppression channel.
-CONSENT_CHANNEL = {
-    "email": "email",
-    "sms": "sms",
-    "zalo_zns": "zalo",
-    "zalo_oa": "zalo",
-    "zalo": "zalo",
-    "messenger": "messenger",
-}
 
 
 @dataclass
@@ -98,10 +82,10 @@ def consent_channel(channel: str) -> str:
 
 def next_status(current: str, new: str) -> str | None:
     """The status after a ``new`` result on a message in ``current``, or None to keep it."""
-    if current in TERMINAL or current == new:
+    if current in TERMINAL_STATUSES or current == new:
         return None
-    if new in ("bounced", "failed"):
-        return new if STATUS_RANK.get(current, 0) <= STATUS_RANK["delivered"] else None
+    if new in (Status.BOUNCED, Status.FAILED):
+        return new if STATUS_RANK.get(current, 0) <= STATUS_RANK[Status.DELIVERED] else None
     rank = STATUS_RANK.get(new)
     if rank is None:
         return None
@@ -110,9 +94,8 @@ def next_status(current: str, new: str) -> str | None:
 
 def _insert_ignore(session: Session, model: Any, values: dict[str, Any], keys: list[str]) -> Any:
     """INSERT ... ON CONFLICT (keys) DO NOTHING RETURNING id; None when it already existed."""
-    dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    insert = dialect_insert(session)
+    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
     session.flush()
     return session.execute(stmt.returning(model.id)).scalar_one_or_none()
 
@@ -171,7 +154,7 @@ def record_message_event(
     target = next_status(message.status, type)
     if target is not None:
         message.status = target
-        if target in ("bounced", "failed") and payload and payload.get("reason"):
+        if target in (Status.BOUNCED, Status.FAILED) and payload and payload.get("reason"):
             message.error = str(payload["reason"])[:2000]
         result.status_changed = True
     canonical = CANONICAL.get(type)
@@ -271,23 +254,23 @@ def unsubscribe(
         select(Consent.status).where(
             Consent.contact_id == contact.id,
             Consent.channel == channel,
-            Consent.purpose == "marketing",
+            Consent.purpose == MARKETING,
         )
     )
-    record_consent(session, contact, channel, "marketing", False, source)
+    record_consent(session, contact, channel, MARKETING, False, source)
     address = address or contact_address(contact, channel)
     if address:
-        suppress(session, channel, address, "unsubscribed", "marketing")
+        suppress(session, channel, address, "unsubscribed", MARKETING)
     channels = [name for name, consent in CONSENT_CHANNEL.items() if consent == channel]
     session.execute(
         update(Message)
         .where(
             Message.contact_id == contact.id,
             Message.channel.in_(channels),
-            Message.purpose == "marketing",
-            Message.status.in_(("queued", "deferred")),
+            Message.purpose == MARKETING,
+            Message.status.in_((Status.QUEUED, Status.DEFERRED)),
         )
-        .values(status="skipped", error="unsubscribed", updated_at=now())
+        .values(status=Status.SKIPPED, error="unsubscribed", updated_at=now())
         .execution_options(synchronize_session="fetch")
     )
     ids: list[int] = []

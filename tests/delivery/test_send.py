@@ -12,7 +12,8 @@ from automation.core import clock
 from automation.core.config import Settings
 from automation.core.db import session_factory
 from automation.core.models import Event, Message
-from automation.delivery.send import claim, deliver, deliver_batch
+from automation.delivery.claim import claim
+from automation.delivery.send import deliver, deliver_batch
 from channels.filetransport import FileTransport
 from tests.delivery.helpers import Loopback, consent, contact, message
 

@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from automation.core.config import Settings, get_settings
 from automation.core.models import ProviderToken
-from automation.delivery.channels import ZALO_TOKEN_KEY, build_adapter
+from automation.delivery.channels import build_adapter
+from automation.delivery.providers.zalo import TOKEN_KEY as ZALO_TOKEN_KEY
 from channels.base import Channel, OutboundMessage, SendResult
 from channels.errors import TransientError
 from channels.zalo import ZaloZnsChannel

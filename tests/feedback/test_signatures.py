@@ -6,14 +6,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from automation.ingest.provider_signatures import (
-    facebook_signature,
-    twilio_signature,
-    verify_facebook,
-    verify_mailgun,
-    verify_twilio,
-    verify_zalo,
-)
+from channels.facebook import facebook_signature, verify_facebook
+from channels.mailgun import verify_mailgun
+from channels.twilio import twilio_signature, verify_twilio
+from channels.zalo import verify_zalo
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

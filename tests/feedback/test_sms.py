@@ -9,9 +9,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from automation.core.config import get_settings
 from automation.core.models import Consent, Event, Message, MessageEvent, Suppression
-from automation.ingest.callback_urls import esms_callback_url, twilio_callback_url
-from automation.ingest.provider_signatures import twilio_signature
+from automation.delivery.providers import esms, twilio
+from channels.twilio import twilio_signature
 
 TOKEN = "twilio-test-token"
 
@@ -33,7 +34,7 @@ def test_esms_callback_delivered_and_failed(
     client: TestClient, session: Session, make_message: Any, fixture_bytes: Any
 ) -> None:
     ok = make_message(channel="sms", address="+84901888484", phone="+84901888484")
-    url = urlsplit(esms_callback_url(ok.id))
+    url = urlsplit(esms.callback_url(ok.id, get_settings()))
     assert url.geturl().startswith("https://hooks.example.vn/callbacks/esms/")
     viber = esms_sample(fixture_bytes, "Viber")  # SendStatus=5, SendSuccess=1
     response = client.get(f"{url.path}?{viber}")
@@ -43,7 +44,7 @@ def test_esms_callback_delivered_and_failed(
 
     bad = make_message(channel="sms", address="+84901888485", phone="+84901888485")
     care = fixture_bytes("esms/callback.txt").decode().strip()  # SendSuccess=0, SendFailed=2
-    path = urlsplit(esms_callback_url(bad.id)).path
+    path = urlsplit(esms.callback_url(bad.id, get_settings())).path
     assert client.get(f"{path}?{care}").status_code == 200
     assert status(session, bad.id) == "failed"
     rows = session.scalars(select(MessageEvent).order_by(MessageEvent.id)).all()
@@ -60,13 +61,15 @@ def test_esms_wrong_token_is_rejected(
     msg = make_message(channel="sms", address="+84901888484")
     other = make_message(channel="sms", address="+84901888486", step_key="s2")
     query = fixture_bytes("esms/callback.txt").decode().strip()
-    stolen = urlsplit(esms_callback_url(other.id)).path.rsplit("/", 1)[1]
+    stolen = urlsplit(esms.callback_url(other.id, get_settings())).path.rsplit("/", 1)[1]
     for path in (
         f"/callbacks/esms/{msg.id}/{stolen}",  # another message's token
         f"/callbacks/esms/{msg.id}/{'0' * 32}",
     ):
         assert client.get(f"{path}?{query}").status_code == 401
     assert client.get(f"/callbacks/esms?{query}").status_code in (404, 405)
+    not_an_id = client.get(f"/callbacks/esms/x{msg.id}/{stolen}?{query}")
+    assert not_an_id.status_code == 422 and not_an_id.json()["error"] == "invalid_path"
     assert session.scalar(select(func.count()).select_from(MessageEvent)) == 0
     assert status(session, msg.id) == "sent"
 
@@ -101,8 +104,8 @@ def test_twilio_url_with_message_id_and_opt_out(
     client: TestClient, session: Session, make_message: Any
 ) -> None:
     msg = make_message(channel="sms", address="+84912345678", phone="+84912345678")
-    path = urlsplit(twilio_callback_url(msg.id)).path + "?" + urlsplit(
-        twilio_callback_url(msg.id)
+    path = urlsplit(twilio.callback_url(msg.id, get_settings())).path + "?" + urlsplit(
+        twilio.callback_url(msg.id, get_settings())
     ).query
     params = [("MessageSid", "SMunknown"), ("MessageStatus", "undelivered"), ("ErrorCode", "21610")]
     assert signed_post(client, path, params).status_code == 200

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from automation.core.models import Contact, Event, Message, MessageEvent
-from automation.ingest.provider_signatures import facebook_signature, zalo_signature
+from channels.facebook import facebook_signature
+from channels.zalo import zalo_signature
 
 APP_ID, OA_SECRET = "2074138120372622546", "zalo-oa-test-secret"
 FB_SECRET = "facebook-app-test-secret"

@@ -1,0 +1,45 @@
+"""Claim outbox rows for sending: one conditional UPDATE, so a row goes to one worker.
+
+``claim_many`` moves ``queued``/``deferred`` rows whose ``not_before`` has passed to
+``sending`` with ``attempts + 1`` and commits: a duplicated actor message cannot send
+a row twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import or_, update
+from sqlalchemy.orm import Session
+
+from automation.core.clock import now
+from automation.core.models import Message
+from automation.core.vocabulary import Status
+
+SENDABLE = (Status.QUEUED, Status.DEFERRED)
+
+
+def claim_many(session: Session, ids: list[int], at: datetime | None = None) -> list[int]:
+    """Claim sendable rows (queued/deferred, due) as ``sending``; commit; return their ids."""
+    if not ids:
+        return []
+    at = at or now()
+    stmt = (
+        update(Message)
+        .where(
+            Message.id.in_(ids),
+            Message.status.in_(SENDABLE),
+            or_(Message.not_before.is_(None), Message.not_before <= at),
+        )
+        .values(status=Status.SENDING, attempts=Message.attempts + 1, updated_at=at)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = sorted(session.execute(stmt).scalars().all())
+    session.commit()
+    return claimed
+
+
+def claim(session: Session, message_id: int) -> bool:
+    """Claim one row (see :func:`claim_many`); False if it is not sendable now."""
+    return bool(claim_many(session, [message_id]))

@@ -1,0 +1,263 @@
+"""Write what happened to a claimed row: sent, retry later, failed, skipped, fallback.
+
+Plain functions on a Session. SendResult -> ``sent`` + provider id + segments +
+``message.sent`` event (written in bulk per wave). PermanentError -> ``failed`` + reason
++ fallback message on the next channel. TransientError -> back to ``queued`` with the
+error and ``not_before`` = now + backoff, or ``failed`` (dead letter) once
+``DELIVERY_MAX_ATTEMPTS`` is hit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, case, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from automation.core.clock import now
+from automation.core.config import Settings
+from automation.core.db import dialect_insert
+from automation.core.eventlog import record_event
+from automation.core.models import Contact, Event, Message
+from automation.core.vocabulary import Status
+from automation.delivery.context import address_for
+from automation.messages.templating import TemplateProblem, section
+from channels.base import SendResult
+from channels.errors import ChannelError, PermanentError
+
+
+@dataclass
+class BatchResult:
+    """What happened to each id of a batch (ids not claimed are in none of the lists)."""
+
+    sent: list[int] = field(default_factory=list)
+    deferred: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    retry: list[int] = field(default_factory=list)
+    dead: list[int] = field(default_factory=list)
+    fallbacks: list[int] = field(default_factory=list)
+    retry_delay_ms: int = 0
+    errors: dict[int, str] = field(default_factory=dict)
+    sent_events: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    sent_rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+
+def backoff_ms(attempts: int, settings: Settings, retry_after: float | None = None) -> int:
+    """Exponential backoff for the next try, capped; at least the provider's Retry-After."""
+    delay = settings.delivery_min_backoff_ms * 2 ** max(attempts - 1, 0)
+    delay = min(delay, settings.delivery_max_backoff_ms)
+    if retry_after:
+        delay = max(delay, int(retry_after * 1000))
+    return int(delay)
+
+
+def create_fallback(session: Session, message: Message, contact: Contact) -> Message | None:
+    """The next usable fallback channel's Message (queued), or None when there is none.
+
+    Step key ``<step>#fallback:<channel>``, ``fallback_from_id`` set, the remaining
+    fallback list carried over. Channels without an address or template section are
+    skipped. Idempotent: an existing fallback row for the step is returned.
+    """
+    remaining = [c for c in (message.fallback or []) if c != message.channel]
+    while remaining:
+        channel = remaining.pop(0)
+        if address_for(channel, contact) is None:
+            continue
+        try:
+            section(message.template, channel, contact.locale)
+        except TemplateProblem:
+            continue
+        step_key = f"{message.step_key}#fallback:{channel}"
+        existing = session.scalar(
+            select(Message).where(
+                Message.fallback_from_id == message.id, Message.step_key == step_key
+            )
+        )
+        if existing is not None:
+            return existing
+        fallback = Message(
+            enrollment_id=message.enrollment_id,
+            step_key=step_key,
+            contact_id=message.contact_id,
+            channel=channel,
+            purpose=message.purpose,
+            template=message.template,
+            status=Status.QUEUED,
+            attempts=0,
+            fallback=remaining,
+            fallback_from_id=message.id,
+            rendered={},
+            links={},
+        )
+        session.add(fallback)
+        session.flush()
+        return fallback
+    return None
+
+
+def _properties(message: Message, props: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "message_id": message.id,
+        "channel": message.channel,
+        "template": message.template,
+        "step_key": message.step_key,
+        "enrollment_id": message.enrollment_id,
+        "purpose": message.purpose,
+        **props,
+    }
+
+
+def _event(session: Session, kind: str, message: Message, **props: Any) -> None:
+    properties = _properties(message, props)
+    record_event(session, kind, message.contact_id, properties, f"{kind}:{message.id}")
+
+
+def _event_row(kind: str, message: Message, at: datetime, **props: Any) -> dict[str, Any]:
+    return {
+        "source": "internal",
+        "source_event_id": f"{kind}:{message.id}",
+        "type": kind,
+        "contact_id": message.contact_id,
+        "occurred_at": at,
+        "received_at": at,
+        "payload": {"properties": _properties(message, props)},
+    }
+
+
+# A delivery receipt committed while the call was in flight must win over "sent".
+_messages = cast(Table, Message.__table__)
+_MARK_SENT = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("mid"))
+    .values(
+        status=case((_messages.c.status == Status.SENDING, Status.SENT), else_=_messages.c.status),
+        provider=bindparam("provider"),
+        provider_message_id=bindparam("provider_message_id"),
+        segments=bindparam("segments"),
+        sent_at=bindparam("sent_at"),
+        updated_at=bindparam("updated_at"),
+        error=bindparam("error"),
+    )
+)
+
+
+def store_sent(session: Session, result: BatchResult) -> None:
+    """Write the sent rows of a wave and their ``message.sent`` events (two statements)."""
+    if result.sent_rows:
+        session.execute(_MARK_SENT, result.sent_rows)
+        result.sent_rows.clear()
+    _store_events(session, result.sent_events)
+    result.sent_events.clear()
+
+
+def _store_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert a batch of internal events at once, ignoring duplicates (like record_event)."""
+    if not rows:
+        return
+    session.execute(
+        dialect_insert(session)(Event).on_conflict_do_nothing(
+            index_elements=["source", "source_event_id"]
+        ),
+        rows,
+    )
+
+
+def permanent(
+    session: Session, message: Message, contact: Contact, reason: str, result: BatchResult
+) -> None:
+    """Will never succeed on this channel: ``failed``, ``message.failed``, fallback."""
+    message.status, message.error = Status.FAILED, reason
+    result.failed.append(message.id)
+    result.errors[message.id] = reason
+    fallback = _fall_back(session, message, contact, reason, result)
+    _event(
+        session,
+        "message.failed",
+        message,
+        reason=reason,
+        fallback_message_id=fallback.id if fallback else None,
+    )
+
+
+def skip(
+    session: Session, message: Message, contact: Contact, reason: str, result: BatchResult
+) -> None:
+    """Not allowed on this channel (no consent, opted out): try the step's fallback channels."""
+    message.status, message.error = Status.SKIPPED, reason
+    result.skipped.append(message.id)
+    _fall_back(session, message, contact, reason, result)
+
+
+def _fall_back(
+    session: Session, message: Message, contact: Contact, reason: str, result: BatchResult
+) -> Message | None:
+    fallback = create_fallback(session, message, contact)
+    if fallback is not None:
+        result.fallbacks.append(fallback.id)
+        message.error = f"{reason}; fallback -> {fallback.channel} (message {fallback.id})"
+        message.rendered = {
+            **(message.rendered or {}),
+            "fallback": {"channel": fallback.channel, "message_id": fallback.id},
+        }
+    return fallback
+
+
+def apply(
+    session: Session,
+    message: Message,
+    contact: Contact,
+    provider: str,
+    outcome: SendResult | ChannelError,
+    result: BatchResult,
+    settings: Settings,
+) -> None:
+    """Write one provider outcome (see the module docstring); sent rows wait for store_sent."""
+    at = now()
+    if isinstance(outcome, SendResult):
+        # Written in bulk by store_sent (one statement per wave); the in-memory row is
+        # updated without marking it dirty so the ORM does not write it a second time.
+        values = {
+            "provider": provider,
+            "provider_message_id": outcome.provider_message_id or message.provider_message_id,
+            "segments": outcome.segments if outcome.segments is not None else message.segments,
+            "sent_at": at,
+            "updated_at": at,
+            "error": None,
+        }
+        for key, value in values.items():
+            set_committed_value(message, key, value)
+        result.sent.append(message.id)
+        result.sent_rows.append({"mid": message.id, **values})
+        result.sent_events.append(
+            _event_row(
+                "message.sent",
+                message,
+                at,
+                provider=provider,
+                provider_message_id=message.provider_message_id,
+            )
+        )
+        return
+    message.provider = provider
+    message.updated_at = at
+    if isinstance(outcome, PermanentError):
+        permanent(session, message, contact, f"{provider}: {outcome.reason}", result)
+    else:
+        reason = f"{provider}: {outcome.reason}"
+        result.errors[message.id] = reason
+        if message.attempts >= settings.delivery_max_attempts:
+            message.status = Status.FAILED
+            message.error = f"gave up after {message.attempts} attempts: {reason}"
+            result.dead.append(message.id)
+            _event(session, "message.failed", message, reason=message.error)
+        else:
+            retry_after = getattr(outcome, "retry_after", None)
+            delay = backoff_ms(message.attempts, settings, retry_after)
+            message.status, message.error = Status.QUEUED, reason
+            message.not_before = at + timedelta(milliseconds=delay)
+            result.retry.append(message.id)
+            result.retry_delay_ms = max(result.retry_delay_ms, delay)

@@ -1,0 +1,50 @@
+"""What a provider unit declares: how it sends on a channel, which callbacks it answers.
+
+Each module next to this one wires one provider from Settings (its adapter factory,
+callback URL, rate-limit default, callback routes); the provider's pure parts (adapter,
+signature check, payload parsing) live in ``channels/<provider>.py``. The registry in
+``__init__`` lists the units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from automation.core.config import Settings
+from channels.base import Channel
+from channels.callback import CallbackRequest, CallbackResult
+
+#: A callback handler: verified and parsed results, or a plain-text answer (a challenge).
+Handler = Callable[[CallbackRequest, Settings], "list[CallbackResult] | str"]
+
+
+@dataclass(frozen=True)
+class Sender:
+    """How one provider sends on one message channel."""
+
+    provider: str  # recorded on messages; the rate-limit key
+    channel: str
+    adapter: type[Channel]
+    rate: float  # default messages per second (PROVIDER_RATE_LIMITS overrides)
+    need: str  # the settings to set, for the "not configured" hint
+    configured: Callable[[Settings], bool]
+    detail: Callable[[Settings], str]  # where it sends (mactl doctor, start-up log)
+    build: Callable[[Settings], Channel]
+    settings_prefixes: tuple[str, ...] = ()  # settings whose change rebuilds the adapter
+    callback_url: Callable[[int, Settings], str] | None = None
+
+
+@dataclass(frozen=True)
+class CallbackRoute:
+    """One HTTP route under ``/callbacks`` that a provider calls us back on."""
+
+    provider: str  # recorded on message events
+    method: str
+    path: str
+    handle: Handler
+
+
+def public_url(settings: Settings, path: str) -> str:
+    """``PUBLIC_BASE_URL`` + ``/callbacks`` + ``path``."""
+    return f"{settings.public_base_url.rstrip('/')}/callbacks{path}"
