@@ -12,7 +12,9 @@ import time
 import typer
 
 from admin_cli.output import UserError, console, load_settings, print_json, user_errors
-from automation.messages.templating import KINDS, TemplateProblem, render
+from automation.messages.errors import TemplateProblem
+from automation.messages.lookup import KINDS
+from automation.messages.render import render
 
 
 def send_test(
@@ -27,7 +29,7 @@ def send_test(
     from admin_cli.templates_cmd import _context
     from automation.contacts.identity import AddressError, normalize_email, normalize_phone
     from automation.delivery.channels import build_adapter
-    from automation.messages.templating import effective_zns_id
+    from automation.messages.zns import effective_zns_id
     from channels.base import OutboundMessage
     from channels.errors import ChannelError
 

@@ -9,15 +9,11 @@ import typer
 from rich.markup import escape
 
 from admin_cli.output import UserError, console, fail, load_settings, print_json, user_errors
-from automation.messages.templating import (
-    KINDS,
-    TemplateProblem,
-    list_templates,
-    load_template,
-    render,
-    sample_context,
-    validate_template,
-)
+from automation.messages.errors import TemplateProblem
+from automation.messages.lookup import KINDS, list_templates, load_template
+from automation.messages.render import render
+from automation.messages.samples import sample_context
+from automation.messages.validate import validate_template
 
 app = typer.Typer(help="Message templates: preview and validate.")
 

@@ -48,22 +48,15 @@ from automation.delivery.context import (
     context_events,
     messenger_window_open,
 )
-from automation.delivery.policy import (
-    Candidate,
-    decorate_email,
-    decorate_sms,
-    evaluate,
-    profile_from_settings,
-)
+from automation.delivery.policy import Candidate, evaluate, profile_from_settings
 from automation.delivery.ratelimit import limiter_for
 from automation.ingest.callback_urls import esms_callback_url, twilio_callback_url
-from automation.messages.templating import (
-    TemplateProblem,
-    effective_zns_id,
-    links_mapping,
-    render,
-    section,
-)
+from automation.messages.compliance import decorate_email, decorate_sms
+from automation.messages.errors import TemplateProblem
+from automation.messages.lookup import section
+from automation.messages.render import render
+from automation.messages.rewrite import links_mapping
+from automation.messages.zns import effective_zns_id
 from channels.base import Channel, OutboundMessage, SendResult
 from channels.errors import ChannelError, PermanentError
 from channels.errors import TransientError as ChannelTransientError

@@ -10,15 +10,13 @@ import pytest
 
 from automation import links
 from automation.core.config import Settings, get_settings
-from automation.messages.templating import (
-    TemplateProblem,
-    html_to_text,
-    list_templates,
-    render,
-    sample_context,
-    validate_template,
-    vnd,
-)
+from automation.messages.errors import TemplateProblem
+from automation.messages.filters import vnd
+from automation.messages.html_text import html_to_text
+from automation.messages.lookup import list_templates
+from automation.messages.render import render
+from automation.messages.samples import sample_context
+from automation.messages.validate import validate_template
 
 
 @pytest.fixture
