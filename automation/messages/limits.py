@@ -27,14 +27,15 @@ MAX_ITERATIONS = 10_000
 MAX_SECONDS = 2.0
 MAX_OUTPUT = 256 * 1024
 MAX_POWER_BITS = 4096
-FIX = (
-    f"keep loops under {MAX_ITERATIONS:,} steps in all, ranges under {MAX_RANGE:,}, text "
-    f"under {MAX_OUTPUT // 1024} KiB, no recursive macros, rendering under {MAX_SECONDS:g} s"
-)
+SMALLER_TEXT = f"produce less text (at most {MAX_OUTPUT // 1024} KiB per value and output)"
 
 
 class RenderLimit(Exception):
-    """A template went over one of the rendering limits."""
+    """A template went over one of the rendering limits; ``fix`` says what to change."""
+
+    def __init__(self, message: str, fix: str = SMALLER_TEXT) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 @dataclass
@@ -47,13 +48,19 @@ class Budget:
     def tick(self) -> None:
         """Refuse once the time is up."""
         if time.monotonic() > self.deadline:
-            raise RenderLimit(f"rendering took longer than {MAX_SECONDS:g} s")
+            raise RenderLimit(
+                f"rendering took longer than {MAX_SECONDS:g} s",
+                "simplify the template (no macro calling itself, fewer nested loops)",
+            )
 
     def step(self) -> None:
         """Count one loop iteration."""
         self.iterations += 1
         if self.iterations > MAX_ITERATIONS:
-            raise RenderLimit(f"loops ran more than {MAX_ITERATIONS:,} times")
+            raise RenderLimit(
+                f"loops ran more than {MAX_ITERATIONS:,} times",
+                f"loop over fewer items ({MAX_ITERATIONS:,} loop steps in all per message)",
+            )
         self.tick()
 
 
@@ -91,7 +98,10 @@ def safe_range(*args: int) -> range:
     """``range`` limited to MAX_RANGE numbers."""
     numbers = range(*args)
     if len(numbers) > MAX_RANGE:
-        raise RenderLimit(f"range() of {len(numbers):,} numbers > {MAX_RANGE:,}")
+        raise RenderLimit(
+            f"range() of {len(numbers):,} numbers > {MAX_RANGE:,}",
+            f"use a range of at most {MAX_RANGE:,} numbers",
+        )
     return numbers
 
 
@@ -101,6 +111,14 @@ def guarded(items: Iterable[Any]) -> Iterator[Any]:
     for item in items:
         spend.step()
         yield item
+
+
+def check_replace(text: Any, old: Any, new: Any) -> None:
+    """Refuse a ``replace`` whose result would be over MAX_OUTPUT, before computing it."""
+    if isinstance(text, str) and isinstance(old, str) and isinstance(new, str) and old:
+        size = len(text) + text.count(old) * (len(new) - len(old))
+        if size > MAX_OUTPUT:
+            raise RenderLimit(f"replace() giving {size:,} characters > {MAX_OUTPUT:,}")
 
 
 def _length(value: Any) -> int | None:
@@ -122,4 +140,6 @@ def check_binop(operator: str, left: Any, right: Any) -> None:
     elif operator == "**" and isinstance(left, int) and isinstance(right, int):
         bits = right * math.log2(abs(left)) if abs(left) > 1 else 0
         if bits > MAX_POWER_BITS:
-            raise RenderLimit(f"{left} ** {right} is too large (over {MAX_POWER_BITS} bits)")
+            raise RenderLimit(
+                f"{left} ** {right} is over {MAX_POWER_BITS} bits", "use smaller numbers"
+            )

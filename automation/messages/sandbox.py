@@ -50,6 +50,8 @@ def _sized(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(func)
     def checked(*args: Any, **kwargs: Any) -> Any:
         limits.current().tick()
+        if name == "replace":
+            limits.check_replace(*args[1:4])
         for arg in (*args[1:], *kwargs.values()):
             if isinstance(arg, int) and arg > limits.MAX_OUTPUT:
                 raise limits.RenderLimit(f"|{name}({arg}) is over {limits.MAX_OUTPUT:,}")
@@ -93,6 +95,8 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         """Every call (macros included) checks the clock and the size of what it returns."""
         limits.current().tick()
+        if getattr(__obj, "__name__", "") == "replace" and args[:2]:
+            limits.check_replace(getattr(__obj, "__self__", None), *args[:2])
         return limits.check_size(super().call(__context, __obj, *args, **kwargs), "a call result")
 
 
@@ -144,7 +148,7 @@ def render_text(
     try:
         return _stream(_compile(source, html, extra_dir), context).strip()
     except limits.RenderLimit as exc:
-        raise TemplateProblem(str(exc), where=where, fix=limits.FIX) from None
+        raise TemplateProblem(str(exc), where=where, fix=exc.fix) from None
     except SecurityError as exc:
         raise TemplateProblem(f"{where}: unsafe construct refused by the sandbox: {exc}") from None
     except TemplateError as exc:
