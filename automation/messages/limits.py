@@ -15,6 +15,7 @@ Exceeding a limit raises :class:`RenderLimit`; the renderer turns it into a Temp
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -27,6 +28,8 @@ MAX_ITERATIONS = 10_000
 MAX_SECONDS = 2.0
 MAX_OUTPUT = 256 * 1024
 MAX_POWER_BITS = 4096
+_PERCENT_WIDTH = re.compile(r"%[-+ #0]*(\d+)")
+_BRACE_WIDTH = re.compile(r"\{[^{}:]*:[^{}\d]*(\d+)[^{}]*\}")
 SMALLER_TEXT = f"produce less text (at most {MAX_OUTPUT // 1024} KiB per value and output)"
 
 
@@ -121,14 +124,31 @@ def check_replace(text: Any, old: Any, new: Any) -> None:
             raise RenderLimit(f"replace() giving {size:,} characters > {MAX_OUTPUT:,}")
 
 
+def check_width(name: str, args: Iterable[Any]) -> None:
+    """Refuse a width argument (``center(10**9)``) over MAX_OUTPUT."""
+    for arg in args:
+        if isinstance(arg, int) and arg > MAX_OUTPUT:
+            raise RenderLimit(f"{name}({arg}) is over {MAX_OUTPUT:,}")
+
+
+def check_format(fmt: Any) -> None:
+    """Refuse a format string with a width over MAX_OUTPUT (``%999999999d``, ``{:>99999999}``)."""
+    if isinstance(fmt, str):
+        widths = [*_PERCENT_WIDTH.findall(fmt), *_BRACE_WIDTH.findall(fmt)]
+        if any(int(width) > MAX_OUTPUT for width in widths):
+            raise RenderLimit(f"a format width over {MAX_OUTPUT:,}")
+
+
 def _length(value: Any) -> int | None:
     return len(value) if isinstance(value, str | bytes | list | tuple) else None
 
 
 def check_binop(operator: str, left: Any, right: Any) -> None:
-    """Refuse ``*``, ``+`` and ``**`` whose result would be over the limits, before computing."""
+    """Refuse ``*``, ``+``, ``**`` and ``%`` whose result would be over the limits, beforehand."""
     current().tick()
-    if operator == "*":
+    if operator == "%":
+        check_format(left)
+    elif operator == "*":
         for seq, times in ((left, right), (right, left)):
             size = _length(seq)
             if size is not None and isinstance(times, int) and size * times > MAX_OUTPUT:

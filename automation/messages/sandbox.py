@@ -33,7 +33,11 @@ from automation.messages.filters import FILTERS
 from automation.messages.lookup import PACKAGE_TEMPLATES
 
 #: Built-in filters whose numeric argument or result can be made huge.
-_SIZED_FILTERS = ("center", "indent", "wordwrap", "truncate", "format", "join", "replace")
+_SIZED_FILTERS = ("center", "indent", "wordwrap", "format", "join", "replace")
+#: Of those, the ones whose second argument is a width.
+_WIDTH_FILTERS = ("center", "indent", "wordwrap")
+#: ``str`` methods whose integer argument is a width.
+_WIDTH_METHODS = ("center", "ljust", "rjust", "zfill", "expandtabs")
 
 
 @pass_context
@@ -52,9 +56,10 @@ def _sized(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         limits.current().tick()
         if name == "replace":
             limits.check_replace(*args[1:4])
-        for arg in (*args[1:], *kwargs.values()):
-            if isinstance(arg, int) and arg > limits.MAX_OUTPUT:
-                raise limits.RenderLimit(f"|{name}({arg}) is over {limits.MAX_OUTPUT:,}")
+        elif name == "format":
+            limits.check_format(args[0])
+        elif name in _WIDTH_FILTERS:
+            limits.check_width(name, (*args[1:], *kwargs.values()))
         return limits.check_size(func(*args, **kwargs), f"|{name}")
 
     return checked
@@ -63,7 +68,7 @@ def _sized(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 class LimitedSandbox(ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox plus loop, range, size and time limits."""
 
-    intercepted_binops = frozenset({"*", "+", "**"})
+    intercepted_binops = frozenset({"*", "+", "**", "%"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -88,15 +93,22 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         return tree
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        """``*``, ``+``, ``**`` with their result size checked first."""
+        """``*``, ``+``, ``**``, ``%`` with their result size checked first."""
         limits.check_binop(operator, left, right)
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         """Every call (macros included) checks the clock and the size of what it returns."""
         limits.current().tick()
-        if getattr(__obj, "__name__", "") == "replace" and args[:2]:
-            limits.check_replace(getattr(__obj, "__self__", None), *args[:2])
+        method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
+        name, owner = getattr(method, "__name__", ""), getattr(method, "__self__", None)
+        if isinstance(owner, str):
+            if name == "replace" and len(args) >= 2:
+                limits.check_replace(owner, *args[:2])
+            elif name in ("format", "format_map"):
+                limits.check_format(owner)
+            elif name in _WIDTH_METHODS:
+                limits.check_width(name, (*args, *kwargs.values()))
         return limits.check_size(super().call(__context, __obj, *args, **kwargs), "a call result")
 
 

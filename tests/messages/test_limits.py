@@ -44,7 +44,7 @@ HOSTILE = {
         "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
         "a joined text of 524,288",
     ),
-    "center": ("{{ 'a' | center(1000000000) }}", "|center(1000000000) is over 262,144"),
+    "center": ("{{ 'a' | center(1000000000) }}", "center(1000000000) is over 262,144"),
     "replace": (
         "{% set s = 'a' * 200000 %}{{ s.replace('a', s) }}",
         "replace() giving 40,000,000,000 characters",
@@ -54,6 +54,10 @@ HOSTILE = {
         "output over 262,144 characters",
     ),
     "division": ("{{ 1 // 0 }}", "ZeroDivisionError"),
+    "format_filter": ("{{ '%999999999d' | format(1) }}", "a format width over 262,144"),
+    "format_method": ("{{ '{:>999999999}'.format(1) }}", "a format width over 262,144"),
+    "percent": ("{{ '%0999999999d' % 1 }}", "a format width over 262,144"),
+    "ljust": ("{{ 'a'.ljust(1000000000) }}", "ljust(1000000000) is over 262,144"),
 }
 
 
@@ -67,7 +71,9 @@ def hostile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setting
         (root / "h" / f"{name}.yaml").write_text(f'sms:\n  text: "{text}"\n', "utf-8")
     (root / "h" / "fine.yaml").write_text(
         "sms:\n  text: \"{% for i in order['items'] %}{{ loop.index }}.{{ i.sku }} {% endfor %}"
-        "{{ 'ab' ~ 'c' }} {{ 2 ** 10 }} {{ 'x' * 3 }} {{ range(3) | list }}\"\n",
+        "{{ 'ab' ~ 'c' }} {{ 2 ** 10 }} {{ 'x' * 3 }} {{ range(3) | list }} "
+        "{{ '%d' | format(order.total) }} {{ order.total | replace('0', 'o') }} "
+        "{{ '{:>3}'.format('a') }} {{ 7 % 3 }} {{ '%05d' % 42 }} {{ 'b' | center(3) }}\"\n",
         "utf-8",
     )
     monkeypatch.setenv("TEMPLATES_DIR", str(root))
@@ -92,7 +98,7 @@ def test_hostile_template_is_refused_quickly_with_a_fix(hostile: Settings, name:
 
 def test_ordinary_template_still_renders(hostile: Settings) -> None:
     out = render("h/fine", "sms", sample_context(hostile), settings=hostile)
-    assert out.text == "1.AT-001 2.QJ-014 abc 1024 xxx [0, 1, 2]"
+    assert out.text == ("1.AT-001 2.QJ-014 abc 1024 xxx [0, 1, 2] 1250000 125oooo   a 1 00042  b")
 
 
 def test_template_problem_is_a_definition_error() -> None:

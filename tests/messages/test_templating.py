@@ -25,9 +25,9 @@ def tsettings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setti
     files = {
         "x/money.yaml": (
             'sms:\n  text: "Don {{ order.order_number }}: {{ order.total | vnd }}, '
-            "giao {{ order.created_at | vn_date }}\"\n"
-            "locales:\n  en:\n    sms:\n      text: \"Order {{ order.order_number }}: "
-            '{{ now | vn_date(\'EEEE d MMMM\') }}"\n'
+            'giao {{ order.created_at | vn_date }}"\n'
+            'locales:\n  en:\n    sms:\n      text: "Order {{ order.order_number }}: '
+            "{{ now | vn_date('EEEE d MMMM') }}\"\n"
         ),
         "x/missing.yaml": 'sms:\n  text: "Hi {{ contact.nickname }}"\n',
         "x/unsafe.yaml": "sms:\n  text: \"{{ ''.__class__.__mro__[1].__subclasses__() }}\"\n",
@@ -38,8 +38,8 @@ def tsettings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setti
             '    customer_name: "{{ contact.full_name }} {{ contact.full_name }}"\n'
         ),
         "x/mail.yaml": (
-            'email:\n  subject: "Chào {{ contact.first_name | first_name_or(\'bạn\') }}"\n'
-            "  html: \"<p>Xin chào {{ contact.attributes.city }} &amp; "
+            "email:\n  subject: \"Chào {{ contact.first_name | first_name_or('bạn') }}\"\n"
+            '  html: "<p>Xin chào {{ contact.attributes.city }} &amp; '
             '<a href=\\"https://shop.vn/a?x=1&amp;y=2\\">mua</a></p>"\n'
         ),
         "x/xss.yaml": 'email:\n  subject: "s"\n  html: "<p>{{ contact.first_name }}</p>"\n',
