@@ -15,12 +15,9 @@ app = typer.Typer()
 
 def zns_example_warnings(settings: Settings) -> list[str]:
     """ZNS templates still sending the shipped example id (not overridden in configuration)."""
-    from automation.messages.templating import (
-        TemplateProblem,
-        effective_zns_id,
-        list_templates,
-        load_template,
-    )
+    from automation.messages.errors import TemplateProblem
+    from automation.messages.lookup import list_templates, load_template
+    from automation.messages.zns import effective_zns_id
 
     warnings = []
     for name in list_templates(settings):

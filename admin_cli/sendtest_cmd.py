@@ -16,7 +16,8 @@ from admin_cli.output import JSON, console, load_settings, print_json
 from admin_cli.template_context import template_context
 from automation.core.errors import DefinitionError, InputError
 from automation.core.vocabulary import CHANNELS
-from automation.messages.templating import TemplateProblem, render
+from automation.messages.errors import TemplateProblem
+from automation.messages.render import render
 
 app = typer.Typer()
 
@@ -36,7 +37,7 @@ def send_test(
     from automation.contacts.identity import AddressError, normalize_email, normalize_phone
     from automation.delivery.channels import build_adapter
     from automation.delivery.context import ADDRESS_FIELD
-    from automation.messages.templating import effective_zns_id
+    from automation.messages.zns import effective_zns_id
     from channels.base import OutboundMessage
     from channels.errors import ChannelError
 

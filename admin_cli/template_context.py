@@ -12,8 +12,7 @@ def template_context(settings: Settings, contact: str | None = None) -> dict[str
     """The sample context; with ``contact`` (any reference), that contact's fields instead."""
     from automation.core.db import session_scope
     from automation.delivery.context import contact_view
-    from automation.messages.templating import sample_context
-
+    from automation.messages.samples import sample_context
     ctx = sample_context(settings)
     if contact is None:
         return ctx

@@ -12,13 +12,10 @@ from admin_cli.output import JSON, console, fail, load_settings, print_json
 from admin_cli.template_context import template_context
 from automation.core.errors import DefinitionError, InputError
 from automation.core.vocabulary import CHANNELS, MARKETING
-from automation.messages.templating import (
-    TemplateProblem,
-    list_templates,
-    load_template,
-    render,
-    validate_template,
-)
+from automation.messages.errors import TemplateProblem
+from automation.messages.lookup import list_templates, load_template
+from automation.messages.render import render
+from automation.messages.validate import validate_template
 
 app = typer.Typer(name="templates", help="Message templates: preview and validate.")
 

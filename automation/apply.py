@@ -221,7 +221,9 @@ def send_steps(definition: SequenceDefinition) -> list[tuple[str, SendStep]]:
 
 def template_problems(definition: SequenceDefinition, file: str) -> list[str]:
     """Problems with the templates a sequence sends, on every channel it may use."""
-    from automation.messages.templating import TemplateProblem, load_template, validate_template
+    from automation.messages.errors import TemplateProblem
+    from automation.messages.lookup import load_template
+    from automation.messages.validate import validate_template
 
     problems: list[str] = []
     checked: set[str] = set()

@@ -8,8 +8,8 @@ accepted as another. A click token never carries the target URL: the target is
 looked up in ``Message.links`` (``{"0": "https://...", ...}``), so the redirect
 can only go where that message's template pointed (no open redirect).
 
-Used by the templating link rewriter (build) and by automation/ingest/tracking.py
-(verify + resolve).
+Used by the link rewriter automation/messages/rewrite.py (build) and by
+automation/ingest/tracking.py (verify + resolve).
 """
 
 from __future__ import annotations

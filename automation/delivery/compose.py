@@ -16,15 +16,14 @@ from automation.core.config import Settings
 from automation.core.models import Contact, Message
 from automation.core.vocabulary import MARKETING
 from automation.delivery.context import messenger_window_open
-from automation.delivery.policy import decorate_email, decorate_sms, profile_from_settings
+from automation.delivery.policy import profile_from_settings
 from automation.delivery.providers import callback_url
-from automation.messages.templating import (
-    Rendered,
-    TemplateProblem,
-    effective_zns_id,
-    links_mapping,
-    render,
-)
+from automation.messages.compliance import decorate_email, decorate_sms
+from automation.messages.errors import TemplateProblem
+from automation.messages.render import render
+from automation.messages.rendered import Rendered
+from automation.messages.rewrite import links_mapping
+from automation.messages.zns import effective_zns_id
 from channels.base import OutboundMessage
 from channels.segments import count_segments
 

@@ -24,7 +24,8 @@ from automation.core.eventlog import record_event
 from automation.core.models import Contact, Event, Message
 from automation.core.vocabulary import Status
 from automation.delivery.context import address_for
-from automation.messages.templating import TemplateProblem, section
+from automation.messages.errors import TemplateProblem
+from automation.messages.lookup import section
 from channels.base import SendResult
 from channels.errors import ChannelError, PermanentError
 

@@ -18,7 +18,8 @@ Profiles (COMPLIANCE_PROFILE):
   advertising SMS only 07:00-22:00 in the contact's timezone;
   at most 3 advertising SMS and 3 advertising e-mails per contact per 24 h;
   ``[QC]`` (AD_LABEL) first in the SMS text and e-mail subject; an opt-out instruction
-  last (SMS_OPTOUT_TEXT for SMS, an unsubscribe footer for e-mail).
+  last (SMS_OPTOUT_TEXT for SMS, an unsubscribe footer for e-mail): applied by
+  automation.messages.compliance.
 ``none``: marketing needs "not denied" consent; no caps, windows or labels.
 
 FREQUENCY_CAPS and SEND_WINDOWS (JSON, per consent channel) override either profile.
@@ -31,8 +32,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from html import escape
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, or_, select
@@ -252,69 +251,3 @@ def _decide(
         return Decision("defer", f"frequency cap {cap}/24h reached for {cchan}", later)
     return Decision("send")
 
-
-# --------------------------------------------------------------------------- decorations
-
-EMAIL_FOOTER = {
-    "vi": ("Bạn nhận được email này vì đã đồng ý nhận tin từ {shop}. Hủy đăng ký: {url}"),
-    "en": "You receive this e-mail because you agreed to hear from {shop}. Unsubscribe: {url}",
-}
-EMAIL_FOOTER_HTML = {
-    "vi": (
-        '<p style="font-size:12px;color:#777">Bạn nhận được email này vì đã đồng ý nhận tin '
-        'từ {shop}. <a href="{url}">Hủy đăng ký</a></p>'
-    ),
-    "en": (
-        '<p style="font-size:12px;color:#777">You receive this e-mail because you agreed to '
-        'hear from {shop}. <a href="{url}">Unsubscribe</a></p>'
-    ),
-}
-
-
-def label(text: str, ad_label: str | None) -> str:
-    """``[QC] text`` unless the text already starts with the label."""
-    if not ad_label or text.lstrip().startswith(ad_label):
-        return text
-    return f"{ad_label} {text.lstrip()}"
-
-
-def decorate_sms(text: str, unsubscribe: str, settings: Settings | None = None) -> str:
-    """Advertising SMS: label first, opt-out instruction last (Decree 91 profile)."""
-    settings = settings or get_settings()
-    profile = profile_from_settings(settings)
-    out = label(text, profile.ad_label)
-    if profile.sms_optout:
-        optout = profile.sms_optout.format(
-            unsubscribe_url=unsubscribe, shop=settings.shop_name, brandname=settings.esms_brandname
-        )
-        if not out.rstrip().endswith(optout):
-            out = f"{out.rstrip()} {optout}"
-    return out
-
-
-def decorate_email(
-    subject: str,
-    html: str | None,
-    text: str,
-    unsubscribe: str,
-    locale: str,
-    settings: Settings | None = None,
-) -> tuple[str, str | None, str]:
-    """Advertising e-mail: label first in the subject, unsubscribe footer last (if missing)."""
-    settings = settings or get_settings()
-    profile = profile_from_settings(settings)
-    subject = label(subject, profile.ad_label)
-    if profile.email_footer:
-        lang = "en" if locale == "en" else "vi"
-        values: dict[str, Any] = {"shop": escape(settings.shop_name), "url": escape(unsubscribe)}
-        if html is not None and unsubscribe not in html:
-            footer = EMAIL_FOOTER_HTML[lang].format(**values)
-            html = (
-                html.replace("</body>", footer + "</body>")
-                if "</body>" in html
-                else (html + "\n" + footer)
-            )
-        if unsubscribe not in text:
-            plain = EMAIL_FOOTER[lang].format(shop=settings.shop_name, url=unsubscribe)
-            text = text.rstrip() + "\n\n-- \n" + plain
-    return subject, html, text

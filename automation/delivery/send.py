@@ -40,7 +40,7 @@ from automation.delivery.context import address_for, build_context, context_even
 from automation.delivery.outcome import BatchResult, apply, permanent, skip, store_sent
 from automation.delivery.policy import Candidate, evaluate
 from automation.delivery.ratelimit import limiter_for
-from automation.messages.templating import TemplateProblem
+from automation.messages.errors import TemplateProblem
 from channels.base import Channel, OutboundMessage, SendResult
 from channels.errors import ChannelError, PermanentError
 from channels.errors import TransientError as ChannelTransientError

@@ -10,15 +10,13 @@ import pytest
 
 from automation import links
 from automation.core.config import Settings, get_settings
-from automation.messages.templating import (
-    TemplateProblem,
-    html_to_text,
-    list_templates,
-    render,
-    sample_context,
-    validate_template,
-    vnd,
-)
+from automation.messages.errors import TemplateProblem
+from automation.messages.filters import vnd
+from automation.messages.html_text import html_to_text
+from automation.messages.lookup import list_templates
+from automation.messages.render import render
+from automation.messages.samples import sample_context
+from automation.messages.validate import validate_template
 
 
 @pytest.fixture
@@ -27,9 +25,9 @@ def tsettings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setti
     files = {
         "x/money.yaml": (
             'sms:\n  text: "Don {{ order.order_number }}: {{ order.total | vnd }}, '
-            "giao {{ order.created_at | vn_date }}\"\n"
-            "locales:\n  en:\n    sms:\n      text: \"Order {{ order.order_number }}: "
-            '{{ now | vn_date(\'EEEE d MMMM\') }}"\n'
+            'giao {{ order.created_at | vn_date }}"\n'
+            'locales:\n  en:\n    sms:\n      text: "Order {{ order.order_number }}: '
+            "{{ now | vn_date('EEEE d MMMM') }}\"\n"
         ),
         "x/missing.yaml": 'sms:\n  text: "Hi {{ contact.nickname }}"\n',
         "x/unsafe.yaml": "sms:\n  text: \"{{ ''.__class__.__mro__[1].__subclasses__() }}\"\n",
@@ -40,8 +38,8 @@ def tsettings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setti
             '    customer_name: "{{ contact.full_name }} {{ contact.full_name }}"\n'
         ),
         "x/mail.yaml": (
-            'email:\n  subject: "Chào {{ contact.first_name | first_name_or(\'bạn\') }}"\n'
-            "  html: \"<p>Xin chào {{ contact.attributes.city }} &amp; "
+            "email:\n  subject: \"Chào {{ contact.first_name | first_name_or('bạn') }}\"\n"
+            '  html: "<p>Xin chào {{ contact.attributes.city }} &amp; '
             '<a href=\\"https://shop.vn/a?x=1&amp;y=2\\">mua</a></p>"\n'
         ),
         "x/xss.yaml": 'email:\n  subject: "s"\n  html: "<p>{{ contact.first_name }}</p>"\n',
