@@ -17,7 +17,7 @@ from automation.core.models import Contact, Message
 from automation.core.vocabulary import MARKETING
 from automation.delivery.context import messenger_window_open
 from automation.delivery.policy import profile_from_settings
-from automation.delivery.providers import callback_url
+from automation.delivery.providers import callback_url, sender_name
 from automation.messages.compliance import decorate_email, decorate_sms
 from automation.messages.errors import TemplateProblem
 from automation.messages.render import render
@@ -53,7 +53,9 @@ def _email(d: Draft) -> None:
 
 def _sms(d: Draft) -> None:
     if d.marketing:
-        d.rendered.text = decorate_sms(d.rendered.text, d.unsubscribe, d.settings)
+        d.rendered.text = decorate_sms(
+            d.rendered.text, d.unsubscribe, d.settings, sender_name("sms", d.settings)
+        )
     d.segments = count_segments(d.rendered.text).segments
     if d.segments > d.settings.sms_max_segments:
         raise TemplateProblem(

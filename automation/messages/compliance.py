@@ -36,14 +36,21 @@ def label(text: str, ad_label: str | None) -> str:
     return f"{ad_label} {text.lstrip()}"
 
 
-def decorate_sms(text: str, unsubscribe: str, settings: Settings | None = None) -> str:
-    """Advertising SMS: label first, opt-out instruction last (Decree 91 profile)."""
+def decorate_sms(
+    text: str, unsubscribe: str, settings: Settings | None = None, brandname: str | None = None
+) -> str:
+    """Advertising SMS: label first, opt-out instruction last (Decree 91 profile).
+
+    ``brandname`` is the sender name the SMS provider shows (default: the shop's name).
+    """
     settings = settings or get_settings()
     profile = profile_from_settings(settings)
     out = label(text, profile.ad_label)
     if profile.sms_optout:
         optout = profile.sms_optout.format(
-            unsubscribe_url=unsubscribe, shop=settings.shop_name, brandname=settings.esms_brandname
+            unsubscribe_url=unsubscribe,
+            shop=settings.shop_name,
+            brandname=brandname or settings.shop_name,
         )
         if not out.rstrip().endswith(optout):
             out = f"{out.rstrip()} {optout}"

@@ -92,8 +92,6 @@ def test_a_provider_is_named_only_in_its_unit_the_registry_and_config(name: str)
         f"automation/delivery/providers/{name}.py",
         "automation/delivery/providers/__init__.py",
         "automation/core/config.py",
-        # Decree 91 opt-out text ({brandname}); moving to automation/messages/compliance.py.
-        "automation/delivery/policy.py",
     }
     pattern = re.compile(name, re.IGNORECASE)
     naming = {

@@ -45,6 +45,12 @@ def callback_url(channel: str, message_id: int, settings: Settings) -> str | Non
     return sender.callback_url(message_id, settings) if sender.callback_url else None
 
 
+def sender_name(channel: str, settings: Settings) -> str:
+    """The name recipients see as the sender of ``channel`` (a brandname, else the shop)."""
+    sender = sender_for(channel, settings)
+    return sender.sender_name(settings) if sender.sender_name else settings.shop_name
+
+
 def provider_name(adapter: Channel) -> str:
     """The provider name recorded on messages for an adapter instance."""
     if isinstance(adapter, FileTransport):

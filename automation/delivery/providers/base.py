@@ -33,6 +33,7 @@ class Sender:
     build: Callable[[Settings], Channel]
     settings_prefixes: tuple[str, ...] = ()  # settings whose change rebuilds the adapter
     callback_url: Callable[[int, Settings], str] | None = None
+    sender_name: Callable[[Settings], str] | None = None  # named in opt-out texts
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ SENDERS = (
         build=_build,
         settings_prefixes=("sms", "esms"),
         callback_url=callback_url,
+        sender_name=lambda s: s.esms_brandname or s.shop_name,
     ),
 )
 ROUTES = (CallbackRoute(NAME, "GET", PATH + "/{message_id}/{token}", _handle),)
