@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -71,20 +71,6 @@ def _follow_ups(session: Session, event: Event) -> list[int]:
             .with_for_update(skip_locked=True)
         )
     )
-
-
-def unprocessed_event_ids(
-    session: Session, older_than_seconds: int, limit: int = 1000
-) -> list[int]:
-    """Events whose processing message was lost (Redis flush, crash) and must be re-sent."""
-    cutoff = now() - timedelta(seconds=older_than_seconds)
-    rows = session.scalars(
-        select(Event.id)
-        .where(Event.processed_at.is_(None), Event.received_at < cutoff)
-        .order_by(Event.id)
-        .limit(limit)
-    )
-    return list(rows)
 
 
 def process_pending_events(session: Session, at: datetime) -> int:

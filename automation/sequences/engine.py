@@ -13,7 +13,6 @@ one pass "as of" a later time completes everything due by then.
 from __future__ import annotations
 
 import hashlib
-import logging
 from datetime import datetime
 from typing import Any
 
@@ -42,8 +41,6 @@ from automation.sequences.schema import (
     filters_match,
 )
 from automation.sequences.store import load_version
-
-log = logging.getLogger(__name__)
 
 RUNNING = ("active", "waiting")
 MAX_STEPS = 1000
