@@ -6,8 +6,10 @@ One :class:`Budget` covers one rendering (one channel section of one template):
 * all ``{% for %}`` loops together run at most MAX_ITERATIONS times;
 * rendering stops after MAX_SECONDS (checked on every loop step, call and operator);
 * any one string, list or output is at most MAX_OUTPUT characters (``"a" * 10**7``,
-  ``~`` concatenation and ``+`` are checked before they allocate); powers like
-  ``2 ** 100000`` are refused above MAX_POWER_BITS.
+  ``~`` concatenation, ``+``, ``replace`` and format widths are checked before they
+  allocate); powers like ``2 ** 100000`` are refused above MAX_POWER_BITS;
+* all ``{{ ... }}`` values together, macro and block buffers included, are at most
+  MAX_EMITTED characters.
 
 Exceeding a limit raises :class:`RenderLimit`; the renderer turns it into a TemplateProblem.
 """
@@ -28,6 +30,7 @@ MAX_ITERATIONS = 10_000
 MAX_SECONDS = 2.0
 MAX_OUTPUT = 256 * 1024
 MAX_POWER_BITS = 4096
+MAX_EMITTED = 4 * MAX_OUTPUT
 _PERCENT_WIDTH = re.compile(r"%[-+ #0]*(\d+)")
 _BRACE_WIDTH = re.compile(r"\{[^{}:]*:[^{}\d]*(\d+)[^{}]*\}")
 SMALLER_TEXT = f"produce less text (at most {MAX_OUTPUT // 1024} KiB per value and output)"
@@ -47,6 +50,7 @@ class Budget:
 
     deadline: float = field(default_factory=lambda: time.monotonic() + MAX_SECONDS)
     iterations: int = 0
+    emitted: int = 0
 
     def tick(self) -> None:
         """Refuse once the time is up."""
@@ -88,6 +92,16 @@ def budget() -> Iterator[Budget]:
 def current() -> Budget:
     """The running budget (a fresh one outside :func:`budget`, e.g. in a bare render)."""
     return _CURRENT.get() or Budget()
+
+
+def emit(value: Any) -> Any:
+    """``value`` unchanged; counts the characters every ``{{ ... }}`` writes (Jinja finalize)."""
+    if isinstance(value, str):
+        spend = current()
+        spend.emitted += len(value)
+        if spend.emitted > MAX_EMITTED:
+            raise RenderLimit(f"template wrote over {MAX_EMITTED:,} characters")
+    return value
 
 
 def check_size(value: Any, what: str = "a value") -> Any:

@@ -122,6 +122,7 @@ def environment(extra_dir: str | None = None) -> LimitedSandbox:
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
+        finalize=limits.emit,
     )
 
 

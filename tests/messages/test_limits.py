@@ -53,6 +53,11 @@ HOSTILE = {
         "{% for i in range(5000) %}{{ 'x' * 100 }}{% endfor %}",
         "output over 262,144 characters",
     ),
+    "macro_buffer": (
+        "{% set s = 'a' * 200000 %}{% macro m() %}{% for i in range(9000) %}{{ s }}"
+        "{% endfor %}{% endmacro %}{{ m() | length }}",
+        "template wrote over 1,048,576 characters",
+    ),
     "division": ("{{ 1 // 0 }}", "ZeroDivisionError"),
     "format_filter": ("{{ '%999999999d' | format(1) }}", "a format width over 262,144"),
     "format_method": ("{{ '{:>999999999}'.format(1) }}", "a format width over 262,144"),
