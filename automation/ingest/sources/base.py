@@ -182,11 +182,12 @@ def minor_units(value: Any, currency: str, field: str) -> int:
         digits = get_currency_precision(currency.upper())
     except Exception:  # noqa: BLE001 - unknown code: assume two decimals
         digits = 2
-    scaled = amount.scaleb(digits)
-    if abs(scaled) > MAX_MINOR_UNITS:  # checked before quantize, which fails past 28 digits
+    # Compared before any arithmetic: scaling 1e999999999 overflows, quantize fails past
+    # 28 digits, and BIGINT columns end at 2^63 - 1 (then the worker would fail for ever).
+    if amount.copy_abs() > Decimal(MAX_MINOR_UNITS).scaleb(-digits):
         fix = f"amounts are at most {MAX_MINOR_UNITS:.0e} minor units"
         raise PayloadError(field, f"{str(value)[:40]} is out of range", fix)
-    return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int(amount.scaleb(digits).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def currency_code(value: Any, field: str, default: str = "VND") -> str:
