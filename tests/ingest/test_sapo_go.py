@@ -124,6 +124,16 @@ def test_duplicate_delivery_and_repeated_saves_store_one_event_per_status(
     assert [e.type for e in events_of(session)] == ["order.created", "order.paid"]
 
 
+def test_draft_orders_are_quotes_and_store_nothing_until_finalized(
+    client: TestClient, session: Session
+) -> None:
+    draft = post(client, variant(ORDER, status="draft"), "orders/create")
+    assert draft.status_code == 202 and draft.json()["ignored"] is True
+    assert set(counts(session).values()) == {0}
+    assert post(client, fixture_json(ORDER), "orders/update").status_code == 202  # finalized
+    assert [e.type for e in events_of(session)] == ["order.created"]
+
+
 def test_sapo_web_bodies_still_take_the_shopify_family_parser(
     client: TestClient, session: Session
 ) -> None:

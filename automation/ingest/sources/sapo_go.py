@@ -64,13 +64,21 @@ def parse(topic: str, payload: Any) -> list[CanonicalEvent]:
         return [customer_event(topic, data)]
     if topic not in ORDER_TOPICS:
         raise Ignored(f"unknown topic {topic}")
-    return [order_event(ORDER_TOPICS[topic] or order_type(data), data)]
+    type_ = ORDER_TOPICS[topic] or order_type(data)
+    if type_ is None:
+        raise Ignored("draft order (a quote): it becomes an order when finalized")
+    return [order_event(type_, data)]
 
 
-def order_type(data: dict[str, Any]) -> str:
-    """The canonical type an order's statuses amount to (the furthest step reached)."""
+def order_type(data: dict[str, Any]) -> str | None:
+    """The canonical type an order's statuses amount to (the furthest step reached).
+
+    None for a draft: Sapo GO drafts are quotes, confirmed (`finalized`) or dropped later.
+    """
     status = (text(data.get("status")) or "").lower()
     shipping = (text(data.get("fulfillment_status")) or "").lower()
+    if status == "draft":
+        return None
     if status == "cancelled":
         return ev.ORDER_CANCELLED
     if status == "completed" or shipping in DELIVERED:
