@@ -104,6 +104,16 @@ def test_long_names_are_cut_to_the_column_and_stored(
     assert contact.first_name is not None and len(contact.first_name) == 120
 
 
+def test_an_email_longer_than_its_column_is_dropped_not_stored(
+    client: TestClient, session: Session
+) -> None:
+    order = shop_order(email="a" * 330 + "@example.vn")
+    order["customer"]["email"] = order["email"]
+    assert post_shop(client, order, "orders/create").status_code == 202
+    contact = session.scalars(select(Contact)).one()
+    assert contact.email is None  # the customer id still identifies the buyer
+
+
 def test_amount_limit_and_precision() -> None:
     assert minor_units("1000000000000000", "VND", "total") == 10**15
     assert minor_units("199.995", "USD", "total") == 20000

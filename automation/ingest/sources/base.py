@@ -27,6 +27,7 @@ from automation.core.events import CanonicalEvent
 MAX_ID = 128  # orders.external_id, carts.external_id, contact_identities.external_id
 MAX_KEY = 200  # events.source_event_id: longer keys are hashed
 MAX_NAME = 120  # contacts.first_name / last_name
+MAX_EMAIL = 320  # contacts.email
 # Amounts in minor units: 10^15 (a million billion dong) is far beyond any real order and
 # keeps a contact's summed total_spent inside BIGINT (2^63 - 1) for 9,000 such orders.
 MAX_MINOR_UNITS = 10**15
@@ -215,13 +216,14 @@ def timestamp(value: Any, field: str, assume_utc: bool = True) -> datetime:
 
 
 def clean_email(value: Any) -> str | None:
-    """A normalised email, or None when absent or unusable (shop payloads are lenient)."""
+    """A normalised email, or None when absent, unusable or longer than its column."""
     if not isinstance(value, str):
         return None
     try:
-        return normalize_email(value)
+        email = normalize_email(value)
     except AddressError:
         return None
+    return email if email and len(email) <= MAX_EMAIL else None
 
 
 def clean_phone(value: Any, region: str | None = None) -> str | None:
