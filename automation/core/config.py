@@ -30,6 +30,9 @@ class Settings(BaseSettings):
 
     shopify_webhook_secret: str | None = None
     haravan_webhook_secret: str | None = None
+    haravan_verify_token: str | None = Field(
+        None, description="answer Haravan's GET ?hub.verify_token=... subscription check"
+    )
     sapo_webhook_secret: str | None = None
     woocommerce_webhook_secret: str | None = None
     events_webhook_secret: str | None = None

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from automation.ingest import callbacks, health, metrics, tracking, webhooks
+from automation.ingest import callbacks, haravan_verify, health, metrics, tracking, webhooks
 from automation.runtime import wiring
 
 
@@ -19,6 +19,7 @@ def create_app() -> FastAPI:
         description="Shop webhooks and native events in; health and Prometheus metrics.",
     )
     app.include_router(webhooks.router)
+    app.include_router(haravan_verify.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(callbacks.router)

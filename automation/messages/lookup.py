@@ -10,10 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from automation.core.config import Settings, get_settings
+from automation.core.errors import DefinitionError
 from automation.core.vocabulary import CHANNELS
+from automation.dsl.yamlload import load_yaml_file, plain
 from automation.messages.errors import TemplateProblem
 
 PACKAGE_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -53,12 +53,10 @@ def list_templates(settings: Settings | None = None) -> list[str]:
 
 @lru_cache(maxsize=512)
 def _load_file(path: str, mtime: float) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise TemplateProblem(f"{path}{line}: invalid YAML: {exc}") from None
+    try:  # the definition language's loader: size, alias and depth limits
+        data = plain(load_yaml_file(path))
+    except DefinitionError as exc:
+        raise TemplateProblem(str(exc)) from None
     if not isinstance(data, dict):
         raise TemplateProblem(f"{path}: expected a mapping with sections {', '.join(KINDS)}")
     unknown = set(data) - {*KINDS, "locales"}

@@ -137,3 +137,20 @@ def test_apply_refuses_a_sequence_whose_template_explodes(
     assert result.exit_code == 2, result.output
     assert "boom.yaml:5" in result.stderr and "range() of 100,000 numbers" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_template_yaml_alias_bomb_is_refused_by_the_shared_loader(hostile: Settings) -> None:
+    """Template files go through the definition language's loader and its alias limits."""
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    (Path(hostile.templates_dir or "") / "h" / "bomb.yaml").write_text(
+        bomb + "sms:\n  text: hi\n", "utf-8"
+    )
+    started = time.monotonic()
+    with pytest.raises(TemplateProblem) as info:
+        render("h/bomb", "sms", sample_context(hostile), settings=hostile)
+    assert time.monotonic() - started < 2
+    assert "bomb.yaml" in str(info.value) and "alias bomb" in str(info.value)
+    assert "\n" not in str(info.value)

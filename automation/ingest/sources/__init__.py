@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from automation.ingest.sources.base import PayloadError, Source
+from automation.ingest.sources.base import Delivery, PayloadError, Source
+from automation.ingest.sources.haravan import HARAVAN
 from automation.ingest.sources.native import NativeSource
-from automation.ingest.sources.shopify import HARAVAN, SAPO, SHOPIFY, ShopifyFamily
+from automation.ingest.sources.sapo import SAPO
+from automation.ingest.sources.shopify import SHOPIFY, ShopifyFamily
 from automation.ingest.sources.woocommerce import WooCommerceSource
 
 __all__ = [
     "HARAVAN",
     "SAPO",
     "SHOPIFY",
+    "Delivery",
     "NativeSource",
     "PayloadError",
     "ShopifyFamily",

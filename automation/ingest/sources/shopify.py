@@ -1,7 +1,12 @@
-"""Shopify, Haravan and Sapo: one payload family, different header names.
+"""Shopify, Haravan and Sapo Web: one payload family, different header names.
 
-Haravan and Sapo copied Shopify's webhook design (topics, resource JSON, base64 HMAC of
-the raw body), so one parser serves all three; the subclasses only name their headers.
+Haravan and Sapo Web (the former Bizweb) copied Shopify's webhook design (topics,
+resource JSON, base64 HMAC of the raw body), so one parser serves all three; the
+subclasses name their headers (Haravan in haravan.py, Sapo in sapo.py).
+
+Shopify's dedupe key is X-Shopify-Event-Id (the same on every duplicate delivery of an
+event), else X-Shopify-Webhook-Id; the newer Events deliveries send the same headers
+without the `X-` prefix (Shopify-Hmac-Sha256, Shopify-Topic, Shopify-Webhook-Id, ...).
 """
 
 from __future__ import annotations
@@ -11,7 +16,10 @@ from typing import Any, ClassVar
 from automation.core import events as ev
 from automation.core.events import CanonicalEvent, ContactData
 from automation.ingest.sources.base import (
+    MAX_ID,
+    MAX_MINOR_UNITS,
     Ignored,
+    PayloadError,
     Source,
     clean_email,
     clean_phone,
@@ -20,6 +28,8 @@ from automation.ingest.sources.base import (
     line_items,
     minor_units,
     obj,
+    optional_ident,
+    person_name,
     require,
     text,
     timestamp,
@@ -74,13 +84,13 @@ class ShopifyFamily(Source):
         )
         properties: dict[str, Any] = {
             "order_id": order_id,
-            "order_number": text(data.get("name")) or text(data.get("order_number")),
+            "order_number": text(data.get("name") or data.get("order_number"), MAX_ID),
             "total": minor_units(data.get(total_key), currency, total_key),
             "currency": currency,
             "status": text(data.get("financial_status")),
             "fulfillment_status": text(data.get("fulfillment_status")),
             "items": line_items(data.get("line_items"), currency),
-            "checkout_token": text(data.get("checkout_token")),
+            "checkout_token": text(data.get("checkout_token"), MAX_ID),
             "placed_at": timestamp(data.get("created_at"), "created_at").isoformat(),
         }
         if type_ == ev.ORDER_CANCELLED:
@@ -96,11 +106,13 @@ class ShopifyFamily(Source):
         )
 
     def _checkout(self, topic: str, type_: str, data: dict[str, Any]) -> CanonicalEvent:
-        token = text(data.get("token")) or ident(require(data, "id", "token"), "id")
+        token = ident(data["token"], "token") if text(data.get("token")) else ident(
+            require(data, "id", "token"), "id"
+        )
         currency = currency_code(data.get("currency"), "currency")
         properties = {
             "cart_id": token,
-            "checkout_id": text(data.get("id")),
+            "checkout_id": text(data.get("id"), MAX_ID),
             "total": minor_units(data.get("total_price"), currency, "total_price"),
             "currency": currency,
             "items": line_items(data.get("line_items"), currency),
@@ -172,36 +184,25 @@ class ShopifyFamily(Source):
 
 
 class ShopifySource(ShopifyFamily):
-    """Shopify: X-Shopify-* headers; X-Shopify-Webhook-Id is stable across redeliveries."""
+    """Shopify: X-Shopify-* headers, or the same names without `X-` (Events deliveries)."""
 
     name: ClassVar[str] = "shopify"
     secret_setting: ClassVar[str] = "SHOPIFY_WEBHOOK_SECRET"
     signature_header: ClassVar[str] = "X-Shopify-Hmac-Sha256"
     topic_header: ClassVar[str | None] = "X-Shopify-Topic"
     delivery_header: ClassVar[str | None] = "X-Shopify-Webhook-Id"
-
-
-class HaravanSource(ShopifyFamily):
-    """Haravan: X-Haravan-Topic / X-Haravan-Hmacsha256; no documented delivery id."""
-
-    name: ClassVar[str] = "haravan"
-    secret_setting: ClassVar[str] = "HARAVAN_WEBHOOK_SECRET"
-    signature_header: ClassVar[str] = "X-Haravan-Hmacsha256"
-    topic_header: ClassVar[str | None] = "X-Haravan-Topic"
-
-
-class SapoSource(ShopifyFamily):
-    """Sapo: X-Sapo-Topic / X-Sapo-Hmac-Sha256; no documented delivery id."""
-
-    name: ClassVar[str] = "sapo"
-    secret_setting: ClassVar[str] = "SAPO_WEBHOOK_SECRET"
-    signature_header: ClassVar[str] = "X-Sapo-Hmac-Sha256"
-    topic_header: ClassVar[str | None] = "X-Sapo-Topic"
+    signature_headers: ClassVar[tuple[str, ...]] = ("X-Shopify-Hmac-Sha256", "Shopify-Hmac-Sha256")
+    topic_headers: ClassVar[tuple[str, ...]] = ("X-Shopify-Topic", "Shopify-Topic")
+    key_headers: ClassVar[tuple[str, ...]] = (
+        "X-Shopify-Event-Id",
+        "Shopify-Event-Id",
+        "X-Shopify-Webhook-Id",
+        "Shopify-Webhook-Id",
+    )
+    shop_headers: ClassVar[tuple[str, ...]] = ("X-Shopify-Shop-Domain", "Shopify-Shop-Domain")
 
 
 SHOPIFY = ShopifySource()
-HARAVAN = HaravanSource()
-SAPO = SapoSource()
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -246,6 +247,8 @@ def refund_amount(data: dict[str, Any]) -> tuple[int, str]:
             line = obj(raw, f"refund_line_items[{index}]")
             where = f"refund_line_items[{index}].subtotal"
             total += minor_units(line.get("subtotal"), currency, where)
+    if total > MAX_MINOR_UNITS:
+        raise PayloadError("transactions", "refund total is out of range")
     return total, currency
 
 
@@ -263,19 +266,20 @@ def consents(data: dict[str, Any]) -> dict[tuple[str, str], bool]:
     return result
 
 
-def customer_contact(customer: dict[str, Any]) -> ContactData:
+def customer_contact(customer: dict[str, Any], where: str = "") -> ContactData:
     """ContactData from a customer object (its own id, addresses and consents)."""
     address = customer.get("default_address")
     address = address if isinstance(address, dict) else {}
     region = text(address.get("country_code"))
     phone = clean_phone(customer.get("phone"), region) or clean_phone(address.get("phone"), region)
+    locale = text(customer.get("locale"))
     return ContactData(
-        external_id=text(customer.get("id")),
+        external_id=optional_ident(customer.get("id"), f"{where}id"),
         email=clean_email(customer.get("email")),
         phone=phone,
-        first_name=text(customer.get("first_name")),
-        last_name=text(customer.get("last_name")),
-        locale=text(customer.get("locale")),
+        first_name=person_name(customer.get("first_name")),
+        last_name=person_name(customer.get("last_name")),
+        locale=locale if locale and len(locale) <= 16 else None,
         consents=consents(customer),
     )
 
@@ -283,7 +287,9 @@ def customer_contact(customer: dict[str, Any]) -> ContactData:
 def buyer(data: dict[str, Any]) -> ContactData:
     """The person behind an order or checkout: its customer, else the order's own fields."""
     customer = data.get("customer")
-    contact = customer_contact(customer) if isinstance(customer, dict) else ContactData()
+    contact = ContactData()
+    if isinstance(customer, dict):
+        contact = customer_contact(customer, "customer.")
     billing = data.get("billing_address")
     billing = billing if isinstance(billing, dict) else {}
     region = text(billing.get("country_code"))
@@ -293,7 +299,7 @@ def buyer(data: dict[str, Any]) -> ContactData:
         or clean_phone(data.get("phone"), region)
         or clean_phone(billing.get("phone"), region)
     )
-    contact.first_name = contact.first_name or text(billing.get("first_name"))
-    contact.last_name = contact.last_name or text(billing.get("last_name"))
+    contact.first_name = contact.first_name or person_name(billing.get("first_name"))
+    contact.last_name = contact.last_name or person_name(billing.get("last_name"))
     contact.consents = {**consents(data), **contact.consents}
     return contact

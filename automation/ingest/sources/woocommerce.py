@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from automation.core import events as ev
 from automation.core.events import CanonicalEvent, ContactData
 from automation.ingest.sources.base import (
+    MAX_ID,
     Ignored,
     Source,
     clean_email,
@@ -21,6 +22,8 @@ from automation.ingest.sources.base import (
     line_items,
     minor_units,
     obj,
+    optional_ident,
+    person_name,
     require,
     text,
     timestamp,
@@ -78,7 +81,7 @@ def order_event(order_id: str, type_: str, data: dict[str, Any]) -> CanonicalEve
             total -= abs(minor_units(refund.get("total"), currency, f"refunds[{index}].total"))
     properties: dict[str, Any] = {
         "order_id": order_id,
-        "order_number": text(data.get("number")) or order_id,
+        "order_number": text(data.get("number"), MAX_ID) or order_id,
         "currency": currency,
         "status": text(data.get("status")),
         "items": line_items(data.get("line_items"), currency),
@@ -105,8 +108,8 @@ def customer_event(topic: str, data: dict[str, Any]) -> CanonicalEvent:
         external_id=customer_id,
         email=clean_email(data.get("email")) or clean_email(billing.get("email")),
         phone=clean_phone(billing.get("phone"), text(billing.get("country"))),
-        first_name=text(data.get("first_name")) or text(billing.get("first_name")),
-        last_name=text(data.get("last_name")) or text(billing.get("last_name")),
+        first_name=person_name(data.get("first_name")) or person_name(billing.get("first_name")),
+        last_name=person_name(data.get("last_name")) or person_name(billing.get("last_name")),
     )
     modified = text(data.get("date_modified_gmt")) or text(data.get("date_modified")) or ""
     return CanonicalEvent(
@@ -122,13 +125,12 @@ def order_contact(data: dict[str, Any]) -> ContactData:
     """The buyer from the billing block; customer_id 0 means a guest (no external id)."""
     billing = data.get("billing")
     billing = billing if isinstance(billing, dict) else {}
-    customer_id = data.get("customer_id")
     return ContactData(
-        external_id=str(customer_id) if customer_id not in (None, 0, "0", "") else None,
+        external_id=optional_ident(data.get("customer_id"), "customer_id"),
         email=clean_email(billing.get("email")),
         phone=clean_phone(billing.get("phone"), text(billing.get("country"))),
-        first_name=text(billing.get("first_name")),
-        last_name=text(billing.get("last_name")),
+        first_name=person_name(billing.get("first_name")),
+        last_name=person_name(billing.get("last_name")),
     )
 
 
