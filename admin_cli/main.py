@@ -13,6 +13,7 @@ from admin_cli import (
     doctor_cmd,
     enrollments_cmd,
     events_cmd,
+    report_cmd,
     runtime_cmd,
     segments_cmd,
     sendtest_cmd,
@@ -42,6 +43,7 @@ app.add_typer(templates_cmd.app, name="templates")
 app.add_typer(dlq_cmd.app, name="dlq")
 doctor_cmd.register(app)
 sendtest_cmd.register(app)
+report_cmd.register(app)
 
 
 def main() -> None:

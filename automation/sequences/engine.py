@@ -263,6 +263,8 @@ class _Run:
         return None
 
     def send(self, position: str, step: SendStep) -> None:
+        if self.context.get("holdout"):
+            return  # a held-out enrollment walks its steps but sends nothing
         message_id = insert_message(
             self.session,
             {

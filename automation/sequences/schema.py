@@ -14,6 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from automation.analytics.definition import KEYS as ANALYTICS_KEYS
+from automation.analytics.definition import Analytics, parse_analytics
 from automation.core.events import ALL_TYPES
 from automation.dsl.durations import DurationError, parse_duration
 from automation.sequences import cursor as cur
@@ -48,6 +50,7 @@ TOP_KEYS = (
     "reentry",
     "exit_on",
     "steps",
+    *ANALYTICS_KEYS,
 )
 ACTIONS = ("wait", "wait_until", "send", "if", "split", "update", "exit")
 EXTRA_KEYS: dict[str, tuple[str, ...]] = {
@@ -327,6 +330,7 @@ class SequenceDefinition:
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     file: str = field(default="<definition>", compare=False)
     step_ids: dict[str, str] = field(default_factory=dict, compare=False)
+    analytics: Analytics = field(default=Analytics(), compare=False)
 
     @property
     def definition_hash(self) -> str:
@@ -940,6 +944,7 @@ def parse_sequence(data: Any, file: str = "<definition>") -> SequenceDefinition:
         raw=plain(top),
         file=file,
         step_ids={k: v[0] for k, v in ctx.ids.items()},
+        analytics=parse_analytics(top, str(purpose), ctx.error, lambda v, n: _filters(ctx, v, n)),
     )
 
 
