@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, false, func, select
+from sqlalchemy import and_, case, false, func, select
 from sqlalchemy.orm import Session, aliased
 
 from automation.core.db import is_postgres
@@ -57,7 +57,7 @@ class Cohort:
         return found
 
 
-def _cohort(query: Any, cohort: Cohort) -> Select[Any]:
+def _cohort(query: Any, cohort: Cohort) -> Any:
     return query.join(Sequence, Sequence.id == Enrollment.sequence_id).where(*cohort.where())
 
 

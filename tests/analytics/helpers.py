@@ -25,3 +25,34 @@ def sequence(report: dict[str, Any], key: str) -> dict[str, Any]:
     found = [s for s in report["sequences"] if s["key"] == key]
     assert found, f"{key} not in {[s['key'] for s in report['sequences']]}"
     return found[0]
+
+
+def feed(session: Any, rows: list[tuple[str, int, dict[str, Any]]]) -> None:
+    """Record and process (type, contact id, properties) events in one transaction."""
+    from automation.core.eventlog import record_event
+    from automation.core.processing import process_event
+
+    for type_, contact_id, properties in rows:
+        global _fed
+        _fed += 1
+        event = record_event(session, type_, contact_id, properties, f"analytics:{_fed}")
+        assert event is not None
+        process_event(session, event.id)
+    session.commit()
+
+
+def new_contacts(session: Any, count: int) -> list[int]:
+    """``count`` committed contacts with an email address, in id order."""
+    from automation.core.models import Contact
+
+    global _fed
+    rows = []
+    for _ in range(count):
+        _fed += 1
+        rows.append(Contact(email=f"p{_fed}@example.vn", first_name="Lan"))
+    session.add_all(rows)
+    session.commit()
+    return [row.id for row in rows]
+
+
+_fed = 0
