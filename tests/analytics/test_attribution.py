@@ -70,3 +70,11 @@ def test_an_order_after_the_click_window_is_not_credited(shop: Shop) -> None:
     shop.event("order.created", minh, **_order("B-1", total=500_000))
     lead = sequence(report_json(), "lead_capture")
     assert (lead["converted"], lead["revenue"], lead["clicked"]) == (0, 0, 1)
+
+
+def test_conversions_run_after_the_order_is_stored() -> None:
+    from automation.analytics.conversions import record_conversions
+    from automation.contacts.orders import apply_commerce_event
+    from automation.core.processing import HANDLERS
+
+    assert HANDLERS.index(record_conversions) > HANDLERS.index(apply_commerce_event)
