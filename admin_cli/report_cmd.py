@@ -20,7 +20,9 @@ from automation.core.models import Sequence
 REPORT_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 SEQUENCE_COLUMNS = ["sequence", "enrolled", "sent", "click", "conv", "revenue"]
 FUNNEL_RATES = ("delivered", "opened", "clicked", "replied", "unsubscribed")
-STEP_COLUMNS = ["step", "sent", "deliv", "open", "click", "reply", "unsub", "conv", "revenue"]
+#: Short channel names so a step row fits 80 columns.
+SHORT_CHANNEL = {"zalo_zns": "zns", "zalo_oa": "oa", "messenger": "msgr"}
+STEP_COLUMNS = ["step", "ch", "sent", "deliv", "open", "click", "reply", "unsub", "conv", "revenue"]
 ARM_COLUMNS = ["arm", "enrolled", "clicked", "click", "conv", "conv %", "revenue"]
 CHANNEL_RATES = ("delivered", "bounced", "complained", "fallback")
 CHANNEL_COLUMNS = ["channel", "sent", "delivered", "bounced", "complaint", "fallback"]
@@ -48,9 +50,10 @@ def _pct(value: float) -> str:
 
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD, header_style="bold", title_justify="left",
-                  pad_edge=False, title_style="bold")  # fmt: skip
+                  pad_edge=False, title_style="bold", collapse_padding=True)  # fmt: skip
     for index, name in enumerate(columns):
-        table.add_column(name, justify="left" if index == 0 else "right", no_wrap=True)
+        justify = "left" if index == 0 or name == "ch" else "right"
+        table.add_column(name, justify=justify, no_wrap=True)
     for row in rows:
         table.add_row(*row)
     return table
@@ -58,7 +61,8 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
 
 def _step_row(row: dict[str, Any]) -> list[str]:
     rates = [_pct(row["rates"][name]) for name in FUNNEL_RATES]
-    return [f"{row['step']} {row['channel']}", str(row["sent"]), *rates,
+    channel = SHORT_CHANNEL.get(row["channel"], row["channel"])
+    return [row["step"], channel, str(row["sent"]), *rates,
             str(row["converted"]), row["revenue_text"]]  # fmt: skip
 
 
