@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from automation.analytics.definition import MAX_WINDOW, Analytics
+from automation.analytics.definition import MAX_WINDOW, NOT_GOALS, Analytics
 from automation.core import events as ev
 from automation.core.clock import now
 from automation.core.db import dialect_insert
@@ -40,7 +40,7 @@ NOT_COUNTED = ("cancelled", "refunded")
 
 def record_conversions(session: Session, event: Event) -> None:
     """process_event handler: attribution on orders, revenue back on cancel/refund, goals."""
-    if event.contact_id is None or event.type.startswith(("segment.", "message.")):
+    if event.contact_id is None or event.type.startswith(NOT_GOALS):
         return
     order = event_order(session, event)
     if event.type == ev.ORDER_CREATED and order is not None:

@@ -21,6 +21,8 @@ from automation.dsl.durations import DurationError, parse_duration
 #: The top-level sequence keys this module reads.
 KEYS = ("goal", "attribution", "holdout")
 MAX_WINDOW = timedelta(days=90)
+#: Internal and message events are not goals (the conversions handler skips them).
+NOT_GOALS = ("message.", "segment.")
 DEFAULT_GOAL_WITHIN = timedelta(days=5)
 DEFAULT_CLICK_WINDOW = timedelta(days=5)
 DEFAULT_VIEW_WINDOW = timedelta(days=1)
@@ -81,9 +83,10 @@ def _goal(value: Any, line: int, error: ErrorFactory, filters: FilterParser) -> 
     example = "goal: {event: order.created, where: [...], within: 7d}"
     spec = _mapping(value, line, "goal", ("event", "where", "within"), example, error)
     event = spec.get("event", ORDER_CREATED)
-    if not isinstance(event, str) or event not in ALL_TYPES:
+    if not isinstance(event, str) or event not in ALL_TYPES or event.startswith(NOT_GOALS):
         at = _line(spec, "event", line)
-        raise error(at, f"goal event {event!r} is not known", "write event: order.created")
+        fix = "write a shop or contact event, e.g. event: order.created"
+        raise error(at, f"goal event {event!r} is not a shop or contact event", fix)
     where = filters(spec.get("where"), _line(spec, "where", line)) if "where" in spec else ()
     within = DEFAULT_GOAL_WITHIN
     if "within" in spec:
