@@ -31,7 +31,6 @@ FLAGS: dict[str, tuple[str, ...]] = {
     "clicked": ENGAGEMENT["clicked"],
     "replied": ENGAGEMENT["replied"],
     "unsubscribed": ("unsubscribed",),
-    "bounced": (Status.BOUNCED,),
     "complained": (Status.COMPLAINED,),
 }
 UNDELIVERED = (Status.BOUNCED, Status.FAILED)
@@ -74,47 +73,62 @@ def enrollment_counts(session: Session, cohort: Cohort) -> list[Any]:
 
 
 def _message_flags() -> Any:
+    """Per message, 1/0 for each flag (only events that set a flag are read)."""
+    types = sorted({t for names in FLAGS.values() for t in names})
     columns = [
-        func.max(case((MessageEvent.type.in_(types), 1), else_=0)).label(name)
-        for name, types in FLAGS.items()
+        func.max(case((MessageEvent.type.in_(names), 1), else_=0)).label(name)
+        for name, names in FLAGS.items()
     ]
-    return select(MessageEvent.message_id, *columns).group_by(MessageEvent.message_id).subquery()
+    return (
+        select(MessageEvent.message_id, *columns)
+        .where(MessageEvent.type.in_(types))
+        .group_by(MessageEvent.message_id)
+        .subquery()
+    )
 
 
-def step_counts(session: Session, cohort: Cohort) -> list[Any]:
-    """(sequence, step_key, channel, sent, delivered, opened, clicked, replied, unsubscribed,
-    bounced, complained, fallback) rows; a fallback message counts on its own channel."""
-    flags = _message_flags()
+def message_counts(session: Session, cohort: Cohort) -> list[Any]:
+    """(sequence, step_key, channel, day sent, messages, sent, delivered, bounced) rows.
+
+    One pass over the cohort's messages feeds the step table, the channel table and the
+    daily chart. Delivered: accepted by the provider and not bounced or failed since.
+    """
     sent = Message.sent_at.is_not(None)
+    day = _day(session, Message.sent_at).label("day")
     query = (
         select(
             Sequence.key,
             Message.step_key,
             Message.channel,
+            day,
+            func.count(Message.id),
             func.count(case((sent, 1))),
             func.count(case((and_(sent, Message.status.not_in(UNDELIVERED)), 1))),
-            *(func.coalesce(func.sum(flags.c[name]), 0) for name in FLAGS),
-            func.count(Message.fallback_from_id),
+            func.count(case((Message.status == Status.BOUNCED, 1))),
         )
         .select_from(Enrollment)
         .join(Message, Message.enrollment_id == Enrollment.id)
-        .outerjoin(flags, flags.c.message_id == Message.id)
     )
-    query = _cohort(query, cohort).group_by(Sequence.key, Message.step_key, Message.channel)
+    query = _cohort(query, cohort).group_by(Sequence.key, Message.step_key, Message.channel, day)
     return list(session.execute(query))
 
 
-def fallback_sources(session: Session, cohort: Cohort) -> dict[str, int]:
-    """Channel -> how many of its messages handed over to a fallback channel."""
-    child = aliased(Message)
+def engagement_counts(session: Session, cohort: Cohort) -> list[Any]:
+    """(sequence, step_key, channel, *FLAGS) rows: messages opened, clicked, ... per step."""
+    flags = _message_flags()
     query = (
-        select(Message.channel, func.count(func.distinct(Message.id)))
+        select(
+            Sequence.key,
+            Message.step_key,
+            Message.channel,
+            *(func.sum(flags.c[name]) for name in FLAGS),
+        )
         .select_from(Enrollment)
         .join(Message, Message.enrollment_id == Enrollment.id)
-        .join(child, child.fallback_from_id == Message.id)
+        .join(flags, flags.c.message_id == Message.id)
     )
-    rows = session.execute(_cohort(query, cohort).group_by(Message.channel)).all()
-    return {str(row[0]): int(row[1]) for row in rows}
+    query = _cohort(query, cohort).group_by(Sequence.key, Message.step_key, Message.channel)
+    return list(session.execute(query))
 
 
 def attribution_counts(session: Session, cohort: Cohort) -> list[Any]:
@@ -156,10 +170,15 @@ def goal_counts(session: Session, cohort: Cohort) -> list[Any]:
 def arm_counts(session: Session, cohort: Cohort, sequence_key: str, position: str) -> list[Any]:
     """(arm, enrolled, converted, clicked) rows of the split at ``position`` (no holdouts)."""
     arm = Enrollment.context[("variants", position)].as_string().label("arm")
+    own = aliased(Enrollment)
     clicked = (
         select(Message.enrollment_id)
+        .join(own, own.id == Message.enrollment_id)
         .join(MessageEvent, MessageEvent.message_id == Message.id)
-        .where(MessageEvent.type.in_(FLAGS["clicked"]))
+        .where(
+            MessageEvent.type.in_(FLAGS["clicked"]),
+            own.sequence_id.in_(select(Sequence.id).where(Sequence.key == sequence_key)),
+        )
         .group_by(Message.enrollment_id)
         .subquery()
     )
@@ -181,23 +200,21 @@ def arm_counts(session: Session, cohort: Cohort, sequence_key: str, position: st
 
 
 def _day(session: Session, column: Any) -> Any:
+    """The calendar day (Vietnam time) of a timestamp column, as a groupable expression."""
     if is_postgres(session):
-        return func.to_char(func.timezone(REPORT_TZ, column), "YYYY-MM-DD")
+        return func.date_trunc("day", func.timezone(REPORT_TZ, column))
     return func.strftime("%Y-%m-%d", column, "+7 hours")
 
 
-def daily_counts(session: Session, cohort: Cohort) -> dict[str, dict[str, int]]:
-    """Day (Vietnam time) -> sent messages, attributed orders and their kept revenue."""
-    days: dict[str, dict[str, int]] = {}
-    sent_day = _day(session, Message.sent_at).label("day")
-    query = (
-        select(sent_day, func.count(Message.id))
-        .select_from(Enrollment)
-        .join(Message, Message.enrollment_id == Enrollment.id)
-        .where(Message.sent_at.is_not(None))
-    )
-    for day, n in session.execute(_cohort(query, cohort).group_by(sent_day)):
-        days.setdefault(str(day), {"sent": 0, "conversions": 0, "revenue": 0})["sent"] = int(n)
+def day_text(value: Any) -> str | None:
+    """A _day value (timestamp on PostgreSQL, text on SQLite) -> ``YYYY-MM-DD``."""
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%d") if isinstance(value, datetime) else str(value)[:10]
+
+
+def daily_conversions(session: Session, cohort: Cohort) -> list[tuple[str, int, int]]:
+    """(day, orders credited and kept, revenue kept) per Vietnam calendar day."""
     conv_day = _day(session, Attribution.attributed_at).label("day")
     kept = Attribution.reversed_at.is_(None)
     query = (
@@ -209,7 +226,5 @@ def daily_counts(session: Session, cohort: Cohort) -> dict[str, dict[str, int]]:
         .select_from(Enrollment)
         .join(Attribution, Attribution.enrollment_id == Enrollment.id)
     )
-    for day, n, revenue in session.execute(_cohort(query, cohort).group_by(conv_day)):
-        row = days.setdefault(str(day), {"sent": 0, "conversions": 0, "revenue": 0})
-        row["conversions"], row["revenue"] = int(n), int(revenue)
-    return dict(sorted(days.items()))
+    rows = session.execute(_cohort(query, cohort).group_by(conv_day))
+    return [(day_text(day) or "", int(n), int(revenue)) for day, n, revenue in rows]

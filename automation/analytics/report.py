@@ -8,6 +8,7 @@ VND, with ``*_text`` twins formatted by Babel (``1.250.000 ₫``).
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -44,32 +45,71 @@ def _empty_step(step: str, channel: str, template: str | None) -> dict[str, Any]
     return row
 
 
-def _steps(
-    session: Session, cohort: q.Cohort, definitions: dict[str, SequenceDefinition]
-) -> dict[str, dict[tuple[str, str], dict[str, Any]]]:
-    templates = {
-        key: {pos: s.template for pos, s in d.all_steps() if isinstance(s, SendStep)}
+@dataclass
+class Tally:
+    """Per sequence and (step, channel) rows, sends per day, and fallback hand-overs."""
+
+    steps: dict[str, dict[tuple[str, str], dict[str, Any]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    daily: dict[str, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: {"sent": 0, "conversions": 0, "revenue": 0})
+    )
+    handed_over: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def _parent_channel(step_key: str, sends: dict[str, SendStep]) -> str | None:
+    """The channel a fallback message took over from ("0#fallback:sms" -> the step's)."""
+    parts = step_key.split("#fallback:")
+    if len(parts) > 2:
+        return parts[-2]
+    step = sends.get(parts[0])
+    return step.channel if step is not None else None
+
+
+def _tally(session: Session, cohort: q.Cohort, definitions: dict[str, SequenceDefinition]) -> Tally:
+    sends = {
+        key: {pos: s for pos, s in d.all_steps() if isinstance(s, SendStep)}
         for key, d in definitions.items()
     }
-    steps: dict[str, dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)
+    tally = Tally()
 
     def slot(key: str, step_key: str, channel: str) -> dict[str, Any]:
         base = step_key.split("#", 1)[0]
-        found = steps[key].get((base, channel))
+        found = tally.steps[key].get((base, channel))
         if found is None:
-            found = _empty_step(base, channel, templates.get(key, {}).get(base))
-            steps[key][(base, channel)] = found
+            step = sends.get(key, {}).get(base)
+            found = _empty_step(base, channel, step.template if step else None)
+            tally.steps[key][(base, channel)] = found
         return found
 
-    for key, step_key, channel, *numbers in q.step_counts(session, cohort):
+    for key, step_key, channel, day, total, sent, delivered, bounced in q.message_counts(
+        session, cohort
+    ):
         row = slot(key, step_key, channel)
-        for name, value in zip(STEP_FIELDS, numbers, strict=True):
-            row[name] += int(value)
+        row["sent"] += int(sent)
+        row["delivered"] += int(delivered)
+        row["bounced"] += int(bounced)
+        if "#fallback:" in step_key:
+            row["fallback"] += int(total)
+            parent = _parent_channel(step_key, sends.get(key, {}))
+            if parent is not None:
+                tally.handed_over[parent] += int(total)
+        text = q.day_text(day)
+        if text is not None:
+            tally.daily[text]["sent"] += int(sent)
+    for key, step_key, channel, *flags in q.engagement_counts(session, cohort):
+        row = slot(key, step_key, channel)
+        for name, value in zip(q.FLAGS, flags, strict=True):
+            row[name] += int(value or 0)
     for key, step_key, channel, _orders, kept, revenue in q.attribution_counts(session, cohort):
         row = slot(key, step_key, channel)
         row["converted"] += int(kept)
         row["revenue"] += int(revenue)
-    return steps
+    for day, n, revenue in q.daily_conversions(session, cohort):
+        tally.daily[day]["conversions"] += n
+        tally.daily[day]["revenue"] += revenue
+    return tally
 
 
 def _holdout(treated: dict[str, int], held: dict[str, int]) -> dict[str, Any] | None:
@@ -130,7 +170,8 @@ def build_report(
     goals: dict[str, dict[bool, tuple[int, int]]] = defaultdict(dict)
     for key, held, n, revenue in q.goal_counts(session, cohort):
         goals[key][bool(held)] = (int(n), int(revenue))
-    steps = _steps(session, cohort, definitions)
+    tally = _tally(session, cohort, definitions)
+    steps = tally.steps
     sequences = []
     for key in sorted(set(definitions) | set(enrolled)):
         definition = definitions.get(key)
@@ -161,17 +202,15 @@ def build_report(
             "until": cohort.until.isoformat() if cohort.until else None,
         },
         "sequences": sequences,
-        "channels": _channels(session, cohort, steps),
-        "daily": [{"date": d, **v} for d, v in q.daily_counts(session, cohort).items()],
+        "channels": _channels(tally),
+        "daily": [{"date": d, **v} for d, v in sorted(tally.daily.items())],
         "totals": _totals(sequences),
     }
 
 
-def _channels(
-    session: Session, cohort: q.Cohort, steps: dict[str, dict[tuple[str, str], dict[str, Any]]]
-) -> list[dict[str, Any]]:
+def _channels(tally: Tally) -> list[dict[str, Any]]:
     """Deliverability per channel: delivery, bounce, complaint and fallback rates."""
-    fallbacks = q.fallback_sources(session, cohort)
+    fallbacks, steps = tally.handed_over, tally.steps
     totals: dict[str, dict[str, int]] = defaultdict(
         lambda: {"sent": 0, "delivered": 0, "bounced": 0, "complained": 0}
     )
