@@ -7,17 +7,15 @@ from typing import Any
 
 import typer
 
-from admin_cli.output import JSON, console, print_json, print_table
-from automation.core.vocabulary import PENDING_STATUSES, Status
-
-#: Statuses of messages that never left (the others went out, whatever happened next).
-NOT_SENT = frozenset({Status.FAILED, Status.SKIPPED, *PENDING_STATUSES})
+from admin_cli.output import JSON, console, print_json
 
 app = typer.Typer()
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    """The demo summary as Rich tables."""
+    """The demo's headline, then `mactl report` on the demo data (80 columns)."""
+    from admin_cli.report_cmd import render_report
+
     out = console()
     out.print(
         f"Simulated {summary['days']} days from {summary['start']:%Y-%m-%d} "
@@ -25,34 +23,11 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"{summary['carts_abandoned']} abandoned carts",
         markup=False,
     )
-    channels = sorted(summary["channels"])
-    rows = []
-    for key, data in summary["sequences"].items():
-        per_channel = [
-            sum(n for status, n in data["messages"].get(ch, {}).items()
-                if status not in NOT_SENT)
-            for ch in channels
-        ]  # fmt: skip
-        exits = ", ".join(f"{reason} {n}" for reason, n in data["exits"].items()) or None
-        rows.append(
-            [key, data["enrolled"], data["running"], data["done"], exits, data["conversions"],
-             *per_channel]
-        )  # fmt: skip
-    print_table(
-        "What each sequence did",
-        ["sequence", "enrolled", "running", "done", "exits", "conversions",
-         *(f"sent {ch}" for ch in channels)],
-        rows,
-    )  # fmt: skip
-    statuses = sorted({s for by in summary["channels"].values() for s in by})
-    print_table(
-        "Messages by channel and status",
-        ["channel", *statuses],
-        [[ch, *(summary["channels"][ch].get(s, 0) for s in statuses)] for ch in channels],
-    )
+    render_report(summary["report"], out)
     out.print(
         f"outbox: {summary['outbox_file']}\ndatabase: {summary['database_url']}\n"
-        f"took {summary['elapsed_seconds']} s",
+        f"took {summary['elapsed_seconds']} s\n"
+        f"again, as HTML: DATABASE_URL={summary['database_url']} mactl report --html report.html",
         markup=False,
     )
 

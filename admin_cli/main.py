@@ -18,6 +18,7 @@ from admin_cli import (
     doctor_cmd,
     enrollments_cmd,
     events_cmd,
+    report_cmd,
     runtime_cmd,
     segments_cmd,
     sendtest_cmd,
@@ -55,6 +56,7 @@ for module in (
     dlq_cmd,
     doctor_cmd,
     sendtest_cmd,
+    report_cmd,
 ):
     app.add_typer(module.app)
 

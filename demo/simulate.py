@@ -27,6 +27,8 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from automation.analytics.queries import Cohort
+from automation.analytics.report import build_report
 from automation.core import clock
 from automation.core.config import get_settings
 from automation.core.models import Cart, Contact, Enrollment, Event, Message, Order, Sequence
@@ -407,4 +409,5 @@ def summarize(session: Session, options: DemoOptions, at: datetime) -> dict[str,
         "events": {str(k): int(v) for k, v in sorted(events.items())},
         "sequences": sequences,
         "channels": channels,
+        "report": build_report(session, Cohort()),
     }

@@ -7,6 +7,7 @@ recorded just before. ``install()`` hands the table to automation.core.processin
 
 from __future__ import annotations
 
+from automation.analytics.conversions import record_conversions
 from automation.contacts.orders import apply_commerce_event
 from automation.core import processing
 from automation.core.processing import EventHandler
@@ -15,6 +16,7 @@ from automation.sequences.handlers import sequence_exits, sequence_triggers, seq
 
 HANDLERS: tuple[EventHandler, ...] = (
     apply_commerce_event,
+    record_conversions,  # after orders are stored
     evaluate_segments,
     sequence_exits,
     sequence_wakeups,

@@ -101,9 +101,12 @@ def finish(enrollment: Enrollment, state: str, reason: str | None, now: datetime
     enrollment.waiting_for = None
 
 
-def split_bucket(sequence_key: str, contact_id: int) -> float:
-    """A number in [0, 100) fixed for (sequence, contact): the contact's split position."""
-    digest = hashlib.sha256(f"{sequence_key}:{contact_id}".encode()).digest()
+def split_bucket(sequence_key: str, contact_id: int, position: str) -> float:
+    """A number in [0, 100) fixed for (sequence, split step, contact): the split position.
+
+    The step's cursor is part of the hash, so two splits in one sequence are independent.
+    """
+    digest = hashlib.sha256(f"{sequence_key}:{position}:{contact_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % 10000 / 100.0
 
 
@@ -186,7 +189,7 @@ class _Run:
             return cur.branch(position, label)
         if isinstance(step, SplitStep):
             chosen = choose_branch(
-                step, split_bucket(self.sequence_key, self.enrollment.contact_id)
+                step, split_bucket(self.sequence_key, self.enrollment.contact_id, position)
             )
             self.context.setdefault("variants", {})[position] = chosen.name
             return cur.branch(position, chosen.name)
@@ -252,6 +255,8 @@ class _Run:
         return None
 
     def send(self, position: str, step: SendStep) -> None:
+        if self.context.get("holdout"):
+            return  # a held-out enrollment walks its steps but sends nothing
         message_id = insert_message(
             self.session,
             {

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from automation.analytics.definition import KEYS as ANALYTICS_KEYS
+from automation.analytics.definition import parse_analytics
 from automation.dsl.filters import PropertyFilter, filters_match
 from automation.dsl.yamlload import LineDict, YamlError, load_yaml_file, load_yaml_text, plain
 from automation.sequences.parse_common import (
@@ -20,6 +22,7 @@ from automation.sequences.parse_common import (
     need_mapping,
     need_text,
     parse_exit_on,
+    parse_filters,
     parse_reentry,
     parse_trigger,
     suggest,
@@ -74,6 +77,7 @@ TOP_KEYS = (
     "reentry",
     "exit_on",
     "steps",
+    *ANALYTICS_KEYS,
 )
 
 
@@ -151,6 +155,9 @@ def parse_sequence(data: Any, file: str = "<definition>") -> SequenceDefinition:
         raw=plain(top),
         file=file,
         step_ids={k: v[0] for k, v in ctx.ids.items()},
+        analytics=parse_analytics(
+            top, str(purpose), ctx.error, lambda v, n: parse_filters(ctx, v, n)
+        ),
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
+from automation.analytics.definition import Analytics
 from automation.core import vocabulary
 from automation.dsl.filters import PropertyFilter, dig
 from automation.dsl.filters import same as same_value
@@ -203,6 +204,7 @@ class SequenceDefinition:
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     file: str = field(default="<definition>", compare=False)
     step_ids: dict[str, str] = field(default_factory=dict, compare=False)
+    analytics: Analytics = field(default=Analytics(), compare=False)
 
     @property
     def definition_hash(self) -> str:

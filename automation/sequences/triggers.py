@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from automation.analytics.holdout import in_holdout
 from automation.core.events import SEGMENT_ENTERED
 from automation.core.models import Contact, Enrollment, Event, Sequence, SequenceVersion
 from automation.segments import in_segment
@@ -104,6 +105,8 @@ def enroll(
     if not reentry_allows(session, sequence.id, contact_id, definition.reentry, now):
         return None
     context: dict[str, Any] = {}
+    if in_holdout(sequence.key, contact_id, definition.analytics.holdout):
+        context["holdout"] = True  # walks the steps, sends nothing (automation.analytics)
     if trigger_event is not None:
         context["trigger_event_type"] = trigger_event.type
     enrollment = Enrollment(

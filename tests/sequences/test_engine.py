@@ -289,7 +289,7 @@ def test_split_is_stable_per_contact(session: Session, frozen_clock: FrozenClock
     seen = set()
     for contact in contacts:
         templates = {m.template for m in messages(session, contact)}
-        expected = f"ab/{choose_branch(step, split_bucket('ab_test', contact)).name}"
+        expected = f"ab/{choose_branch(step, split_bucket('ab_test', contact, '0')).name}"
         assert templates == {expected}
         seen.add(expected)
     assert seen == {"ab/a", "ab/b"}

@@ -1,0 +1,1 @@
+"""Tests of automation.analytics and mactl report."""
