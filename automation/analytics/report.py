@@ -18,7 +18,7 @@ from automation.analytics import queries as q
 from automation.analytics.stats import newcombe, rate, wilson
 from automation.analytics.verdict import MIN_PER_ARM, ab_verdict
 from automation.core.models import Sequence, SequenceVersion
-from automation.messages.templating import vnd
+from automation.messages.filters import vnd
 from automation.sequences.schema import SendStep, SequenceDefinition, SplitStep
 from automation.sequences.store import version_definition
 

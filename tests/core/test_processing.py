@@ -58,7 +58,8 @@ def test_the_runtime_installs_its_handler_table_in_order() -> None:
     assert list(handlers.HANDLERS) == processing.HANDLERS
     names = [h.__name__ for h in processing.HANDLERS]
     assert names == [
-        "apply_commerce_event", "on_event", "sequence_exits", "sequence_wakeups",
+        "apply_commerce_event", "record_conversions", "on_event", "sequence_exits",
+        "sequence_wakeups",
         "sequence_triggers",
     ]
     handlers.install()  # idempotent: installing again does not run a handler twice
