@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from automation.ingest import callbacks, health, metrics, tracking, webhooks
+from automation.ingest import callbacks, health, metrics, tracking, unavailable, webhooks
 
 
 def create_app() -> FastAPI:
@@ -21,6 +21,7 @@ def create_app() -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(callbacks.router)
     app.include_router(tracking.router)
+    unavailable.install(app)
     _publish_native_schemas(app)
     return app
 

@@ -6,6 +6,7 @@ import dramatiq
 
 import automation.runtime.handlers  # noqa: F401  registers every process_event handler
 from automation.core import processing
+from automation.inbox.worker import map_and_commit
 from automation.runtime.broker import actor, current_session
 
 
@@ -17,6 +18,17 @@ def process_event_message(event_id: int) -> None:
 process_event_actor: dramatiq.Actor[[int], None] = actor(
     queue_name="events", actor_name="process_event", max_retries=5, min_backoff=1000
 )(process_event_message)
+
+
+def map_inbox_message(inbox_id: int) -> None:
+    """Map one stored webhook delivery into events (committed), then queue their processing."""
+    for event_id in map_and_commit(current_session(), inbox_id):
+        process_event_actor.send(event_id)
+
+
+map_inbox_actor: dramatiq.Actor[[int], None] = actor(
+    queue_name="events", actor_name="map_inbox", max_retries=5, min_backoff=1000
+)(map_inbox_message)
 
 # Delivery stream: the per-channel send queues (send_email, send_sms, send_zalo, send_messenger).
 from automation.runtime import send_actors as _delivery_actors  # noqa: E402,F401

@@ -6,6 +6,7 @@ safe to run in several processes at once: work is claimed with ``FOR UPDATE SKIP
 on PostgreSQL; on SQLite writers are serialised and every claim is re-checked.
 
 Built-in tasks (order):
+   5 inbox            (automation.runtime.inbox_tasks) map webhook deliveries left pending
   10 events           process stored events nobody processed yet, inline
   20 abandoned_carts  carts with no order within CART_ABANDON_MINUTES -> cart.abandoned once
   30 time_segments    segments whose rules depend on time (segments stream), then events
@@ -38,7 +39,11 @@ from automation.sequences.engine import RUNNING, pending_message_ids, try_advanc
 log = logging.getLogger(__name__)
 
 PeriodicTask = Callable[[Session, datetime], int]
-TASK_MODULES = ("automation.runtime.handlers", "automation.delivery.scheduled")
+TASK_MODULES = (
+    "automation.runtime.handlers",
+    "automation.delivery.scheduled",
+    "automation.runtime.inbox_tasks",
+)
 BATCH = 200
 MAX_BATCHES = 100
 

@@ -7,13 +7,20 @@ from automation.ingest.sources.native import NativeSource
 from automation.ingest.sources.shopify import HARAVAN, SAPO, SHOPIFY, ShopifyFamily
 from automation.ingest.sources.woocommerce import WooCommerceSource
 
+NATIVE = NativeSource()
+WOOCOMMERCE = WooCommerceSource()
+SOURCES: dict[str, Source] = {s.name: s for s in (SHOPIFY, HARAVAN, SAPO, WOOCOMMERCE, NATIVE)}
+
 __all__ = [
     "HARAVAN",
+    "NATIVE",
     "SAPO",
     "SHOPIFY",
+    "SOURCES",
     "NativeSource",
     "PayloadError",
     "ShopifyFamily",
     "Source",
+    "WOOCOMMERCE",
     "WooCommerceSource",
 ]

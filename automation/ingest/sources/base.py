@@ -13,6 +13,9 @@ from automation.contacts.identity import AddressError, normalize_email, normaliz
 from automation.core.clock import ensure_utc, now
 from automation.core.events import CanonicalEvent
 
+MAX_ID_LENGTH = 128  # orders.external_id, carts.external_id, contact_identities.external_id
+MAX_MINOR_UNITS = 10**15  # 10^15 dong: far above any order, far below BIGINT sums
+
 
 class PayloadError(ValueError):
     """A payload field is missing or malformed (HTTP 422 naming `field`)."""
@@ -29,9 +32,16 @@ class Ignored(Exception):  # noqa: N818 - a signal, not an error
 
 
 class Source(ABC):
-    """One platform: header names, the secret setting, and parse(topic, payload)."""
+    """One platform: header names, the secret setting, and parse(topic, payload).
+
+    `refuse_invalid`: a payload that fails parse() is refused with 422 (the sender can fix
+    and resend: our native format). False for shop platforms, which cannot fix a payload
+    and drop or disable a webhook that keeps failing: their deliveries are quarantined.
+    """
 
     name: ClassVar[str]
+    refuse_invalid: ClassVar[bool] = False
+    batched: ClassVar[bool] = False
     secret_setting: ClassVar[str]
     signature_header: ClassVar[str]
     topic_header: ClassVar[str | None] = None
@@ -65,7 +75,10 @@ def ident(value: Any, field: str) -> str:
     """An id (int or string) as a string."""
     if isinstance(value, bool) or not isinstance(value, int | str) or str(value).strip() == "":
         raise PayloadError(field, "must be an id (integer or string)")
-    return str(value).strip()
+    result = str(value).strip()
+    if len(result) > MAX_ID_LENGTH:
+        raise PayloadError(field, f"is longer than {MAX_ID_LENGTH} characters")
+    return result
 
 
 def minor_units(value: Any, currency: str, field: str) -> int:
@@ -83,12 +96,17 @@ def minor_units(value: Any, currency: str, field: str) -> int:
         raise PayloadError(field, "must be a decimal amount like \"199000.00\"") from None
     if not amount.is_finite():
         raise PayloadError(field, "must be a finite decimal amount")
+    beyond = PayloadError(field, f"is beyond {MAX_MINOR_UNITS} minor units", "check the amount")
+    if amount.adjusted() > 20:  # "1e25", "1e999999": refused before any arithmetic
+        raise beyond
     try:
         digits = get_currency_precision(currency.upper())
     except Exception:  # noqa: BLE001 - unknown code: assume two decimals
         digits = 2
-    scaled = (amount * (Decimal(10) ** digits)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-    return int(scaled)
+    scaled = int((amount * (Decimal(10) ** digits)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if abs(scaled) > MAX_MINOR_UNITS:
+        raise beyond
+    return scaled
 
 
 def currency_code(value: Any, field: str, default: str = "VND") -> str:

@@ -23,7 +23,7 @@ from automation.contacts.identity import AddressError, normalize_email, normaliz
 from automation.core import events as ev
 from automation.core.clock import ensure_utc
 from automation.core.events import CanonicalEvent, ContactData
-from automation.ingest.sources.base import PayloadError, Source
+from automation.ingest.sources.base import MAX_MINOR_UNITS, PayloadError, Source
 
 MAX_BATCH = 1000
 EventType = Literal[
@@ -39,7 +39,10 @@ EventType = Literal[
     "order.refunded",
 ]
 ConsentChannel = Literal["email", "sms", "zalo", "messenger"]
-Money = Annotated[int, Field(ge=0, description="integer, smallest currency unit (VND: dong)")]
+Money = Annotated[
+    int,
+    Field(ge=0, le=MAX_MINOR_UNITS, description="integer, smallest currency unit (VND: dong)"),
+]
 
 
 class ConsentIn(BaseModel):
@@ -173,6 +176,8 @@ class NativeSource(Source):
     """POST /webhooks/events."""
 
     name: ClassVar[str] = "native"
+    refuse_invalid: ClassVar[bool] = True
+    batched: ClassVar[bool] = True
     secret_setting: ClassVar[str] = "EVENTS_WEBHOOK_SECRET"
     signature_header: ClassVar[str] = "X-Signature"
 
