@@ -146,8 +146,8 @@ class Replayed:
 def replay(session: Session, ids: list[int] | None) -> Replayed:
     """Map quarantined (or given) deliveries again; mapped ones are left alone (idempotent).
 
-    ids=None replays every quarantined delivery; given ids may also be ignored ones. A replayed delivery whose events were
-    stored before adds none (events are deduped on their key).
+    ids=None replays every quarantined delivery; given ids may also be ignored ones.
+    A replayed delivery whose events were stored before adds none (deduped on their key).
     """
     statuses = (QUARANTINED,) if ids is None else (QUARANTINED, PENDING, IGNORED)
     query = select(InboxDelivery.id).where(InboxDelivery.status.in_(statuses))
