@@ -13,6 +13,7 @@ from admin_cli import (
     doctor_cmd,
     enrollments_cmd,
     events_cmd,
+    inbox_cmd,
     runtime_cmd,
     segments_cmd,
     sendtest_cmd,
@@ -40,6 +41,7 @@ app.add_typer(enrollments_cmd.app, name="enrollments")
 demo_cmd.register(app)
 app.add_typer(templates_cmd.app, name="templates")
 app.add_typer(dlq_cmd.app, name="dlq")
+app.add_typer(inbox_cmd.app, name="inbox")
 doctor_cmd.register(app)
 sendtest_cmd.register(app)
 
