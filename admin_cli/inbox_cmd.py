@@ -33,8 +33,10 @@ def summary(row: InboxDelivery) -> dict[str, Any]:
 
 @app.command("list")
 def list_cmd(
-    status: str | None = typer.Option(None, "--status", help="pending, mapped, quarantined or ignored."),
-    source: str | None = typer.Option(None, "--source", help="shopify, haravan, sapo, woocommerce..."),
+    status: str | None = typer.Option(
+        None, "--status", help="pending, mapped, quarantined or ignored."
+    ),
+    source: str | None = typer.Option(None, "--source", help="shopify, haravan, sapo, ..."),
     limit: int = typer.Option(100, min=1, help="At most this many rows."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
