@@ -11,7 +11,8 @@ SQLite file, and a bare FastAPI endpoint that reads the body and answers 202 und
 same uvicorn settings. Printed per target: req/s, p50/p99 (wrk --latency), non-2xx
 answers, server CPU per request (the whole process tree, from /proc) and the ratio
 real/bare. Goals (issue 10): ratio >= 0.4 and p99 < 50 ms. --profile runs py-spy on the
-real server during that backend's run and prints the top functions.
+real server during that backend's run (--gil: samples of the thread holding the GIL,
+i.e. Python CPU, not threads waiting) and prints the top functions.
 
 Without REDIS_URL the enqueue goes to the in-process stub broker (nothing consumes it);
 pass --redis-url to include the Redis round trip of a production request path.
@@ -170,8 +171,9 @@ def start(kind: str, port: int, env: dict[str, str], workers: int, log: Path) ->
 def run_wrk(port: int, script: Path, args: argparse.Namespace, seconds: float) -> dict[str, Any]:
     """One wrk run; req/s, p50/p99 in ms, requests and non-2xx answers."""
     out = subprocess.run(
-        [args.wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{max(1, round(seconds))}s", "--latency",
-         "-s", str(script), f"http://127.0.0.1:{port}/webhooks/shopify"],
+        [args.wrk, f"-t{args.threads}", f"-c{args.connections}",
+         f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}/webhooks/shopify"],
         capture_output=True, text=True, check=True,
     ).stdout
 
@@ -195,7 +197,7 @@ def run_wrk(port: int, script: Path, args: argparse.Namespace, seconds: float) -
 
 
 def profile_top(raw: Path, limit: int = 15) -> list[tuple[str, float, float]]:
-    """(function, own %, total %) from py-spy's raw (collapsed) stacks."""
+    """(function, own %, total %): the top own-time functions, then our own by total."""
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
     samples = 0
@@ -212,8 +214,9 @@ def profile_top(raw: Path, limit: int = 15) -> list[tuple[str, float, float]]:
             total[frame] += n
     if not samples:
         return []
-    return [(name, 100 * n / samples, 100 * total[name] / samples)
-            for name, n in own.most_common(limit)]
+    ours = [name for name, _ in total.most_common() if "(automation/" in name][:limit]
+    return [(name, 100 * own[name] / samples, 100 * total[name] / samples)
+            for name in dict.fromkeys([name for name, _ in own.most_common(limit)] + ours)]
 
 
 def measure(kind: str, args: argparse.Namespace, env: dict[str, str], work: Path,
@@ -232,7 +235,7 @@ def measure(kind: str, args: argparse.Namespace, env: dict[str, str], work: Path
             spy = subprocess.Popen(
                 [args.py_spy, "record", "--pid", str(proc.pid), "--subprocesses", "--format",
                  "raw", "--output", str(work / "profile.txt"), "--duration",
-                 str(int(args.duration)), "--rate", "200", "--nonblocking"],
+                 str(int(args.duration)), "--rate", "200", "--nonblocking", "--gil"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
         result = run_wrk(port, script, args, args.duration)

@@ -52,15 +52,25 @@ class Recorded:
 
 
 def record(session: Session, deliveries: list[Delivery]) -> Recorded:
-    """Insert the deliveries not stored yet and commit; one statement for the request."""
+    """Insert one request's deliveries not stored yet and commit."""
+    return record_batch(session, [deliveries])[0]
+
+
+def record_batch(session: Session, requests: list[list[Delivery]]) -> list[Recorded]:
+    """Insert the deliveries of several requests in one statement and one commit.
+
+    A key repeated across the batch (two identical deliveries racing) is new for the
+    first request that carries it and a duplicate for the others.
+    """
     received = now()
+    flat = [d for deliveries in requests for d in deliveries]
     rows: list[dict[str, Any]] = [
         {
             "source": d.source, "topic": d.topic, "dedupe_key": d.dedupe_key,
             "headers": d.headers, "body": d.body, "received_at": received,
             "status": d.status, "reason": d.reason, "attempts": 0, "mapped_at": None,
         }
-        for d in deliveries
+        for d in flat
     ]
     table = InboxDelivery.__table__
     stmt = (
@@ -71,9 +81,8 @@ def record(session: Session, deliveries: list[Delivery]) -> Recorded:
     with writer(session):
         inserted = {(s, k): i for s, k, i in session.execute(stmt, rows).all()}
         session.commit()
-    keys = [(d.source, d.dedupe_key) for d in deliveries]
     known = dict(inserted)
-    missing = [k for k in keys if k not in known]
+    missing = list({(d.source, d.dedupe_key) for d in flat} - set(known))
     if missing:  # redeliveries: the ids stored before
         found = session.execute(
             select(InboxDelivery.source, InboxDelivery.dedupe_key, InboxDelivery.id).where(
@@ -82,12 +91,18 @@ def record(session: Session, deliveries: list[Delivery]) -> Recorded:
         )
         known.update({(s, k): i for s, k, i in found})
         session.rollback()
-    result = Recorded(ids=[known[k] for k in keys])
-    for delivery, key in zip(deliveries, keys, strict=True):
-        if key in inserted:
-            result.new_ids.append(inserted[key])
+    results = []
+    for deliveries in requests:
+        result = Recorded()
+        for delivery in deliveries:
+            key = (delivery.source, delivery.dedupe_key)
+            result.ids.append(known[key])
+            if inserted.pop(key, None) is None:  # stored before, or by an earlier request
+                continue
+            result.new_ids.append(known[key])
             if delivery.status == PENDING:
-                result.pending_ids.append(inserted[key])
+                result.pending_ids.append(known[key])
             else:
                 result.quarantined += 1
-    return result
+        results.append(result)
+    return results

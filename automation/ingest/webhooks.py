@@ -8,13 +8,15 @@ character) -> 422 naming the problem. Then the payload is mapped in memory
 (automation.inbox.mapping): native events that fail are refused with 422 naming the
 field; shop deliveries that fail are stored quarantined with the reason and answered
 202, because a shop cannot fix a payload and drops or disables a failing webhook.
-Finally ONE INSERT ... ON CONFLICT DO NOTHING into the inbox, commit, answer; a
-redelivery answers 200 duplicate. Contacts, consents, events and rollups are written
+Finally ONE INSERT ... ON CONFLICT DO NOTHING into the inbox, committed together with
+concurrent requests (automation.inbox.committer), and the answer; a redelivery answers
+200 duplicate. Contacts, consents, events and rollups are written
 later by the worker from the stored row (the scheduler maps rows left pending).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -24,14 +26,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter
-from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
 
 from automation.core import clock
-from automation.core.config import get_settings
+from automation.core.config import Settings, get_settings
 from automation.core.db import session_factory
-from automation.inbox.mapping import Delivery, edge_deliveries
-from automation.inbox.record import Recorded, record
+from automation.inbox.committer import GroupCommitter
+from automation.inbox.mapping import edge_deliveries
 from automation.ingest import signatures
 from automation.ingest.metrics import ENQUEUE_FAILURES, EVENTS_STORED, observe
 from automation.ingest.sources import (
@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 MAX_DEPTH = 64
 NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # an unescaped \u0000 escape
+COMMITTERS: dict[str, GroupCommitter] = {}
 PING = re.compile(rb"webhook_id=\d+")
 REF_TEMPLATE = "#/components/schemas/{model}"
 NATIVE_SCHEMA = TypeAdapter(NativeEvent | NativeBatch).json_schema(ref_template=REF_TEMPLATE)
@@ -178,7 +179,7 @@ def decode(body: bytes) -> Any:
         raise invalid_json("body holds a number too large to read") from None
     if body.count(b"[") + body.count(b"{") > MAX_DEPTH and too_deep(payload, MAX_DEPTH):
         raise invalid_json(f"body is nested deeper than {MAX_DEPTH} levels")
-    if NUL.search(body):
+    if b"\\u0000" in body and NUL.search(body):
         raise invalid_json("body holds a NUL character (\\u0000); remove it")
     return payload
 
@@ -210,15 +211,14 @@ def enqueue(ids: list[int]) -> None:
             return  # the broker is down: do not wait on it once per delivery
 
 
-def record_and_enqueue(factory: sessionmaker[Session], deliveries: list[Delivery]) -> Recorded:
-    """Insert and commit the deliveries, then enqueue the new pending ones (worker thread)."""
-    session = factory()
-    try:
-        result = record(session, deliveries)
-    finally:
-        session.close()
-    enqueue(result.pending_ids)
-    return result
+def committer(settings: Settings) -> GroupCommitter:
+    """This process's group committer for the configured database."""
+    found = COMMITTERS.get(settings.database_url)
+    if found is None:
+        found = COMMITTERS.setdefault(
+            settings.database_url, GroupCommitter(session_factory(settings), enqueue)
+        )
+    return found
 
 
 async def ingest(request: Request, source: Source) -> tuple[JSONResponse, str, str]:
@@ -254,7 +254,7 @@ async def ingest(request: Request, source: Source) -> tuple[JSONResponse, str, s
         raise Rejected(422, "invalid", {**error, "fix": exc.fix}) from None
     except Ignored as exc:
         return ignored(topic, str(exc)), "ignored", topic
-    result = await run_in_threadpool(record_and_enqueue, session_factory(settings), deliveries)
+    result = await asyncio.wrap_future(committer(settings).submit(deliveries))
     if result.duplicate:
         return JSONResponse({"duplicate": True, "inbox_ids": result.ids}), "duplicate", topic
     EVENTS_STORED.labels(source=source.name).inc(len(result.new_ids))
