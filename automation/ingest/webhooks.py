@@ -23,6 +23,7 @@ import re
 import time
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter
@@ -165,9 +166,26 @@ def invalid_json(message: str) -> Rejected:
 
 
 def decode(body: bytes) -> Any:
-    """JSON body, or 422: syntax (with its position), nesting, huge integers, NUL."""
+    """JSON body, or 422: syntax (with its position), nesting, huge integers, NUL.
+
+    orjson reads the common case; what it refuses (integers beyond 64 bits, deep nesting,
+    lone surrogates, bad syntax) is read again by the standard library, which decides.
+    """
     try:
-        payload = json.loads(body)
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        payload = stdlib_decode(body)
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and too_deep(payload, MAX_DEPTH):
+        raise invalid_json(f"body is nested deeper than {MAX_DEPTH} levels")
+    if b"\\u0000" in body and NUL.search(body):
+        raise invalid_json("body holds a NUL character (\\u0000); remove it")
+    return payload
+
+
+def stdlib_decode(body: bytes) -> Any:
+    """json.loads, its errors told as 422 naming the body."""
+    try:
+        return json.loads(body)
     except json.JSONDecodeError as exc:
         where = f" at line {exc.lineno} column {exc.colno}"
         raise invalid_json(f"body is not valid UTF-8 JSON{where}") from None
@@ -177,11 +195,6 @@ def decode(body: bytes) -> Any:
         raise invalid_json(f"body is nested deeper than {MAX_DEPTH} levels") from None
     except ValueError:  # an integer of more than 4,300 digits
         raise invalid_json("body holds a number too large to read") from None
-    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and too_deep(payload, MAX_DEPTH):
-        raise invalid_json(f"body is nested deeper than {MAX_DEPTH} levels")
-    if b"\\u0000" in body and NUL.search(body):
-        raise invalid_json("body holds a NUL character (\\u0000); remove it")
-    return payload
 
 
 def too_deep(value: Any, limit: int) -> bool:
