@@ -96,17 +96,21 @@ def minor_units(value: Any, currency: str, field: str) -> int:
         raise PayloadError(field, "must be a decimal amount like \"199000.00\"") from None
     if not amount.is_finite():
         raise PayloadError(field, "must be a finite decimal amount")
-    beyond = PayloadError(field, f"is beyond {MAX_MINOR_UNITS} minor units", "check the amount")
     if amount.adjusted() > 20:  # "1e25", "1e999999": refused before any arithmetic
-        raise beyond
+        raise beyond(field)
     try:
         digits = get_currency_precision(currency.upper())
     except Exception:  # noqa: BLE001 - unknown code: assume two decimals
         digits = 2
     scaled = int((amount * (Decimal(10) ** digits)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     if abs(scaled) > MAX_MINOR_UNITS:
-        raise beyond
+        raise beyond(field)
     return scaled
+
+
+def beyond(field: str) -> PayloadError:
+    """The error for an amount that would not fit our integer columns."""
+    return PayloadError(field, f"is beyond {MAX_MINOR_UNITS} minor units", "check the amount")
 
 
 def currency_code(value: Any, field: str, default: str = "VND") -> str:
