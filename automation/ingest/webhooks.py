@@ -54,6 +54,7 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 MAX_DEPTH = 64
 NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # an unescaped \u0000 escape
 COMMITTERS: dict[str, GroupCommitter] = {}
+ENQUEUE_CHUNK = 100
 PING = re.compile(rb"webhook_id=\d+")
 REF_TEMPLATE = "#/components/schemas/{model}"
 NATIVE_SCHEMA = TypeAdapter(NativeEvent | NativeBatch).json_schema(ref_template=REF_TEMPLATE)
@@ -210,18 +211,19 @@ def too_deep(value: Any, limit: int) -> bool:
 
 
 def enqueue(ids: list[int]) -> None:
-    """Queue mapping for stored deliveries; best effort: the scheduler maps what is left."""
-    if not ids:
-        return
+    """Queue mapping for stored deliveries, one message per 100 (a committed batch).
+
+    Best effort: on a broker failure the rest is left to the scheduler's inbox pass.
+    """
     from automation.runtime.actors import map_inbox_actor
 
-    for inbox_id in ids:
+    for start in range(0, len(ids), ENQUEUE_CHUNK):
         try:
-            map_inbox_actor.send(inbox_id)
-        except Exception as exc:  # noqa: BLE001 - the delivery is stored; never fail the request
+            map_inbox_actor.send(ids[start : start + ENQUEUE_CHUNK])
+        except Exception as exc:  # noqa: BLE001 - the deliveries are stored; never fail
             ENQUEUE_FAILURES.inc()
-            log.warning("enqueue failed inbox_id=%s error=%s", inbox_id, type(exc).__name__)
-            return  # the broker is down: do not wait on it once per delivery
+            log.warning("enqueue failed deliveries=%s error=%s", len(ids), type(exc).__name__)
+            return  # the broker is down: do not wait on it again for this batch
 
 
 def committer(settings: Settings) -> GroupCommitter:

@@ -20,13 +20,15 @@ process_event_actor: dramatiq.Actor[[int], None] = actor(
 )(process_event_message)
 
 
-def map_inbox_message(inbox_id: int) -> None:
-    """Map one stored webhook delivery into events (committed), then queue their processing."""
-    for event_id in map_and_commit(current_session(), inbox_id):
-        process_event_actor.send(event_id)
+def map_inbox_message(inbox_ids: list[int]) -> None:
+    """Map stored webhook deliveries into events (each committed), then queue processing."""
+    session = current_session()
+    for inbox_id in inbox_ids:
+        for event_id in map_and_commit(session, inbox_id):
+            process_event_actor.send(event_id)
 
 
-map_inbox_actor: dramatiq.Actor[[int], None] = actor(
+map_inbox_actor: dramatiq.Actor[[list[int]], None] = actor(
     queue_name="events", actor_name="map_inbox", max_retries=5, min_backoff=1000
 )(map_inbox_message)
 
