@@ -67,11 +67,18 @@ class GroupCommitter:
                     batch.append(self.work.get_nowait())
                 except queue.Empty:
                     break
-            self.commit(batch)
+            # A request whose client went away was cancelled: nothing is stored for it.
+            batch = [work for work in batch if work[1].set_running_or_notify_cancel()]
+            try:
+                self.commit(batch)
+            except Exception:  # noqa: BLE001 - the loop must outlive any one batch
+                log.exception("inbox commit loop error")
 
     def commit(self, batch: list[Work]) -> None:
         """One transaction for the batch; on a failure other than an unreachable database,
         each request is tried alone so one bad request cannot fail the others."""
+        if not batch:
+            return
         try:
             results = self.record([deliveries for deliveries, _ in batch])
         except (OperationalError, InterfaceError) as exc:
