@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future
 
 from sqlalchemy import event, select
@@ -37,12 +38,9 @@ def test_queued_requests_are_committed_together_and_answered_in_order(
     assert [len(r.new_ids) for r in results] == [1] * 90 + [0] * 10
     assert [r.ids[0] for r in results[90:]] == [r.ids[0] for r in results[:10]]
     assert session.scalar(select(InboxDelivery.id).where(InboxDelivery.dedupe_key == "k89"))
-    deadline = 50
-    while not sent and deadline:  # the enqueuer thread sends the batch's new pending ids
-        import time
-
-        time.sleep(0.1)
-        deadline -= 1
+    deadline = time.monotonic() + 5
+    while not sent and time.monotonic() < deadline:  # the enqueuer thread sends the new ids
+        time.sleep(0.05)
     assert sorted(sum(sent, [])) == sorted(r.new_ids[0] for r in results[:90])
 
 
