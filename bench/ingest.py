@@ -286,6 +286,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--redis-url", default="")
+    parser.add_argument("--log-level", default="WARNING",
+                        help="the server's LOG_LEVEL (INFO adds one JSON line per request)")
     parser.add_argument("--profile", default="", help="py-spy this backend's run (postgres)")
     parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
     parser.add_argument("--py-spy", default=str(Path(sys.executable).parent / "py-spy"))
@@ -293,7 +295,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     if not Path(args.wrk).exists():
         raise SystemExit("wrk not found: apt-get install wrk (or pass --wrk PATH)")
-    base = {**os.environ, "SHOPIFY_WEBHOOK_SECRET": SECRET, "LOG_LEVEL": "WARNING",
+    base = {**os.environ, "SHOPIFY_WEBHOOK_SECRET": SECRET, "LOG_LEVEL": args.log_level,
             "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-secret-key-0123456789abcdef",
             "PYTHONPATH": str(ROOT)}
     base.pop("REDIS_URL", None)
@@ -322,7 +324,7 @@ def main() -> None:
         top = profile_top(profile) if profile.exists() else []
     print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.orders} distinct "
           f"signed Shopify orders, uvicorn workers={args.workers}, "
-          f"redis={'yes' if args.redis_url else 'no (stub broker)'}")
+          f"redis={'yes' if args.redis_url else 'no (stub broker)'}, LOG_LEVEL={args.log_level}")
     bare = results["bare"]["rps"]
     for name, r in results.items():
         ratio = r["rps"] / bare if bare else float("nan")
