@@ -18,6 +18,7 @@ from admin_cli import (
     doctor_cmd,
     enrollments_cmd,
     events_cmd,
+    inbox_cmd,
     report_cmd,
     runtime_cmd,
     segments_cmd,
@@ -57,6 +58,7 @@ for module in (
     doctor_cmd,
     sendtest_cmd,
     report_cmd,
+    inbox_cmd,
 ):
     app.add_typer(module.app)
 

@@ -1,33 +1,38 @@
-"""Ingest benchmark: signed Shopify order webhooks over loopback HTTP vs a bare 202 endpoint.
+"""Ingest benchmark: wrk posting signed Shopify orders at `mactl serve`, against a bare 202.
 
-    python bench/ingest.py                       # temp SQLite (the embedded default)
-    python bench/ingest.py --database-url postgresql+psycopg://postgres@127.0.0.1/bench
+    python bench/ingest.py                         # PostgreSQL and SQLite and bare
+    python bench/ingest.py --backends sqlite --duration 5 --profile sqlite
 
-Each server runs in its own process (uvicorn, one worker) and the client fires
---requests webhooks at --concurrency with httpx (asyncio). The real app verifies the
-HMAC, parses, upserts the contact and stores the event in one transaction, then
-enqueues processing (in-process broker; nothing consumes it during the run). The bare
-app reads the body and answers 202. Printed: throughput, p50/p99 and the ratio.
-Targets: ratio >= 0.4 and p99 < 50 ms.
+wrk (Debian package `wrk`) drives the servers with a Lua script that cycles through
+--orders distinct signed order webhooks (one customer each) and gives every request a
+new X-Shopify-Webhook-Id, so every request is a new delivery (no duplicates). Servers:
+`mactl serve` (uvicorn, --workers) on a fresh PostgreSQL database and on a temporary
+SQLite file, and a bare FastAPI endpoint that reads the body and answers 202 under the
+same uvicorn settings. Printed per target: req/s, p50/p99 (wrk --latency), non-2xx
+answers, server CPU per request (the whole process tree, from /proc) and the ratio
+real/bare. Goals (issue 10): ratio >= 0.4 and p99 < 50 ms. --profile runs py-spy on the
+real server during that backend's run (--gil: samples of the thread holding the GIL,
+i.e. Python CPU, not threads waiting) and prints the top functions.
 
-With a closed loop of N concurrent clients, mean latency = N / throughput (Little's
-law), so p99 < 50 ms at concurrency 32 needs more than ~640 requests/s end to end.
-Server and client CPU per request are printed too: unlike wall-clock numbers they
-hardly move when the machine is shared.
+Without REDIS_URL the enqueue goes to the in-process stub broker (nothing consumes it);
+pass --redis-url to include the Redis round trip of a production request path.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import re
+import shutil
+import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +42,45 @@ from fastapi.responses import JSONResponse
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-shopify-secret"
 FIXTURE = ROOT / "tests" / "fixtures" / "shopify" / "orders_create.json"
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+LUA = r"""
+local bodies, sigs = {}, {}
+for line in io.lines("%(path)s") do
+  local sig, body = line:match("^(%%S+)\t(.*)$")
+  bodies[#bodies + 1] = body
+  sigs[#sigs + 1] = sig
+end
+local threads, counter, me = 0, 0, 0
+function setup(thread)
+  thread:set("me", threads)
+  threads = threads + 1
+end
+function init(args)
+  me = tonumber(me) or 0
+end
+request = function()
+  counter = counter + 1
+  local i = ((counter * 7 + me * 1000) %% #bodies) + 1
+  local headers = {
+    ["Content-Type"] = "application/json",
+    ["X-Shopify-Topic"] = "orders/create",
+    ["X-Shopify-Hmac-Sha256"] = sigs[i],
+    ["X-Shopify-Webhook-Id"] = "%(run)s-" .. me .. "-" .. counter,
+    ["X-Shopify-Shop-Domain"] = "bench.myshopify.com",
+  }
+  return wrk.format("POST", "/webhooks/shopify", headers, bodies[i])
+end
+"""
 
 
 def bare_app() -> Any:
-    """A FastAPI app whose webhook endpoint reads the body and returns 202."""
+    """A FastAPI app whose webhook endpoint reads the body and answers 202."""
     app = FastAPI()
 
     @app.post("/webhooks/shopify")
     async def webhook(request: Request) -> JSONResponse:
         await request.body()
-        return JSONResponse({"accepted": 1, "event_ids": [1]}, status_code=202)
+        return JSONResponse({"accepted": 1, "inbox_ids": [1], "duplicates": 0}, status_code=202)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -55,23 +89,23 @@ def bare_app() -> Any:
     return app
 
 
-def serve(kind: str, port: int, database_url: str) -> None:
-    """Child process: run one app under uvicorn on loopback."""
-    import uvicorn
-
-    os.environ["DATABASE_URL"] = database_url
-    os.environ["SHOPIFY_WEBHOOK_SECRET"] = SECRET
-    os.environ.pop("REDIS_URL", None)
-    os.environ.setdefault("SECRET_KEY", "bench-secret-key-0123456789abcdef")
+def orders_file(directory: Path, count: int) -> Path:
+    """`count` distinct signed orders, one customer each: `signature<TAB>body` per line."""
     sys.path.insert(0, str(ROOT))
-    if kind == "real":
-        import automation.contacts.orders  # noqa: F401
-        from automation.ingest.app import create_app
+    from automation.ingest.signatures import base64_hmac
 
-        app = create_app()
-    else:
-        app = bare_app()
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    base = json.loads(FIXTURE.read_bytes())
+    path = directory / "orders.tsv"
+    with path.open("w") as out:
+        for i in range(count):
+            customer = {**base["customer"], "id": 700_000 + i,
+                        "email": f"khach{i}@example.vn", "phone": f"+8491{i:07d}"}
+            order = {**base, "id": 20_000_000 + i, "name": f"#B{i}", "currency": "VND",
+                     "total_price": "1250000.00", "current_total_price": None,
+                     "email": customer["email"], "phone": None, "customer": customer}
+            body = json.dumps(order, separators=(",", ":"), ensure_ascii=False)
+            out.write(f"{base64_hmac(SECRET, body.encode())}\t{body}\n")
+    return path
 
 
 def free_port() -> int:
@@ -81,179 +115,227 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def bodies(count: int, run: str, customers: int) -> list[tuple[bytes, dict[str, str]]]:
-    """Signed, distinct order webhooks (unique order and webhook ids; a pool of customers)."""
-    sys.path.insert(0, str(ROOT))
-    from automation.ingest.signatures import base64_hmac
-
-    base = json.loads(FIXTURE.read_bytes())
-    result = []
-    for i in range(count):
-        order = dict(base)
-        customer = dict(base["customer"])
-        n = i % customers
-        customer.update(id=900000 + n, email=f"bench{n}.{run}@example.vn")
-        order.update(id=10_000_000 + i, name=f"#B{i}", currency="VND", total_price="1250000.00",
-                     email=customer["email"], customer=customer)
-        body = json.dumps(order).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "X-Shopify-Topic": "orders/create",
-            "X-Shopify-Hmac-Sha256": base64_hmac(SECRET, body),
-            "X-Shopify-Webhook-Id": f"{run}-{i}",
-            "X-Shopify-Shop-Domain": "bench.myshopify.com",
-        }
-        result.append((body, headers))
-    return result
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of `pid` and every live descendant (Linux /proc)."""
+    stats: dict[int, tuple[int, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += stats.get(current, (0, 0.0))[1]
+        todo += [child for child, (parent, _) in stats.items() if parent == current]
+    return total
 
 
-async def fire(
-    url: str, work: list[tuple[bytes, dict[str, str]]], concurrency: int, limit_s: float
-) -> tuple[list[float], float, dict[int | str, int]]:
-    """POST every body with `concurrency` workers; latencies (s), wall time, status counts."""
-    import httpx
-
-    latencies: list[float] = []
-    statuses: dict[int | str, int] = {}
-    errors = statuses
-    queue = iter(work)
-    deadline = time.perf_counter() + limit_s
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-
-        async def worker() -> None:
-            for body, headers in queue:
-                if time.perf_counter() > deadline:
-                    return
-                started = time.perf_counter()
-                try:
-                    response = await client.post(url, content=body, headers=headers)
-                except httpx.HTTPError as exc:  # counted, not fatal: the run reports it
-                    name = type(exc).__name__
-                    errors[name] = errors.get(name, 0) + 1
-                    continue
-                latencies.append(time.perf_counter() - started)
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
-    return latencies, wall, statuses
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), 0.0 elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """Poll /healthz until the child answers."""
-    import httpx
-
+def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Poll /healthz until the server answers (broker errors still answer: any status)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"server exited early with code {proc.returncode}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+                if sock.recv(64).startswith(b"HTTP/1.1"):
+                    return
+        except OSError:
             pass
-        time.sleep(0.1)
+        time.sleep(0.2)
     raise SystemExit("server did not become ready")
 
 
-def measure(kind: str, args: argparse.Namespace, database_url: str, run: str) -> dict[str, Any]:
-    """Start the server, warm up, fire the requests, stop the server."""
+def start(kind: str, port: int, env: dict[str, str], workers: int, log: Path) -> subprocess.Popen[
+    bytes
+]:
+    """`mactl serve` (real) or uvicorn on the bare app, same workers, logs to a file."""
+    if kind == "bare":
+        argv = [sys.executable, "-m", "uvicorn", "--factory", "ingest:bare_app",
+                "--app-dir", str(ROOT / "bench"), "--port", str(port), "--workers",
+                str(workers), "--log-level", "warning", "--no-access-log"]
+    else:
+        argv = [sys.executable, "-m", "admin_cli.main", "serve", "--port", str(port),
+                "--workers", str(workers)]
+    with log.open("ab") as out:
+        return subprocess.Popen(argv, cwd=str(ROOT), env=env, stdout=out, stderr=out,
+                                start_new_session=True)
+
+
+def run_wrk(port: int, script: Path, args: argparse.Namespace, seconds: float) -> dict[str, Any]:
+    """One wrk run; req/s, p50/p99 in ms, requests and non-2xx answers."""
+    out = subprocess.run(
+        [args.wrk, f"-t{args.threads}", f"-c{args.connections}",
+         f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}/webhooks/shopify"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+
+    def ms(label: str) -> float:
+        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not match:
+            return float("nan")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    requests = re.search(r"(\d+) requests in", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": ms("50"), "p99_ms": ms("99"),
+        "requests": int(requests.group(1)) if requests else 0,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else "",
+    }
+
+
+def profile_top(raw: Path, limit: int = 15) -> list[tuple[str, float, float]]:
+    """(function, own %, total %): the top own-time functions, then our own by total."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        samples += n
+        frames = [re.sub(r" \(.*?/(site-packages|h7|lib/python3\.\d+)/", " (", f)
+                  for f in stack.split(";")]
+        own[frames[-1]] += n
+        for frame in set(frames):
+            total[frame] += n
+    if not samples:
+        return []
+    ours = [name for name, _ in total.most_common() if "(automation/" in name][:limit]
+    return [(name, 100 * own[name] / samples, 100 * total[name] / samples)
+            for name in dict.fromkeys([name for name, _ in own.most_common(limit)] + ours)]
+
+
+def measure(kind: str, args: argparse.Namespace, env: dict[str, str], work: Path,
+            profile: bool) -> dict[str, Any]:
+    """Start a server, warm it up, run wrk, read the server's CPU, stop it."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", kind, "--port", str(port),
-         "--database-url", database_url],
-        cwd=str(ROOT),
-    )
+    script = work / f"{kind}.lua"
+    script.write_text(LUA % {"path": work / "orders.tsv", "run": f"{kind}-{uuid.uuid4().hex[:6]}"})
+    proc = start(kind, port, env, args.workers, work / f"{kind}.log")
+    spy = None
     try:
         wait_ready(port, proc)
-        url = f"http://127.0.0.1:{port}/webhooks/shopify"
-        warm = bodies(args.warmup, f"{run}-{kind}-warm", args.customers)
-        asyncio.run(fire(url, warm, args.concurrency, args.time_limit))
-        work = bodies(args.requests, f"{run}-{kind}", args.customers)
-        cpu_before, client_before = cpu_seconds(proc.pid), time.process_time()
-        latencies, wall, statuses = asyncio.run(
-            fire(url, work, args.concurrency, args.time_limit)
-        )
-        cpu = cpu_seconds(proc.pid) - cpu_before
-        client_cpu = time.process_time() - client_before
+        run_wrk(port, script, args, args.warmup)
+        before = tree_cpu(proc.pid)
+        if profile:
+            spy = subprocess.Popen(
+                [args.py_spy, "record", "--pid", str(proc.pid), "--subprocesses", "--format",
+                 "raw", "--output", str(work / "profile.txt"), "--duration",
+                 str(int(args.duration)), "--rate", "200", "--nonblocking", "--gil"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        result = run_wrk(port, script, args, args.duration)
+        cpu = tree_cpu(proc.pid) - before
+        if spy is not None:
+            spy.wait(60)
     finally:
-        proc.terminate()
-        proc.wait(10)
-    ordered = sorted(latencies)
-    return {
-        "requests": len(latencies),
-        "seconds": round(wall, 3),
-        "rps": round(len(latencies) / wall, 1),
-        "p50_ms": round(statistics.median(ordered) * 1000, 2),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
-        "server_cpu_ms_per_request": round(cpu / max(len(latencies), 1) * 1000, 3),
-        "client_cpu_ms_per_request": round(client_cpu / max(len(latencies), 1) * 1000, 3),
-        "statuses": statuses,
-    }
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    result["server_cpu_ms_per_request"] = round(1000 * cpu / max(result["requests"], 1), 3)
+    return result
+
+
+def postgres_env(base: dict[str, str]) -> tuple[dict[str, str], str]:
+    """A fresh migrated PostgreSQL database; returns the env and the database name."""
+    import sqlalchemy as sa
+
+    from automation.core.migrate import upgrade
+
+    name = f"bench_ingest_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    return {**base, "DATABASE_URL": url}, name
+
+
+def drop_postgres(name: str) -> None:
+    """Drop the benchmark database."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def main() -> None:
-    """Parse arguments; run both servers in turn and print the comparison."""
+    """Run the targets and print one line each plus the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--customers", type=int, default=500, help="distinct buyers")
-    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per phase")
-    parser.add_argument("--database-url", default=None, help="default: a temp SQLite file")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--serve", choices=["real", "bare"], help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--backends", default="postgres,sqlite")
+    parser.add_argument("--orders", type=int, default=3000)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--redis-url", default="")
+    parser.add_argument("--log-level", default="WARNING",
+                        help="the server's LOG_LEVEL (INFO adds one JSON line per request)")
+    parser.add_argument("--profile", default="", help="py-spy this backend's run (postgres)")
+    parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
+    parser.add_argument("--py-spy", default=str(Path(sys.executable).parent / "py-spy"))
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve, args.port, args.database_url)
-        return
     sys.path.insert(0, str(ROOT))
-    from automation.core.migrate import upgrade
+    if not Path(args.wrk).exists():
+        raise SystemExit("wrk not found: apt-get install wrk (or pass --wrk PATH)")
+    base = {**os.environ, "SHOPIFY_WEBHOOK_SECRET": SECRET, "LOG_LEVEL": args.log_level,
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-secret-key-0123456789abcdef",
+            "PYTHONPATH": str(ROOT)}
+    base.pop("REDIS_URL", None)
+    if args.redis_url:
+        base["REDIS_URL"] = args.redis_url
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        work = Path(tmp)
+        orders_file(work, args.orders)
+        results["bare"] = measure("bare", args, base, work, False)
+        for backend in args.backends.split(","):
+            if backend == "postgres":
+                env, name = postgres_env(base)
+                try:
+                    results["postgres"] = measure("postgres", args, env, work,
+                                                  args.profile == "postgres")
+                finally:
+                    drop_postgres(name)
+            elif backend == "sqlite":
+                env = {**base, "DATABASE_URL": f"sqlite:///{work / 'bench.db'}"}
+                from automation.core.migrate import upgrade
 
-    with tempfile.TemporaryDirectory() as tmp:
-        database_url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        upgrade(database_url)
-        run = f"r{int(time.time())}"
-        real = measure("real", args, database_url, run)
-        bare = measure("bare", args, database_url, run)
-    ratio = real["rps"] / bare["rps"] if bare["rps"] else 0.0
-    cpu_ratio = (
-        bare["server_cpu_ms_per_request"] / real["server_cpu_ms_per_request"]
-        if real["server_cpu_ms_per_request"]
-        else 0.0
-    )
-    backend = "postgresql" if database_url.startswith("postgresql") else "sqlite"
-    report = {
-        "backend": backend, "concurrency": args.concurrency, "real": real, "bare": bare,
-        "ratio": round(ratio, 3), "cpu_ratio": round(cpu_ratio, 3), "target_ratio": 0.4,
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None, "target_p99_ms": 50,
-        "ok": ratio >= 0.4 and real["p99_ms"] < 50,
-    }
-    if args.json:
-        print(json.dumps(report))
-        return
-    print(f"ingest bench: {backend}, concurrency {args.concurrency}")
-    for name, row in (("webhook (real)", real), ("bare 202", bare)):
-        print(f"  {name:15} {row['requests']:6d} req  {row['rps']:8.1f} req/s  "
-              f"p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms  "
-              f"CPU/req server {row['server_cpu_ms_per_request']:.2f} ms "
-              f"client {row['client_cpu_ms_per_request']:.2f} ms  {row['statuses']}")
-    print(f"  ratio {ratio:.2f} (target >= 0.40), p99 {real['p99_ms']:.1f} ms (target < 50)"
-          f"  -> {'OK' if report['ok'] else 'MISSED'}")
-    print(f"  server CPU ratio (bare/real per request) {cpu_ratio:.2f}; "
-          f"load average {report['load_average']} on {os.cpu_count()} CPUs")
+                upgrade(env["DATABASE_URL"])
+                results["sqlite"] = measure("sqlite", args, env, work, args.profile == "sqlite")
+        profile = work / "profile.txt"
+        top = profile_top(profile) if profile.exists() else []
+    print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.orders} distinct "
+          f"signed Shopify orders, uvicorn workers={args.workers}, "
+          f"redis={'yes' if args.redis_url else 'no (stub broker)'}, LOG_LEVEL={args.log_level}")
+    bare = results["bare"]["rps"]
+    for name, r in results.items():
+        ratio = r["rps"] / bare if bare else float("nan")
+        print(f"{name:9s} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 "
+              f"{r['p99_ms']:7.2f} ms  cpu/req {r['server_cpu_ms_per_request']:6.3f} ms  "
+              f"non-2xx {r['non_2xx']}  ratio {ratio:.2f}"
+              + (f"  socket errors: {r['socket_errors']}" if r["socket_errors"] else ""))
+    if top:
+        print(f"py-spy top (own %, total %), {args.profile} run:")
+        for name, own, total in top:
+            print(f"  {own:5.1f} {total:5.1f}  {name}")
 
 
 if __name__ == "__main__":

@@ -123,8 +123,8 @@ class Simulation:
     def ingest(self, payloads: list[dict[str, Any]], drain: bool = True) -> list[int]:
         """Parse native payloads, store them (one transaction) and process the new events."""
         from automation.core.processing import process_event
+        from automation.inbox.store import store_events
         from automation.ingest.sources.native import NativeSource
-        from automation.ingest.store import store_events
 
         events = NativeSource().parse("", {"events": payloads})
         with self.factory() as session:

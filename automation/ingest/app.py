@@ -6,7 +6,15 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from automation.ingest import callbacks, haravan_verify, health, metrics, tracking, webhooks
+from automation.ingest import (
+    callbacks,
+    haravan_verify,
+    health,
+    metrics,
+    tracking,
+    unavailable,
+    webhooks,
+)
 from automation.runtime import wiring
 
 
@@ -24,6 +32,7 @@ def create_app() -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(callbacks.router)
     app.include_router(tracking.router)
+    unavailable.install(app)
     _publish_native_schemas(app)
     return app
 

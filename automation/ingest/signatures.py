@@ -57,7 +57,7 @@ def verify_native(
         raise SignatureError("missing_signature", "header X-Signature is required")
     if not timestamp:
         raise SignatureError("missing_timestamp", "header X-Timestamp (unix seconds) is required")
-    if not timestamp.strip().isdigit():
+    if not timestamp.strip().isdigit() or len(timestamp.strip()) > 12:
         raise SignatureError(
             "invalid_timestamp", "X-Timestamp must be unix seconds, e.g. 1767225600"
         )

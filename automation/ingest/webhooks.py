@@ -1,36 +1,46 @@
-"""Webhook routes: verify, size-limit, parse, store once, enqueue, answer in milliseconds.
+"""Webhook routes: verify, validate cheaply, store the raw delivery once, answer.
 
-Order of checks: size (Content-Length, then the streamed bytes) -> 413; WooCommerce's
-unsigned ping -> 200; secret configured -> else 503 naming the variable; signature
-(and for native events the replay window) -> 401; topic known -> else 202 ignored;
-JSON and fields -> 422 naming the field; store in one transaction; enqueue after commit.
+Synchronous checks (refused with 4xx; nothing stored): size -> 413; WooCommerce's
+unsigned ping -> 200; secret configured -> else 503 naming the variable; signature (and
+for native events the replay window) -> 401; topic header present -> 422; topic known ->
+else 202 ignored; JSON well-formed (syntax, UTF-8, nesting depth, integer size, no NUL
+character) -> 422 naming the problem. Then the payload is mapped in memory
+(automation.inbox.mapping): native events that fail are refused with 422 naming the
+field; shop deliveries that fail are stored quarantined with the reason and answered
+202, because a shop cannot fix a payload and drops or disables a failing webhook.
+Finally ONE INSERT ... ON CONFLICT DO NOTHING into the inbox, committed together with
+concurrent requests (automation.inbox.committer), and the answer; a redelivery answers
+200 duplicate. Contacts, consents, events and rollups are written
+later by the worker from the stored row (the scheduler maps rows left pending).
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import json
 import logging
 import re
 import time
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter
-from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
 
 from automation.core import clock
-from automation.core.config import get_settings
+from automation.core.config import Settings, get_settings
 from automation.core.db import session_factory
-from automation.core.events import CanonicalEvent
+from automation.inbox.committer import GroupCommitter
+from automation.inbox.mapping import edge_deliveries
 from automation.ingest import signatures
 from automation.ingest.metrics import ENQUEUE_FAILURES, EVENTS_STORED, observe
 from automation.ingest.sources import (
     HARAVAN,
+    NATIVE,
     SAPO,
     SHOPIFY,
+    WOOCOMMERCE,
     NativeSource,
     PayloadError,
     Source,
@@ -38,30 +48,36 @@ from automation.ingest.sources import (
 )
 from automation.ingest.sources.base import Ignored
 from automation.ingest.sources.native import NativeBatch, NativeEvent
-from automation.ingest.store import StoreResult, store_atomically
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
-NATIVE = NativeSource()
-WOOCOMMERCE = WooCommerceSource()
+MAX_DEPTH = 64
+NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # an unescaped \u0000 escape
+COMMITTERS: dict[str, GroupCommitter] = {}
+ENQUEUE_CHUNK = 100
 PING = re.compile(rb"webhook_id=\d+")
 REF_TEMPLATE = "#/components/schemas/{model}"
 NATIVE_SCHEMA = TypeAdapter(NativeEvent | NativeBatch).json_schema(ref_template=REF_TEMPLATE)
 
 
 class Accepted(BaseModel):
-    """202: events stored (new ones) and queued for processing."""
+    """202: deliveries stored in the inbox (new ones) and queued for mapping.
+
+    `quarantined` counts stored deliveries whose payload could not be mapped (`reason`).
+    """
 
     accepted: int
-    event_ids: list[int]
+    inbox_ids: list[int]
     duplicates: int = 0
+    quarantined: int = 0
+    reason: str | None = None
 
 
 class Duplicate(BaseModel):
-    """200: every event of this request was already stored (a redelivery)."""
+    """200: every delivery of this request was already stored (a redelivery)."""
 
     duplicate: bool = True
-    event_ids: list[int]
+    inbox_ids: list[int]
 
 
 class ErrorBody(BaseModel):
@@ -131,78 +147,104 @@ def verify(source: Source, request: Request, secret: str, body: bytes) -> None:
             )
         else:
             header = source.signature_header
-            signatures.verify_base64_hmac(secret, body, request.headers.get(header), header)
+            signatures.verify_base64_hmac(secret, body, source.signature(request.headers), header)
     except signatures.SignatureError as exc:
         raise Rejected(401, "unauthorized", {"error": exc.error, "message": exc.message}) from None
 
 
+def invalid_json(message: str) -> Rejected:
+    """422 naming the body: the request is not JSON we can read safely."""
+    return Rejected(
+        422,
+        "invalid",
+        {
+            "error": "invalid_json",
+            "field": "body",
+            "message": message,
+            "fix": "send the raw JSON document with Content-Type: application/json",
+        },
+    )
+
+
 def decode(body: bytes) -> Any:
-    """JSON body or 422 naming the position of the syntax error."""
+    """JSON body, or 422: syntax (with its position), nesting, huge integers, NUL.
+
+    orjson reads the common case; what it refuses (integers beyond 64 bits, deep nesting,
+    lone surrogates, bad syntax) is read again by the standard library, which decides.
+    """
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        payload = stdlib_decode(body)
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and too_deep(payload, MAX_DEPTH):
+        raise invalid_json(f"body is nested deeper than {MAX_DEPTH} levels")
+    if b"\\u0000" in body and NUL.search(body):
+        raise invalid_json("body holds a NUL character (\\u0000); remove it")
+    return payload
+
+
+def stdlib_decode(body: bytes) -> Any:
+    """json.loads, its errors told as 422 naming the body."""
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(
-            exc, json.JSONDecodeError
-        ) else ""
-        raise Rejected(
-            422,
-            "invalid",
-            {
-                "error": "invalid_json",
-                "field": "body",
-                "message": f"body is not valid UTF-8 JSON{where}",
-                "fix": "send the raw JSON document with Content-Type: application/json",
-            },
-        ) from None
+    except json.JSONDecodeError as exc:
+        where = f" at line {exc.lineno} column {exc.colno}"
+        raise invalid_json(f"body is not valid UTF-8 JSON{where}") from None
+    except UnicodeDecodeError:
+        raise invalid_json("body is not valid UTF-8 JSON") from None
+    except RecursionError:
+        raise invalid_json(f"body is nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError:  # an integer of more than 4,300 digits
+        raise invalid_json("body holds a number too large to read") from None
 
 
-def stable_key(value: str) -> str:
-    """A source_event_id that fits the column (long keys are hashed)."""
-    return value if len(value) <= 200 else "sha256:" + hashlib.sha256(value.encode()).hexdigest()
-
-
-def apply_delivery_id(source: Source, request: Request, events: list[CanonicalEvent]) -> None:
-    """Use the platform's delivery id (stable across redeliveries) as the dedupe key."""
-    delivery = request.headers.get(source.delivery_header) if source.delivery_header else None
-    for index, event in enumerate(events):
-        key = event.source_event_id
-        if delivery:
-            key = delivery.strip() if len(events) == 1 else f"{delivery.strip()}:{index}"
-        event.source_event_id = stable_key(key)
+def too_deep(value: Any, limit: int) -> bool:
+    """True when arrays/objects nest deeper than `limit` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def enqueue(ids: list[int]) -> None:
-    """Queue processing for stored events; a failure is logged, the scheduler re-sends later."""
-    if not ids:
-        return
-    from automation.runtime.actors import process_event_actor
+    """Queue mapping for stored deliveries, one message per 100 (a committed batch).
 
-    for event_id in ids:
+    Best effort: on a broker failure the rest is left to the scheduler's inbox pass.
+    """
+    from automation.runtime.actors import map_inbox_actor
+
+    for start in range(0, len(ids), ENQUEUE_CHUNK):
         try:
-            process_event_actor.send(event_id)
-        except Exception as exc:  # noqa: BLE001 - the event is stored; never fail the request
+            map_inbox_actor.send(ids[start : start + ENQUEUE_CHUNK])
+        except Exception as exc:  # noqa: BLE001 - the deliveries are stored; never fail
             ENQUEUE_FAILURES.inc()
-            log.warning("enqueue failed event_id=%s error=%s", event_id, type(exc).__name__)
+            log.warning("enqueue failed deliveries=%s error=%s", len(ids), type(exc).__name__)
+            return  # the broker is down: do not wait on it again for this batch
 
 
-def store_and_enqueue(
-    factory: sessionmaker[Session], source: str, events: list[CanonicalEvent]
-) -> StoreResult:
-    """Commit the events, then enqueue the new ones (runs in a worker thread)."""
-    result = store_atomically(factory, source, events)
-    enqueue(result.new_ids)
-    return result
+def committer(settings: Settings) -> GroupCommitter:
+    """This process's group committer for the configured database."""
+    found = COMMITTERS.get(settings.database_url)
+    if found is None:
+        found = COMMITTERS.setdefault(
+            settings.database_url, GroupCommitter(session_factory(settings), enqueue)
+        )
+    return found
 
 
 async def ingest(request: Request, source: Source) -> tuple[JSONResponse, str, str]:
     """Run one webhook request through every check; returns (response, outcome, topic)."""
     settings = get_settings()
     body = await read_body(request, settings.max_body_bytes)
-    topic = request.headers.get(source.topic_header, "").strip() if source.topic_header else ""
+    topic = source.delivery(request.headers).topic
     if (
         isinstance(source, WooCommerceSource)
         and not topic
-        and not request.headers.get(source.signature_header)
+        and not source.signature(request.headers)
         and PING.fullmatch(body.strip())
     ):
         return JSONResponse({"ok": True, "ping": True}), "ping", "ping"
@@ -221,31 +263,33 @@ async def ingest(request: Request, source: Source) -> tuple[JSONResponse, str, s
         return ignored(topic, "unknown topic"), "ignored", topic
     payload = decode(body)
     try:
-        events = source.parse(topic, payload)
+        deliveries = edge_deliveries(source, topic, request.headers, body, payload)
     except PayloadError as exc:
         error = {"error": "invalid_payload", "field": exc.field, "message": exc.message}
         raise Rejected(422, "invalid", {**error, "fix": exc.fix}) from None
     except Ignored as exc:
         return ignored(topic, str(exc)), "ignored", topic
-    apply_delivery_id(source, request, events)
-    result = await run_in_threadpool(
-        store_and_enqueue, session_factory(settings), source.name, events
-    )
+    result = await asyncio.wrap_future(committer(settings).submit(deliveries))
     if result.duplicate:
-        return JSONResponse({"duplicate": True, "event_ids": result.event_ids}), "duplicate", topic
+        return JSONResponse({"duplicate": True, "inbox_ids": result.ids}), "duplicate", topic
     EVENTS_STORED.labels(source=source.name).inc(len(result.new_ids))
-    accepted = {
+    accepted: dict[str, Any] = {
         "accepted": len(result.new_ids),
-        "event_ids": result.event_ids,
-        "duplicates": len(result.event_ids) - len(result.new_ids),
+        "inbox_ids": result.ids,
+        "duplicates": len(result.ids) - len(result.new_ids),
     }
-    return JSONResponse(accepted, status_code=202), "accepted", topic
+    outcome = "accepted"
+    if result.quarantined:
+        outcome = "quarantined"
+        reasons = [d.reason for d in deliveries if d.reason]
+        accepted.update(quarantined=result.quarantined, reason=reasons[0] if reasons else None)
+    return JSONResponse(accepted, status_code=202), outcome, topic
 
 
 def ignored(topic: str, reason: str) -> JSONResponse:
     """202 for a valid request we do not act on."""
     return JSONResponse(
-        {"accepted": 0, "ignored": True, "reason": reason, "event_ids": []}, status_code=202
+        {"accepted": 0, "ignored": True, "reason": reason, "inbox_ids": []}, status_code=202
     )
 
 
@@ -257,7 +301,7 @@ async def handle(request: Request, source: Source) -> JSONResponse:
         response, outcome, topic = await ingest(request, source)
     except Rejected as exc:
         response, outcome = JSONResponse(exc.body, status_code=exc.status), exc.outcome
-        topic = request.headers.get(source.topic_header or "", "") if source.topic_header else ""
+        topic = source.delivery(request.headers).topic
     elapsed = time.perf_counter() - started
     observe(source.name, outcome, elapsed)
     level = logging.INFO if response.status_code < 400 else logging.WARNING
@@ -302,7 +346,8 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "missing or wrong signature"},
     413: {"model": ErrorBody, "description": "body over MAX_BODY_BYTES"},
     422: {"model": ErrorBody, "description": "malformed JSON or missing field"},
-    503: {"model": ErrorBody, "description": "secret not configured"},
+    503: {"model": ErrorBody, "description": "secret not configured, or database unreachable"
+          " (Retry-After)"},
 }
 
 

@@ -1,5 +1,6 @@
 """The scheduler's task table: what one pass does, in order. The work lives in the domain.
 
+  inbox            webhook deliveries stored but not mapped (their queue message was lost)
   events           stored events nobody processed yet (their queue message was lost), inline
   abandoned_carts  carts with no order within CART_ABANDON_MINUTES -> cart.abandoned once
   time_segments    segments whose rules depend on time, then the events that recorded
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from automation.contacts.carts import detect_abandoned_carts
 from automation.core.processing import process_pending_events
 from automation.delivery.stale import requeue_stale
+from automation.inbox.worker import inbox_task
 from automation.segments.membership import refresh_time_based_segments
 from automation.sequences.due import run_due_enrollments
 
@@ -39,6 +41,7 @@ def time_segments(session: Session, now: datetime) -> int:
 
 
 TASKS: tuple[Task, ...] = (
+    Task("inbox", inbox_task),
     Task("events", process_pending_events),
     Task("abandoned_carts", detect_abandoned_carts),
     Task("time_segments", time_segments),

@@ -13,7 +13,17 @@ from httpx import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from automation.core.models import Cart, Consent, Contact, ContactIdentity, Event, Order
+from automation.core.db import session_factory
+from automation.core.models import (
+    Cart,
+    Consent,
+    Contact,
+    ContactIdentity,
+    Event,
+    InboxDelivery,
+    Order,
+)
+from automation.inbox.worker import map_pending
 from automation.ingest.signatures import base64_hmac, native_signature
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -30,6 +40,7 @@ HEADERS = {  # platform -> (topic header, signature header, delivery id header)
     "sapo": ("X-Sapo-Topic", "X-Sapo-Hmac-Sha256", None),
 }
 TABLES = {
+    "inbox": InboxDelivery,
     "contacts": Contact,
     "identities": ContactIdentity,
     "consents": Consent,
@@ -37,6 +48,15 @@ TABLES = {
     "orders": Order,
     "carts": Cart,
 }
+
+
+def run_worker() -> list[int]:
+    """Map every pending inbox delivery, as the worker does after the answer."""
+    session = session_factory()()
+    try:
+        return map_pending(session)
+    finally:
+        session.close()
 
 
 def fixture_json(name: str) -> dict[str, Any]:
@@ -62,8 +82,9 @@ def post_shop(
     platform: str = "shopify",
     webhook_id: str | None = "auto",
     signature: str | None = "auto",
+    worker: bool = True,
 ) -> Response:
-    """POST a Shopify-family webhook signed like the platform does."""
+    """POST a Shopify-family webhook signed like the platform does (then map it)."""
     body = to_body(payload)
     topic_header, sig_header, id_header = HEADERS[platform]
     headers = {"Content-Type": "application/json", topic_header: topic}
@@ -73,7 +94,7 @@ def post_shop(
         headers[sig_header] = signature
     if id_header and webhook_id is not None:
         headers[id_header] = str(uuid.uuid4()) if webhook_id == "auto" else webhook_id
-    return client.post(f"/webhooks/{platform}", content=body, headers=headers)
+    return answered(client.post(f"/webhooks/{platform}", content=body, headers=headers), worker)
 
 
 def post_woo(
@@ -81,8 +102,9 @@ def post_woo(
     payload: bytes | dict[str, Any],
     topic: str = "order.created",
     signature: str | None = "auto",
+    worker: bool = True,
 ) -> Response:
-    """POST a WooCommerce webhook."""
+    """POST a WooCommerce webhook (then map it)."""
     body = to_body(payload)
     headers = {
         "Content-Type": "application/json",
@@ -94,7 +116,7 @@ def post_woo(
         signature = base64_hmac(SECRETS["woocommerce"], body)
     if signature is not None:
         headers["X-WC-Webhook-Signature"] = signature
-    return client.post("/webhooks/woocommerce", content=body, headers=headers)
+    return answered(client.post("/webhooks/woocommerce", content=body, headers=headers), worker)
 
 
 def post_native(
@@ -103,8 +125,9 @@ def post_native(
     timestamp: int | None = None,
     secret: str = SECRETS["events"],
     signature: str | None = "auto",
+    worker: bool = True,
 ) -> Response:
-    """POST native events signed over f"{timestamp}." + body."""
+    """POST native events signed over f"{timestamp}." + body (then map them)."""
     body = to_body(payload)
     ts = int(time.time()) if timestamp is None else timestamp
     headers = {"Content-Type": "application/json", "X-Timestamp": str(ts)}
@@ -112,7 +135,14 @@ def post_native(
         signature = native_signature(secret, ts, body)
     if signature is not None:
         headers["X-Signature"] = signature
-    return client.post("/webhooks/events", content=body, headers=headers)
+    return answered(client.post("/webhooks/events", content=body, headers=headers), worker)
+
+
+def answered(response: Response, worker: bool) -> Response:
+    """The response, after the worker mapped what the request stored (when asked)."""
+    if worker:
+        run_worker()
+    return response
 
 
 def counts(session: Session) -> dict[str, int]:

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from automation.core.config import Settings, get_settings
 from automation.core.db import session_factory
 from automation.core.models import Contact, Order
+from automation.inbox.store import store_atomically
 from automation.ingest.sources import HARAVAN
-from automation.ingest.store import store_atomically
 from tests.ingest.helpers import counts, events_of, fixture_json
 from tests.ingest.shop_helpers import post_signed, variant
 

@@ -40,7 +40,7 @@ def test_batch_of_1000_and_over_limit(client: TestClient, session: Session) -> N
     ]}
     response = post_native(client, batch)
     assert response.status_code == 202
-    assert response.json()["accepted"] == 1000 and len(response.json()["event_ids"]) == 1000
+    assert response.json()["accepted"] == 1000 and len(response.json()["inbox_ids"]) == 1000
     assert counts(session)["contacts"] == 50 and counts(session)["events"] == 1000
     too_many = {"events": batch["events"] + [native_event("x", "contact.updated",
                                                           {"external_id": "x"})]}

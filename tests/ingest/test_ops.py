@@ -11,17 +11,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from automation.core.clock import now
 from automation.core.config import Settings, get_settings
 from automation.core.db import dispose_all, session_factory
-from automation.core.events import CanonicalEvent, ContactData
-from automation.core.models import Contact, Event, Order
+from automation.core.models import Contact, Event, InboxDelivery, Order
+from automation.inbox.mapping import Delivery
+from automation.inbox.record import Recorded, record
+from automation.inbox.worker import map_and_commit
 from automation.ingest.app import create_app
-from automation.ingest.store import StoreResult, store_atomically
 from tests.ingest.helpers import (
     counts,
     events_of,
     fixture_bytes,
+    fixture_json,
     native_event,
     post_native,
     post_shop,
@@ -40,7 +41,7 @@ def test_healthz_ok_and_503_when_database_is_down(
     down = client.get("/healthz")
     assert down.status_code == 503
     assert down.json()["status"] == "unavailable"
-    assert down.json()["database"].startswith("error:") and "nobody" not in down.text
+    assert down.json()["database"] == "down" and "nobody" not in down.text
 
 
 def test_openapi_lists_endpoints_and_native_schema(client: TestClient) -> None:
@@ -68,32 +69,20 @@ def test_metrics_count_webhooks_by_source_and_outcome(client: TestClient) -> Non
     assert "webhook_duration_seconds_bucket" in client.get("/metrics").text
 
 
-def _order_event(key: str, email: str) -> CanonicalEvent:
-    return CanonicalEvent(
-        type="order.created",
-        source_event_id=key,
-        occurred_at=now(),
-        contact=ContactData(external_id="race-1", email=email),
-        properties={"order_id": "r-1", "total": 1000},
-    )
-
-
-def _race(settings: Settings, key: str, threads: int = 4) -> list[StoreResult]:
-    """Store the same event from several threads released at the same instant."""
-    factory = session_factory(settings)
+def _race(threads: int, work: Callable[[int], object]) -> list[object]:
+    """Run work(i) from several threads released at the same instant."""
     barrier = threading.Barrier(threads)
-    results: list[StoreResult] = []
+    results: list[object] = []
     errors: list[BaseException] = []
 
-    def deliver() -> None:
+    def run(index: int) -> None:
         try:
             barrier.wait()
-            events = [_order_event(key, "race@example.vn")]
-            results.append(store_atomically(factory, "shopify", events))
+            results.append(work(index))
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
-    workers = [threading.Thread(target=deliver) for _ in range(threads)]
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -103,11 +92,46 @@ def _race(settings: Settings, key: str, threads: int = 4) -> list[StoreResult]:
 
 
 def test_two_identical_deliveries_racing_store_once(settings: Settings, session: Session) -> None:
+    factory = session_factory(settings)
+
+    def deliver(key: str) -> Recorded:
+        db = factory()
+        try:
+            return record(db, [Delivery("shopify", "orders/create", key, b"{}")])
+        finally:
+            db.close()
+
     for round_ in range(5):
-        results = _race(settings, f"race-{round_}")
+        results = [r for r in _race(4, lambda _i, k=f"race-{round_}": deliver(k))
+                   if isinstance(r, Recorded)]
         assert sum(1 for r in results if r.new_ids) == 1
-        assert len({r.event_ids[0] for r in results}) == 1
-    assert counts(session)["events"] == 5 and counts(session)["contacts"] == 1
+        assert len({r.ids[0] for r in results}) == 1
+    assert counts(session)["inbox"] == 5
+
+
+def test_concurrent_mappings_of_one_new_person_make_one_contact(
+    client: TestClient, settings: Settings, session: Session
+) -> None:
+    order = fixture_json("shopify/orders_create.json")
+    for n in range(4):
+        order.update(id=1000 + n, name=f"#{n}")
+        assert post_shop(client, order, "orders/create", worker=False).status_code == 202
+    ids = list(session.scalars(select(InboxDelivery.id).order_by(InboxDelivery.id)))
+    session.rollback()
+    factory = session_factory(settings)
+
+    def map_one(index: int) -> list[int]:
+        db = factory()
+        try:
+            return map_and_commit(db, ids[index])
+        finally:
+            db.close()
+
+    results = _race(4, map_one)
+    assert sorted(len(r) for r in results if isinstance(r, list)) == [1, 1, 1, 1]
+    assert counts(session)["contacts"] == 1 and counts(session)["events"] == 4
+    statuses = set(session.scalars(select(InboxDelivery.status)))
+    assert statuses == {"mapped"}
 
 
 def test_concurrent_requests_through_http(settings: Settings, session: Session) -> None:
@@ -118,7 +142,8 @@ def test_concurrent_requests_through_http(settings: Settings, session: Session) 
 
         def deliver() -> None:
             barrier.wait()
-            statuses.append(post_shop(client, body, "orders/create", webhook_id="same").status_code)
+            answer = post_shop(client, body, "orders/create", webhook_id="same", worker=False)
+            statuses.append(answer.status_code)
 
         threads = [threading.Thread(target=deliver) for _ in range(6)]
         for thread in threads:
@@ -126,7 +151,7 @@ def test_concurrent_requests_through_http(settings: Settings, session: Session) 
         for thread in threads:
             thread.join()
     assert sorted(statuses) == [200] * 5 + [202]
-    assert counts(session)["events"] == 1
+    assert counts(session)["inbox"] == 1
 
 
 def test_out_of_order_events_keep_the_furthest_status(
@@ -160,18 +185,18 @@ def test_real_broker_path_on_redis(
         with TestClient(create_app()) as client:
             assert client.get("/healthz").json()["broker"] == "ok"
             response = post_shop(client, fixture_bytes("shopify/orders_create.json"),
-                                 "orders/create")
+                                 "orders/create", worker=False)
             assert response.status_code == 202
-        event_id = response.json()["event_ids"][0]
+        assert counts(session)["events"] == 0  # stored in the inbox; mapped by the worker
         worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
         worker.start()
         deadline = time.monotonic() + 10
         processed = None
         while time.monotonic() < deadline and processed is None:
             session.expire_all()
-            processed = session.scalar(select(Event.processed_at).where(Event.id == event_id))
+            processed = session.scalar(select(Event.processed_at))
             time.sleep(0.05)
-        assert processed is not None
+        assert processed is not None  # map_inbox, then process_event, both through Redis
         session.expire_all()
         assert session.scalars(select(Contact)).one().orders_count == 1
         assert [e.type for e in events_of(session)] == ["order.created"]

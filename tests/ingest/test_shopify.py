@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from automation.core.models import Cart, Consent, Contact, ContactIdentity, Order
+from automation.core.models import Cart, Consent, Contact, ContactIdentity, InboxDelivery, Order
 from tests.ingest.helpers import counts, events_of, fixture_bytes, fixture_json, post_shop
 
 PLATFORMS = ["shopify", "haravan", "sapo"]
@@ -24,14 +24,17 @@ def test_order_create_stores_contact_identity_and_event(
                          platform)
     assert response.status_code == 202, response.text
     body = response.json()
-    assert body["accepted"] == 1 and len(body["event_ids"]) == 1
+    assert body["accepted"] == 1 and len(body["inbox_ids"]) == 1
+    delivery = session.get(InboxDelivery, body["inbox_ids"][0])
+    assert delivery is not None and (delivery.status, delivery.source) == ("mapped", platform)
+    assert delivery.body == fixture_bytes("shopify/orders_create.json")
+    assert not any("hmac" in name for name in delivery.headers)
     contact = session.scalars(select(Contact)).one()
     assert contact.email == "bob.norman@hostmail.com"
     assert (contact.first_name, contact.last_name) == ("Bob", "Norman")
     identity = session.scalars(select(ContactIdentity)).one()
     assert (identity.source, identity.external_id) == (platform, "207119551")
     [event] = events_of(session)
-    assert event.id == body["event_ids"][0]
     assert (event.source, event.type, event.contact_id) == (platform, "order.created", contact.id)
     props = event.payload["properties"]
     assert props["order_id"] == "450789469" and props["order_number"] == "#1001"
@@ -66,7 +69,7 @@ def test_redelivery_with_same_webhook_id_is_stored_once(
     again = post_shop(client, body, "orders/create", webhook_id=webhook_id)
     assert first.status_code == 202
     assert again.status_code == 200
-    assert again.json() == {"duplicate": True, "event_ids": first.json()["event_ids"]}
+    assert again.json() == {"duplicate": True, "inbox_ids": first.json()["inbox_ids"]}
     assert counts(session)["events"] == 1
     assert events_of(session)[0].source_event_id == "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
 
@@ -150,29 +153,30 @@ def test_body_over_limit_is_413_by_header_and_by_stream(
     assert set(counts(session).values()) == {0}
 
 
-def test_malformed_json_and_missing_fields_are_422_naming_the_field(
+def test_malformed_json_is_422_and_unmappable_payloads_are_quarantined(
     client: TestClient, session: Session
 ) -> None:
     broken = post_shop(client, b'{"id": 1,', "orders/create")
     assert broken.status_code == 422
     assert broken.json()["field"] == "body" and "line 1" in broken.json()["message"]
+    assert set(counts(session).values()) == {0}
 
     order = fixture_json("shopify/orders_create.json")
     no_id = copy.deepcopy(order)
     del no_id["id"]
-    response = post_shop(client, no_id, "orders/create")
-    assert response.status_code == 422
-    assert response.json()["error"] == "invalid_payload" and response.json()["field"] == "id"
-
     bad_price = copy.deepcopy(order)
     bad_price["line_items"][0]["price"] = "abc"
-    response = post_shop(client, bad_price, "orders/create")
-    assert response.status_code == 422
-    assert response.json()["field"] == "line_items[0].price"
-
-    not_object = post_shop(client, b"[1, 2]", "orders/create")
-    assert not_object.status_code == 422 and not_object.json()["field"] == "body"
-    assert set(counts(session).values()) == {0}
+    cases = [(no_id, "id: is required"), (bad_price, "line_items[0].price: must be a decimal"),
+             ([1, 2], "body: must be a JSON object")]
+    for payload, reason in cases:
+        response = post_shop(client, payload, "orders/create")  # type: ignore[arg-type]
+        assert response.status_code == 202, response.text  # Shopify would retry, then drop it
+        assert response.json()["quarantined"] == 1
+        assert response.json()["reason"].startswith(reason)
+        stored = session.get(InboxDelivery, response.json()["inbox_ids"][0])
+        assert stored is not None and stored.status == "quarantined"
+        assert stored.reason is not None and stored.reason.startswith(reason)
+    assert counts(session)["inbox"] == 3 and counts(session)["events"] == 0
 
 
 def test_unknown_topic_is_202_ignored_and_stores_nothing(

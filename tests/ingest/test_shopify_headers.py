@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 
 from automation.core.config import Settings
 from automation.core.db import session_factory
+from automation.inbox.store import store_atomically
 from automation.ingest.signatures import base64_hmac, verify_base64_hmac
 from automation.ingest.sources import SHOPIFY
-from automation.ingest.store import store_atomically
 from tests.ingest.helpers import SECRETS, counts, fixture_bytes, fixture_json
 
 EVENT_ID = "3b0f6e2a-7d4c-4d8e-9f1a-2c5b6a7e8d90"
@@ -69,11 +69,6 @@ def test_duplicate_deliveries_of_one_event_are_stored_once(
     assert counts(session)["events"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="webhooks.py reads X-Shopify-* by fixed name; it passes once ingest calls "
-    "Source.signature()/delivery()/map() (inbox branch). Remove this marker then.",
-)
 def test_http_app_accepts_unprefixed_headers_and_dedupes_on_event_id(
     client: TestClient, session: Session
 ) -> None:

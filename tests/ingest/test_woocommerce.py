@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from automation.core.models import Contact, Order
+from automation.core.models import Contact, InboxDelivery, Order
 from tests.ingest.helpers import counts, events_of, fixture_bytes, fixture_json, post_woo
 
 
@@ -99,7 +99,13 @@ def test_customer_topics_upsert_the_contact(client: TestClient, session: Session
     assert events_of(session)[0].type == "contact.updated"
 
 
-def test_missing_status_is_422(client: TestClient, session: Session) -> None:
+def test_unmappable_signed_payload_is_202_and_quarantined(
+    client: TestClient, session: Session
+) -> None:
+    # WooCommerce never retries and disables a webhook after more than 5 failed answers.
     response = post_woo(client, {"id": 5, "total": "1"}, topic="order.updated")
-    assert response.status_code == 422 and response.json()["field"] == "status"
+    assert response.status_code == 202 and response.json()["quarantined"] == 1
+    assert response.json()["reason"] == "status: is required"
+    delivery = session.scalars(select(InboxDelivery)).one()
+    assert (delivery.status, delivery.reason) == ("quarantined", "status: is required")
     assert counts(session)["events"] == 0

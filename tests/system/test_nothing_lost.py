@@ -92,14 +92,14 @@ def test_system_flush_and_kill_lose_nothing_and_send_once(
         )
         assert answer.status_code == 202 and answer.json()["accepted"] == LEADS + ORDERS
 
-        # 1. Redis loses the events' processing messages: nobody processes them...
+        # 1. Redis loses the deliveries' mapping messages: nobody maps them...
         flush()
-        pending = rows(pg_engine, "SELECT count(*) AS n FROM events WHERE processed_at IS NULL")
+        pending = rows(pg_engine, "SELECT count(*) AS n FROM inbox WHERE status = 'pending'")
         assert pending[0]["n"] == LEADS + ORDERS
         # ...until a scheduler pass processes them from the database. No worker runs, so
         # the outbox rows it creates wait in Redis, and Redis loses them too.
         t1 = datetime.now(UTC) + timedelta(minutes=1)
-        assert scheduler(t1, env, tmp_path)["events"] >= LEADS + ORDERS  # + internal events
+        assert scheduler(t1, env, tmp_path)["inbox"] == LEADS + ORDERS  # mapped and processed
         created = statuses(pg_engine)
         assert Counter(m["template"] for m in created) == {
             "lead_capture/welcome": LEADS,

@@ -9,14 +9,21 @@ from automation.ingest.sources.sapo import SAPO
 from automation.ingest.sources.shopify import SHOPIFY, ShopifyFamily
 from automation.ingest.sources.woocommerce import WooCommerceSource
 
+NATIVE = NativeSource()
+WOOCOMMERCE = WooCommerceSource()
+SOURCES: dict[str, Source] = {s.name: s for s in (SHOPIFY, HARAVAN, SAPO, WOOCOMMERCE, NATIVE)}
+
 __all__ = [
     "HARAVAN",
+    "NATIVE",
     "SAPO",
     "SHOPIFY",
     "Delivery",
+    "SOURCES",
     "NativeSource",
     "PayloadError",
     "ShopifyFamily",
     "Source",
+    "WOOCOMMERCE",
     "WooCommerceSource",
 ]

@@ -62,9 +62,15 @@ class Source(ABC):
 
     The single-name class variables are what the HTTP layer reads today; the tuples list
     every accepted spelling, best first (Shopify's newer deliveries drop the `X-` prefix).
+
+    `refuse_invalid`: a payload that fails parse() is refused with 422 (the sender can fix
+    and resend: our native format). False for shop platforms, which cannot fix a payload
+    and drop or disable a webhook that keeps failing: their deliveries are quarantined.
     """
 
     name: ClassVar[str]
+    refuse_invalid: ClassVar[bool] = False
+    batched: ClassVar[bool] = False
     secret_setting: ClassVar[str]
     signature_header: ClassVar[str]
     topic_header: ClassVar[str | None] = None
@@ -99,12 +105,17 @@ class Source(ABC):
             test=test,
         )
 
-    def map(self, headers: Headers, payload: Any) -> list[CanonicalEvent]:
-        """One delivery -> canonical events with their dedupe keys; Ignored for test pings."""
+    def map(
+        self, headers: Headers, payload: Any, topic: str | None = None
+    ) -> list[CanonicalEvent]:
+        """One delivery -> canonical events with their dedupe keys; Ignored for test pings.
+
+        ``topic`` overrides the topic header (a stored delivery keeps its topic apart).
+        """
         delivery = self.delivery(headers)
         if delivery.test:
             raise Ignored("test delivery")
-        events = self.parse(delivery.topic, payload)
+        events = self.parse(topic if topic is not None else delivery.topic, payload)
         for index, event in enumerate(events):
             key = event.source_event_id
             if delivery.key:

@@ -176,6 +176,8 @@ class NativeSource(Source):
     """POST /webhooks/events."""
 
     name: ClassVar[str] = "native"
+    refuse_invalid: ClassVar[bool] = True
+    batched: ClassVar[bool] = True
     secret_setting: ClassVar[str] = "EVENTS_WEBHOOK_SECRET"
     signature_header: ClassVar[str] = "X-Signature"
 

@@ -1,27 +1,24 @@
-"""Store canonical events atomically: contacts, identities, consents and events, deduped.
+"""Store canonical events: contacts, identities, consents and events, deduped.
 
-One transaction per request. A (source, source_event_id) already stored is a duplicate;
-a concurrent identical delivery is absorbed by INSERT ... ON CONFLICT DO NOTHING, and a
-race on a new contact's unique address is retried, so two identical deliveries never 500.
+Runs when an inbox delivery is mapped (one transaction per delivery). A (source,
+source_event_id) already stored is a duplicate; a concurrent identical mapping is absorbed
+by INSERT ... ON CONFLICT DO NOTHING; a race on a new contact's unique address raises
+IntegrityError and the caller retries.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from automation.contacts.identity import upsert_contact
 from automation.core.clock import now
+from automation.core.db import dialect_insert
 from automation.core.events import ORDER_EVENTS, CanonicalEvent, ContactData
 from automation.core.models import Event, Order
-
-ATTEMPTS = 3
 
 
 @dataclass
@@ -85,10 +82,9 @@ def insert_events(session: Session, rows: list[dict[str, Any]]) -> dict[str, int
     """
     if not rows:
         return {}
-    module: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     table = Event.__table__
     stmt = (
-        module.insert(table)
+        dialect_insert(session)(table)
         .on_conflict_do_nothing(index_elements=["source", "source_event_id"])
         .returning(table.c.source_event_id, table.c.id)
     )
@@ -150,45 +146,3 @@ def store_events(session: Session, source: str, events: list[CanonicalEvent]) ->
                       if row["source_event_id"] in inserted]
     result.event_ids = [known[k] for k in keys]
     return result
-
-
-# SQLite has one writer at a time and its busy handler sleeps in steps of up to 100 ms;
-# queueing this process's writers on a lock instead keeps ingest latency low.
-_SQLITE_WRITER = threading.Lock()
-
-
-def store_atomically(
-    factory: sessionmaker[Session], source: str, events: list[CanonicalEvent]
-) -> StoreResult:
-    """store_events in one committed transaction, retried when a concurrent writer wins a race.
-
-    A lost race on a unique contact address or identity rolls everything back and tries
-    again (the retry finds the row the other request created). A request whose events
-    were all stored concurrently is rolled back and reported as a duplicate.
-    """
-    bind = factory.kw.get("bind")
-    if bind is not None and bind.dialect.name == "sqlite":
-        with _SQLITE_WRITER:
-            return _store_with_retries(factory, source, events)
-    return _store_with_retries(factory, source, events)
-
-
-def _store_with_retries(
-    factory: sessionmaker[Session], source: str, events: list[CanonicalEvent]
-) -> StoreResult:
-    for attempt in range(1, ATTEMPTS + 1):
-        session = factory()
-        try:
-            result = store_events(session, source, events)
-            if result.new_ids:
-                session.commit()
-            else:
-                session.rollback()
-            return result
-        except (IntegrityError, OperationalError):
-            session.rollback()
-            if attempt == ATTEMPTS:
-                raise
-        finally:
-            session.close()
-    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,108 @@
+"""The request path's only write: one INSERT ... ON CONFLICT DO NOTHING, then commit.
+
+A redelivery (same source and dedupe key) inserts nothing and gets the stored row's id,
+so two identical deliveries racing each other store one row and never fail.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
+
+from automation.core.clock import now
+from automation.core.db import dialect_insert, is_postgres
+from automation.core.models import InboxDelivery
+from automation.inbox import PENDING
+from automation.inbox.mapping import Delivery
+
+# SQLite has one writer at a time and its busy handler sleeps in steps of up to 100 ms;
+# queueing this process's writers on a lock instead keeps ingest latency low.
+_SQLITE_WRITER = threading.Lock()
+
+
+@contextmanager
+def writer(session: Session) -> Iterator[None]:
+    """Hold this process's SQLite write lock (nothing on PostgreSQL)."""
+    if is_postgres(session):
+        yield
+        return
+    with _SQLITE_WRITER:
+        yield
+
+
+@dataclass
+class Recorded:
+    """Inbox ids of a request's deliveries in request order; which were new; which to map."""
+
+    ids: list[int] = field(default_factory=list)
+    new_ids: list[int] = field(default_factory=list)
+    pending_ids: list[int] = field(default_factory=list)
+    quarantined: int = 0
+
+    @property
+    def duplicate(self) -> bool:
+        """True when every delivery was already stored."""
+        return bool(self.ids) and not self.new_ids
+
+
+def record(session: Session, deliveries: list[Delivery]) -> Recorded:
+    """Insert one request's deliveries not stored yet and commit."""
+    return record_batch(session, [deliveries])[0]
+
+
+def record_batch(session: Session, requests: list[list[Delivery]]) -> list[Recorded]:
+    """Insert the deliveries of several requests in one statement and one commit.
+
+    A key repeated across the batch (two identical deliveries racing) is new for the
+    first request that carries it and a duplicate for the others.
+    """
+    received = now()
+    flat = [d for deliveries in requests for d in deliveries]
+    rows: list[dict[str, Any]] = [
+        {
+            "source": d.source, "topic": d.topic, "dedupe_key": d.dedupe_key,
+            "headers": d.headers, "body": d.body, "received_at": received,
+            "status": d.status, "reason": d.reason, "attempts": 0, "mapped_at": None,
+        }
+        for d in flat
+    ]
+    table = InboxDelivery.__table__
+    stmt = (
+        dialect_insert(session)(table)
+        .on_conflict_do_nothing(index_elements=["source", "dedupe_key"])
+        .returning(table.c.source, table.c.dedupe_key, table.c.id)
+    )
+    with writer(session):
+        inserted = {(s, k): i for s, k, i in session.execute(stmt, rows).all()}
+        session.commit()
+    known = dict(inserted)
+    missing = list({(d.source, d.dedupe_key) for d in flat} - set(known))
+    if missing:  # redeliveries: the ids stored before
+        found = session.execute(
+            select(InboxDelivery.source, InboxDelivery.dedupe_key, InboxDelivery.id).where(
+                tuple_(InboxDelivery.source, InboxDelivery.dedupe_key).in_(missing)
+            )
+        )
+        known.update({(s, k): i for s, k, i in found})
+        session.rollback()
+    results = []
+    for deliveries in requests:
+        result = Recorded()
+        for delivery in deliveries:
+            key = (delivery.source, delivery.dedupe_key)
+            result.ids.append(known[key])
+            if inserted.pop(key, None) is None:  # stored before, or by an earlier request
+                continue
+            result.new_ids.append(known[key])
+            if delivery.status == PENDING:
+                result.pending_ids.append(known[key])
+            else:
+                result.quarantined += 1
+        results.append(result)
+    return results

@@ -1,0 +1,57 @@
+"""Group commit: concurrent requests share one INSERT and one commit; failures stay local."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from automation.core.config import Settings
+from automation.core.db import get_engine, session_factory
+from automation.core.models import InboxDelivery
+from automation.inbox.committer import GroupCommitter
+from automation.inbox.mapping import Delivery
+from automation.inbox.record import Recorded
+
+
+def delivery(key: str) -> list[Delivery]:
+    return [Delivery("shopify", "orders/create", key, b"{}")]
+
+
+def test_queued_requests_are_committed_together_and_answered_in_order(
+    settings: Settings, session: Session
+) -> None:
+    sent: list[list[int]] = []
+    committer = GroupCommitter(session_factory(settings), sent.append)
+    commits: list[int] = []
+    event.listen(get_engine(settings), "commit", lambda conn: commits.append(1))
+    futures: list[Future[Recorded]] = []
+    for n in range(100):  # queued before the thread runs: one batch
+        future: Future[Recorded] = Future()
+        committer.work.put((delivery(f"k{n % 90}"), future))  # 10 keys twice
+        futures.append(future)
+    committer.start()
+    results = [f.result(timeout=10) for f in futures]
+    assert len(commits) == 1
+    assert [len(r.new_ids) for r in results] == [1] * 90 + [0] * 10
+    assert [r.ids[0] for r in results[90:]] == [r.ids[0] for r in results[:10]]
+    assert session.scalar(select(InboxDelivery.id).where(InboxDelivery.dedupe_key == "k89"))
+    deadline = time.monotonic() + 5
+    while not sent and time.monotonic() < deadline:  # the enqueuer thread sends the new ids
+        time.sleep(0.05)
+    assert sorted(sum(sent, [])) == sorted(r.new_ids[0] for r in results[:90])
+
+
+def test_a_cancelled_request_is_skipped_and_the_loop_keeps_going(
+    settings: Settings, session: Session
+) -> None:
+    committer = GroupCommitter(session_factory(settings), lambda ids: None)
+    gone: Future[Recorded] = Future()
+    gone.cancel()  # the client went away before the commit
+    committer.work.put((delivery("gone"), gone))
+    answer = committer.submit(delivery("kept")).result(timeout=10)
+    assert answer.new_ids and committer.submit(delivery("kept")).result(timeout=10).duplicate
+    keys = set(session.scalars(select(InboxDelivery.dedupe_key)))
+    assert keys == {"kept"}
