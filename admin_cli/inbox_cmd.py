@@ -6,14 +6,17 @@ from typing import Any
 
 import typer
 
-from admin_cli.output import UserError, console, load_settings, print_json, print_table, user_errors
+from admin_cli.contact_ref import parse_id
+from admin_cli.output import JSON, console, load_settings, print_json, print_table
 from automation.core.db import session_scope
+from automation.core.errors import InputError, NotFound
 from automation.core.models import InboxDelivery
 from automation.inbox import STATUSES
 from automation.inbox.worker import listing, replay
 
-app = typer.Typer(help="Webhook inbox: raw deliveries, quarantined ones, replay after a fix.")
-MAX_ID = 2**63 - 1
+app = typer.Typer(
+    name="inbox", help="Webhook inbox: raw deliveries, quarantined ones, replay after a fix."
+)
 
 
 def summary(row: InboxDelivery) -> dict[str, Any]:
@@ -38,15 +41,16 @@ def list_cmd(
     ),
     source: str | None = typer.Option(None, "--source", help="shopify, haravan, sapo, ..."),
     limit: int = typer.Option(100, min=1, help="At most this many rows."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = JSON,
 ) -> None:
     """List deliveries, newest first, with the quarantine reason."""
     settings = load_settings()
-    with user_errors():
-        if status is not None and status not in STATUSES:
-            raise UserError(f"--status {status!r} is not one of {', '.join(STATUSES)}")
-        with session_scope(settings) as session:
-            rows = [summary(row) for row in listing(session, status, source, limit)]
+    if status is not None and status not in STATUSES:
+        raise InputError(
+            f"{status!r} is not a status", where="--status", fix=f"use one of {', '.join(STATUSES)}"
+        )
+    with session_scope(settings) as session:
+        rows = [summary(row) for row in listing(session, status, source, limit)]
     if as_json:
         print_json(rows)
         return
@@ -56,20 +60,23 @@ def list_cmd(
 
 @app.command("show")
 def show_cmd(
-    inbox_id: int = typer.Argument(..., help="Inbox id (see `mactl inbox list`)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ref: str = typer.Argument(..., metavar="ID", help="Inbox id (see `mactl inbox list`)."),
+    as_json: bool = JSON,
 ) -> None:
     """One delivery: its status, reason, kept headers and raw body."""
     settings = load_settings()
-    with user_errors():
-        if not 0 < inbox_id <= MAX_ID:
-            raise UserError(f"inbox id {inbox_id} is out of range (see `mactl inbox list`)")
-        with session_scope(settings) as session:
-            row = session.get(InboxDelivery, inbox_id)
-            if row is None:
-                raise UserError(f"no inbox delivery {inbox_id} (see `mactl inbox list`)")
-            data = {**summary(row), "headers": row.headers,
-                    "body": row.body.decode("utf-8", errors="replace")}
+    inbox_id = parse_id(ref, "ID", "inbox id")
+    with session_scope(settings) as session:
+        row = session.get(InboxDelivery, inbox_id)
+        if row is None:
+            raise NotFound(
+                f"no inbox delivery {inbox_id}", where="ID", fix="see `mactl inbox list`"
+            )
+        data = {
+            **summary(row),
+            "headers": row.headers,
+            "body": row.body.decode("utf-8", errors="replace"),
+        }
     if as_json:
         print_json(data)
         return
@@ -79,27 +86,30 @@ def show_cmd(
 
 @app.command("replay")
 def replay_cmd(
-    ids: list[int] = typer.Argument(None, help="Inbox ids to map again."),  # noqa: B008
+    refs: list[str] = typer.Argument(  # noqa: B008
+        None, metavar="[ID]...", help="Inbox ids to map again."
+    ),
     all_quarantined: bool = typer.Option(
         False, "--all-quarantined", help="Replay every quarantined delivery."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = JSON,
 ) -> None:
     """Map deliveries again after a fix and process their new events (idempotent)."""
     from automation.core.processing import process_event
-    from automation.runtime import handlers  # noqa: F401  registers the event handlers
 
     settings = load_settings()
-    with user_errors():
-        if not ids and not all_quarantined:
-            raise UserError("give inbox ids (see `mactl inbox list`) or --all-quarantined")
-        if any(not 0 < i <= MAX_ID for i in ids or []):
-            raise UserError("inbox ids are positive integers (see `mactl inbox list`)")
-        with session_scope(settings) as session:
-            result = replay(session, None if all_quarantined else list(ids))
-            for event_id in result.event_ids:
-                process_event(session, event_id)
-                session.commit()
+    ids = [parse_id(ref, "ID", "inbox id") for ref in refs or []]
+    if not ids and not all_quarantined:
+        raise InputError(
+            "nothing to replay",
+            where="mactl inbox replay",
+            fix="give inbox ids (see `mactl inbox list`) or --all-quarantined",
+        )
+    with session_scope(settings) as session:
+        result = replay(session, None if all_quarantined else ids)
+        for event_id in result.event_ids:
+            process_event(session, event_id)
+            session.commit()
     data = {
         "mapped": result.mapped,
         "quarantined": result.quarantined,

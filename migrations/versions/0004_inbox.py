@@ -1,7 +1,7 @@
 """inbox: raw webhook deliveries, stored before mapping (pending, mapped, quarantined)
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import automation.core.models
 from sqlalchemy.dialects import postgresql
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

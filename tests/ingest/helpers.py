@@ -175,3 +175,13 @@ def native_event(
         "contact": contact,
         "properties": properties or {},
     }
+
+
+def store_once(factory: Any, source: str, events: list[Any]) -> Any:
+    """Store mapped events the way the inbox worker does, in one committed transaction."""
+    from automation.inbox.store import store_events
+
+    with factory() as session:
+        result = store_events(session, source, events)
+        session.commit()
+    return result

@@ -18,9 +18,8 @@ from sqlalchemy.orm import Session
 from automation.core.config import Settings, get_settings
 from automation.core.db import session_factory
 from automation.core.models import Contact, Order
-from automation.inbox.store import store_atomically
 from automation.ingest.sources import HARAVAN
-from tests.ingest.helpers import counts, events_of, fixture_json
+from tests.ingest.helpers import counts, events_of, fixture_json, store_once
 from tests.ingest.shop_helpers import post_signed, variant
 
 ORDER = "haravan/order.json"
@@ -149,7 +148,7 @@ def test_org_id_header_names_the_shop(settings: Settings) -> None:
     events = HARAVAN.map(headers, variant(ORDER, financial_status="paid"))
     assert events[0].properties["shop"] == "200000480123"
     factory = session_factory(settings)
-    first = store_atomically(factory, "haravan", events)
-    again = store_atomically(factory, "haravan", HARAVAN.map(headers, variant(
+    first = store_once(factory, "haravan", events)
+    again = store_once(factory, "haravan", HARAVAN.map(headers, variant(
         ORDER, financial_status="paid")))
     assert first.new_ids and again.duplicate
