@@ -40,7 +40,14 @@ def test_every_decision_is_evidence_and_the_state_is_derivable(session: Session)
     lan = person(session, "lan@example.vn")
     given = datetime(2026, 10, 1, 3, 0, tzinfo=UTC)
     record_consent(
-        session, lan, "sms", "marketing", True, "native", method="web_form", form=FORM,
+        session,
+        lan,
+        "sms",
+        "marketing",
+        True,
+        "native",
+        method="web_form",
+        form=FORM,
         given_at=given,
     )
     record_consent(session, lan, "sms", "marketing", True, "shopify")  # same: nothing new
@@ -139,8 +146,9 @@ def test_a_denial_by_anyone_on_the_phone_stops_marketing_to_that_number(
         "mai@example.vn",
         consents={("sms", "marketing"): True, ("zalo", "marketing"): True},
     )
-    alone = person(session, "lan@example.vn", phone="0903123456",
-                   consents={("sms", "marketing"): True})
+    alone = person(
+        session, "lan@example.vn", phone="0903123456", consents={("sms", "marketing"): True}
+    )
     session.commit()
     assert mai.id != minh.id and mai.phone == minh.phone == PHONE
     sms, zns, order = (
@@ -186,9 +194,7 @@ def test_csv_import_follows_the_identity_rule_and_records_evidence(
     assert (mai.first_name, mai.phone) == ("Mai", PHONE)
     assert table_state(session, minh) == {("sms", "marketing"): "denied"}
     assert table_state(session, mai) == {("sms", "marketing"): "granted"}
-    record = session.scalars(
-        select(ConsentRecord).where(ConsentRecord.contact_id == mai.id)
-    ).one()
+    record = session.scalars(select(ConsentRecord).where(ConsentRecord.contact_id == mai.id)).one()
     assert (record.method, record.source, record.address) == ("import", "import", PHONE)
     assert record.form == "khach.csv (phiếu đăng ký tại cửa hàng), row 3, column consent_sms"
     again = tmp_path / "again.csv"

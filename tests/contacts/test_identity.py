@@ -121,9 +121,7 @@ def test_several_people_on_a_phone_pick_by_name_else_the_oldest(session: Session
 
 def test_consent_never_moves_to_the_other_person(session: Session) -> None:
     first = minh(session)
-    lead = ContactData(
-        email="mai@example.vn", phone=PHONE, consents={("sms", "marketing"): True}
-    )
+    lead = ContactData(email="mai@example.vn", phone=PHONE, consents={("sms", "marketing"): True})
     mai = upsert_contact(session, "native", lead)
     session.commit()
     assert mai is not None
