@@ -21,7 +21,7 @@ from automation.core.models import (
     Segment,
     SegmentMembership,
 )
-from automation.core.vocabulary import CONSENT_CHANNELS
+from automation.core.vocabulary import CONSENT_CHANNELS, DENIED, GRANTED
 
 app = typer.Typer(
     name="contacts",
@@ -241,7 +241,7 @@ def consent(
         found = resolve_contact(session, ref, where="CONTACT")
         record_consent(session, found, channel, purpose, grant, "mactl", method=method, form=form)
         contact_id = found.id
-    status = "granted" if grant else "denied"
+    status = GRANTED if grant else DENIED
     result = {"contact_id": contact_id, "channel": channel, "purpose": purpose, "status": status}
     if as_json:
         print_json(result)
