@@ -20,6 +20,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite" and bind.exec_driver_sql("PRAGMA foreign_keys").scalar():
+        # SQLite rebuilds the contacts table here; with foreign keys on, dropping the old
+        # table would cascade-delete every consent, identity, enrollment and message.
+        raise RuntimeError("run this migration with PRAGMA foreign_keys=OFF (mactl db upgrade)")
     with op.batch_alter_table("contacts") as batch:
         batch.drop_constraint("uq_contacts_phone", type_="unique")
         batch.create_index("ix_contacts_phone", ["phone"], unique=False)
