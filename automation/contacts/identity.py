@@ -20,10 +20,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import phonenumbers
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from automation.contacts.consent import SOURCE_REPORT, record_consent
+from automation.core.db import is_postgres
 from automation.core.errors import InputError
 from automation.core.events import ContactData
 from automation.core.models import Contact, ContactIdentity
@@ -171,6 +172,10 @@ def upsert_contact(session: Session, source: str, data: ContactData) -> Contact 
     data.phone = lenient(normalize_phone, data.phone)
     if data.is_empty():
         return None
+    if data.phone and is_postgres(session):
+        # Phones are not unique, so no constraint catches two concurrent payloads creating
+        # the same person: serialise matching per phone until this transaction ends.
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(data.phone))))
     contact, how = _match(session, source, data)
     if contact is None:
         contact = Contact(attributes={}, tags=[], last_inbound_at={})

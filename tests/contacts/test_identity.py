@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from automation.contacts.consent import current_from_records
 from automation.contacts.identity import upsert_contact
+from automation.core.config import Settings
+from automation.core.db import session_factory
 from automation.core.events import ContactData
 from automation.core.models import Consent, Contact, ContactIdentity
 
@@ -143,3 +148,37 @@ def test_zalo_id_of_someone_with_another_email_is_not_merged(session: Session) -
         "Minh",
         "z-1",
     )
+
+
+def test_concurrent_payloads_on_one_phone_make_one_person(
+    backend: str, settings: Settings, session: Session
+) -> None:
+    """No unique phone constraint: PostgreSQL serialises matching per phone with a lock.
+
+    (SQLite has one writer at a time, and ingest queues its writers on a process lock.)
+    """
+    if backend != "postgres":
+        pytest.skip("SQLite serialises writers; the race needs two concurrent transactions")
+    factory = session_factory(settings)
+    first, second = factory(), factory()
+    try:
+        created = upsert_contact(first, "sapo_go", ContactData(phone=PHONE, first_name="Mai"))
+        assert created is not None
+        done: list[int] = []
+
+        def racer() -> None:
+            found = upsert_contact(second, "sapo_go", ContactData(phone=PHONE))
+            second.commit()
+            done.append(found.id if found is not None else 0)
+
+        thread = threading.Thread(target=racer)
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive()  # waits for the first transaction
+        first.commit()
+        thread.join(timeout=10)
+        assert done == [created.id]
+    finally:
+        first.close()
+        second.close()
+    assert session.scalar(select(func.count()).select_from(Contact)) == 1
