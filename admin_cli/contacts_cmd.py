@@ -43,6 +43,13 @@ def contact_details(session: Session, contact: Contact, events: int = 20) -> dic
         .order_by(Consent.channel, Consent.purpose)
     )
     evidence = history(session, contact.id)
+    family = (
+        session.scalars(
+            select(Contact.id).where(Contact.phone == contact.phone, Contact.id != contact.id)
+        ).all()
+        if contact.phone
+        else []
+    )
     segments = session.scalars(
         select(Segment.key)
         .join(SegmentMembership, SegmentMembership.segment_id == Segment.id)
@@ -71,6 +78,7 @@ def contact_details(session: Session, contact: Contact, events: int = 20) -> dic
             "created_at": contact.created_at,
             "updated_at": contact.updated_at,
         },
+        "shares_phone_with": sorted(family),
         "identities": [{"source": i.source, "external_id": i.external_id} for i in identities],
         "consents": [
             {
@@ -153,6 +161,9 @@ def _print_details(details: dict[str, Any]) -> None:
     for key in ("email", "phone", "zalo_user_id", "facebook_psid", "locale", "timezone"):
         if contact[key]:
             out.print(f"  {key}: {contact[key]}", highlight=False)
+    if details["shares_phone_with"]:
+        others = ", ".join(f"id:{i}" for i in details["shares_phone_with"])
+        out.print(f"  shares the phone with: {others}", highlight=False)
     if contact["tags"]:
         out.print(f"  tags: {', '.join(contact['tags'])}", highlight=False)
     for key, value in contact["attributes"].items():

@@ -75,3 +75,17 @@ def test_bad_channel_is_one_line(settings: Settings, session: Session) -> None:
 
 
 PHONE = "0912345678"
+
+
+def test_show_names_the_others_on_a_shared_phone(settings: Settings, session: Session) -> None:
+    minh = upsert_contact(session, "native", ContactData(email="minh@example.vn", phone=PHONE))
+    mai = upsert_contact(session, "native", ContactData(email="mai@example.vn", phone=PHONE))
+    session.commit()
+    assert minh is not None and mai is not None and minh.id != mai.id
+    shown = runner.invoke(app, ["contacts", "show", PHONE, "--json"])
+    assert shown.exit_code == 0, shown.stderr
+    details = json.loads(shown.stdout)
+    assert details["contact"]["id"] == minh.id  # a phone names the oldest contact on it
+    assert details["shares_phone_with"] == [mai.id]
+    text = runner.invoke(app, ["contacts", "show", "mai@example.vn"]).stdout
+    assert f"shares the phone with: id:{minh.id}" in text
