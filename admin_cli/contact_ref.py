@@ -91,7 +91,7 @@ def resolve_contact(
     if not address:
         article = "an e-mail address" if kind == "email" else "a phone number"
         raise InputError(f"{value!r} is not {article}", where=where, fix=FORMS)
-    contact = session.scalar(select(Contact).where(column == address))
+    contact = session.scalar(select(Contact).where(column == address).order_by(Contact.id))
     if contact is None:
         raise NotFound(
             f"no contact matches {value!r}",

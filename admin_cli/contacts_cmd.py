@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from admin_cli.contact_ref import CONTACT_HELP, resolve_contact
 from admin_cli.output import JSON, MAX_ROWS, console, load_settings, print_json, print_table
+from automation.contacts.consent import history
 from automation.core.errors import InputError
 from automation.core.models import (
     Consent,
@@ -20,9 +21,12 @@ from automation.core.models import (
     Segment,
     SegmentMembership,
 )
+from automation.core.vocabulary import CONSENT_CHANNELS, DENIED, GRANTED
 
 app = typer.Typer(
-    name="contacts", help="Contacts: show one (identities, consents, rollups, events), import CSV."
+    name="contacts",
+    help="Contacts: show one (identities, consent evidence, rollups, events), record a "
+    "consent, import CSV.",
 )
 
 
@@ -37,6 +41,14 @@ def contact_details(session: Session, contact: Contact, events: int = 20) -> dic
         select(Consent)
         .where(Consent.contact_id == contact.id)
         .order_by(Consent.channel, Consent.purpose)
+    )
+    evidence = history(session, contact.id)
+    family = (
+        session.scalars(
+            select(Contact.id).where(Contact.phone == contact.phone, Contact.id != contact.id)
+        ).all()
+        if contact.phone
+        else []
     )
     segments = session.scalars(
         select(Segment.key)
@@ -66,6 +78,7 @@ def contact_details(session: Session, contact: Contact, events: int = 20) -> dic
             "created_at": contact.created_at,
             "updated_at": contact.updated_at,
         },
+        "shares_phone_with": sorted(family),
         "identities": [{"source": i.source, "external_id": i.external_id} for i in identities],
         "consents": [
             {
@@ -76,6 +89,20 @@ def contact_details(session: Session, contact: Contact, events: int = 20) -> dic
                 "recorded_at": c.recorded_at,
             }
             for c in consents
+        ],
+        "consent_evidence": [
+            {
+                "given_at": r.given_at,
+                "channel": r.channel,
+                "purpose": r.purpose,
+                "status": r.status,
+                "source": r.source,
+                "method": r.method,
+                "form": r.form,
+                "address": r.address,
+                "recorded_at": r.recorded_at,
+            }
+            for r in evidence
         ],
         "rollups": {
             "orders_count": contact.orders_count,
@@ -134,6 +161,9 @@ def _print_details(details: dict[str, Any]) -> None:
     for key in ("email", "phone", "zalo_user_id", "facebook_psid", "locale", "timezone"):
         if contact[key]:
             out.print(f"  {key}: {contact[key]}", highlight=False)
+    if details["shares_phone_with"]:
+        others = ", ".join(f"id:{i}" for i in details["shares_phone_with"])
+        out.print(f"  shares the phone with: {others}", highlight=False)
     if contact["tags"]:
         out.print(f"  tags: {', '.join(contact['tags'])}", highlight=False)
     for key, value in contact["attributes"].items():
@@ -159,10 +189,77 @@ def _print_details(details: dict[str, Any]) -> None:
             for c in details["consents"]
         ],
     )
+    _print_evidence(details["consent_evidence"])
     print_table(
         "Recent events",
         ["id", "occurred", "type", "source"],
         [(e["id"], e["occurred_at"], e["type"], e["source"]) for e in details["events"]],
+    )
+
+
+def _print_evidence(records: list[dict[str, Any]]) -> None:
+    """One line per consent record (a wide table would truncate the form in 80 columns)."""
+    out = console()
+    if not records:
+        out.print("Consent evidence: none (no consent recorded means no consent)")
+        return
+    out.print("[bold]Consent evidence[/bold] (oldest first)")
+    for r in records:
+        out.print(
+            f"  {r['given_at']:%Y-%m-%d %H:%M} UTC  {r['channel']} {r['purpose']} {r['status']}"
+            f"  via {r['source']}, {r['method']}",
+            highlight=False,
+            markup=False,
+        )
+        out.print(
+            f"      for {r['address'] or '-'}; form: {r['form'] or '-'}",
+            highlight=False,
+            markup=False,
+        )
+
+
+@app.command("consent")
+def consent(
+    ref: str = typer.Argument(..., metavar="CONTACT", help=CONTACT_HELP),
+    channel: str = typer.Argument(..., help="email, sms, zalo or messenger."),
+    grant: bool = typer.Option(
+        False, "--grant/--withdraw", help="Record a grant, or a withdrawal (the default)."
+    ),
+    purpose: str = typer.Option("marketing", help="marketing or transactional."),
+    method: str = typer.Option(
+        "operator", help="How the person told us: phone_call, paper_form, in_store, ..."
+    ),
+    form: str | None = typer.Option(
+        None, help="The consent form's text or a reference to it (required with --grant)."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Record a consent decision for a contact as evidence; it takes effect at once.
+
+    A withdrawal needs nothing but the contact and channel. A grant needs --form: the
+    text the person agreed to, or where it is kept (a paper form's number, a URL).
+    """
+    from automation.contacts.consent import check_key, record_consent
+    from automation.core.db import session_scope
+
+    check_key(channel, purpose, where="CHANNEL" if channel not in CONSENT_CHANNELS else "--purpose")
+    if grant and not (form or "").strip():
+        raise InputError(
+            "a grant needs evidence", where="--form", fix="give the form's text or a reference"
+        )
+    settings = load_settings()
+    with session_scope(settings) as session:
+        found = resolve_contact(session, ref, where="CONTACT")
+        record_consent(session, found, channel, purpose, grant, "mactl", method=method, form=form)
+        contact_id = found.id
+    status = GRANTED if grant else DENIED
+    result = {"contact_id": contact_id, "channel": channel, "purpose": purpose, "status": status}
+    if as_json:
+        print_json(result)
+        return
+    console().print(
+        f"contact {result['contact_id']}: {purpose} {channel} {result['status']}",
+        highlight=False,
     )
 
 
@@ -176,14 +273,22 @@ def import_csv(
         None, "--errors-csv", help="Also write the row errors to this CSV file."
     ),
     batch_size: int = typer.Option(2000, min=1, max=20000, help="Rows per database batch."),
+    consent_form: str | None = typer.Option(
+        None,
+        "--consent-form",
+        help="Where the consent columns come from (the form's text or a reference); "
+        "recorded as evidence with each row number. Default: the file name.",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Create or update contacts from a CSV file (re-importing updates, never duplicates).
 
     Columns: email, phone, first_name, last_name, external_id, zalo_user_id, facebook_psid,
     locale, timezone, tags (comma-separated, added), consent_email, consent_sms, consent_zalo,
-    consent_messenger (yes/no, true/false, 1/0 -> marketing consent); any other column is
-    stored as a custom attribute. Empty cells leave stored values unchanged.
+    consent_messenger (yes/no, true/false, 1/0 -> marketing consent, recorded as evidence);
+    any other column is stored as a custom attribute. A phone may be shared: a row with a
+    new email on a known phone becomes a second contact (README: Contacts and consent).
+    Empty cells leave stored values unchanged.
     Exit code 1 when some rows failed (they are listed with row number, column and fix).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -223,6 +328,7 @@ def import_csv(
                 region=settings.default_region,
                 batch_size=batch_size,
                 on_batch=committed,
+                form=consent_form or file.name,
             )
         # An import records no per-row events, so bring every segment up to date now;
         # the segment.entered/exited events it writes reach sequences like any other.

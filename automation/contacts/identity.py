@@ -1,17 +1,46 @@
-"""Normalise addresses and upsert contacts without merging different people."""
+"""Normalise addresses and upsert contacts without merging different people.
+
+The identity rule (a Vietnamese family often shares one phone):
+
+1. the source's own customer id (ContactIdentity) decides first;
+2. then the email, then a Zalo user id or Facebook PSID (unique per person);
+3. a phone alone links to a contact on that phone only when the contact has no other
+   email and no other customer id at the same source; of several such contacts, the one
+   whose given names match, else the oldest;
+4. otherwise a new contact is created, sharing the phone.
+
+A link never overwrites another person's email (unique addresses are only claimed when
+free); a phone-only link fills blank names but never replaces them; consent is recorded
+on the contact found or created and never carried to another (see contacts.consent).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import phonenumbers
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from automation.core.clock import now
+from automation.contacts.consent import SOURCE_REPORT, record_consent
+from automation.core.db import is_postgres
 from automation.core.errors import InputError
 from automation.core.events import ContactData
-from automation.core.models import Consent, Contact, ContactIdentity
+from automation.core.models import Contact, ContactIdentity
+
+__all__ = [
+    "AddressError",
+    "find_contact",
+    "lenient",
+    "normalize_email",
+    "normalize_phone",
+    "pick_by_name",
+    "record_consent",
+    "upsert_contact",
+]
+
+T = TypeVar("T")
 
 
 class AddressError(InputError):
@@ -52,12 +81,13 @@ def lenient(normalizer: Any, value: str | None) -> str | None:
 
 
 def find_contact(session: Session, source: str, data: ContactData) -> Contact | None:
-    """Match by source id, then normalised email, then E.164 phone, then channel ids."""
+    """The contact a payload describes by the identity rule (module docstring), or None."""
     return _match(session, source, data)[0]
 
 
-def _match(session: Session, source: str, data: ContactData) -> tuple[Contact | None, bool]:
-    """The matching contact and whether it was found through the source's own id."""
+def _match(session: Session, source: str, data: ContactData) -> tuple[Contact | None, str]:
+    """The matching contact and how it was found: identity, email, zalo_user_id,
+    facebook_psid, phone (a weak link), or new (None)."""
     if data.external_id:
         by_identity = session.scalar(
             select(Contact)
@@ -67,22 +97,65 @@ def _match(session: Session, source: str, data: ContactData) -> tuple[Contact | 
             )
         )
         if by_identity is not None:
-            return by_identity, True
-    for column, value in (
-        (Contact.email, data.email),
-        (Contact.phone, data.phone),
-        (Contact.zalo_user_id, data.zalo_user_id),
-        (Contact.facebook_psid, data.facebook_psid),
-    ):
+            return by_identity, "identity"
+    for column in (Contact.email, Contact.zalo_user_id, Contact.facebook_psid):
+        value = getattr(data, column.key)
         if value:
             found = session.scalar(select(Contact).where(column == value))
-            if found is not None:
-                return found, False
-    return None, False
+            if found is not None and (
+                column is Contact.email or _same_person(session, source, found, data)
+            ):
+                return found, column.key
+    if data.phone:
+        on_phone = session.scalars(
+            select(Contact).where(Contact.phone == data.phone).order_by(Contact.id)
+        )
+        candidates = [c for c in on_phone if _same_person(session, source, c, data)]
+        if candidates:
+            return pick_by_name(candidates, _names, data.first_name, data.last_name), "phone"
+    return None, "new"
+
+
+def _same_person(session: Session, source: str, contact: Contact, data: ContactData) -> bool:
+    """False when the contact has another email, or another customer id at this source."""
+    if contact.email and data.email and contact.email != data.email:
+        return False
+    if data.external_id:
+        other = session.scalar(
+            select(ContactIdentity.id).where(
+                ContactIdentity.contact_id == contact.id,
+                ContactIdentity.source == source,
+                ContactIdentity.external_id != data.external_id,
+            )
+        )
+        return other is None
+    return True
+
+
+def pick_by_name(
+    candidates: Sequence[T],
+    names: Callable[[T], tuple[str | None, str | None]],
+    first: str | None,
+    last: str | None,
+) -> T:
+    """Of several people sharing a phone (oldest first): the only one whose given names
+    (``names(candidate)`` -> first, last) match ``first``/``last``, else the oldest."""
+    wanted = [(i, v.casefold()) for i, v in enumerate((first, last)) if v]
+    if len(candidates) > 1 and wanted:
+        named = [
+            c for c in candidates if all((names(c)[i] or "").casefold() == v for i, v in wanted)
+        ]
+        if len(named) == 1:
+            return named[0]
+    return candidates[0]
+
+
+def _names(contact: Contact) -> tuple[str | None, str | None]:
+    return contact.first_name, contact.last_name
 
 
 def _claimable(session: Session, contact: Contact, column: Any, value: str | None) -> bool:
-    """An address may be set only if no other contact already owns it (never merge people)."""
+    """A unique address may be set only if no other contact owns it (never merge people)."""
     if not value or getattr(contact, column.key) == value:
         return False
     owner = session.scalar(select(Contact.id).where(column == value))
@@ -90,31 +163,50 @@ def _claimable(session: Session, contact: Contact, column: Any, value: str | Non
 
 
 def upsert_contact(session: Session, source: str, data: ContactData) -> Contact | None:
-    """Create or update the contact a payload describes; None when nothing identifies it."""
+    """Create or update the contact a payload describes; None when nothing identifies it.
+
+    A contact linked by phone alone keeps its names and settings (blanks are filled);
+    consents go to the contact found or created, never to anyone else on the phone.
+    """
     data.email = lenient(normalize_email, data.email)
     data.phone = lenient(normalize_phone, data.phone)
     if data.is_empty():
         return None
-    contact, linked = _match(session, source, data)
-    fresh = contact is None  # then _match saw every address unowned: no claim checks needed
+    if data.phone and is_postgres(session):
+        # Phones are not unique, so no constraint catches two concurrent payloads creating
+        # the same person: serialise matching per phone until this transaction ends.
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(data.phone))))
+    contact, how = _match(session, source, data)
     if contact is None:
         contact = Contact(attributes={}, tags=[], last_inbound_at={})
         session.add(contact)
-    for column in (Contact.email, Contact.phone, Contact.zalo_user_id, Contact.facebook_psid):
+    for column in (Contact.email, Contact.zalo_user_id, Contact.facebook_psid):
         value = getattr(data, column.key)
-        if value and (fresh or _claimable(session, contact, column, value)):
+        if value and _claimable(session, contact, column, value):
             setattr(contact, column.key, value)
+    if data.phone:
+        contact.phone = data.phone  # phones may be shared: no claim needed
     for name in ("first_name", "last_name", "locale", "timezone"):
         value = getattr(data, name)
-        if value:
+        if value and (how != "phone" or not getattr(contact, name)):
             setattr(contact, name, value)
     if data.attributes:
         contact.attributes = {**(contact.attributes or {}), **data.attributes}
     session.flush()
-    if data.external_id and not linked:
+    if data.external_id and how != "identity":
         _link_identity(session, contact, source, data.external_id)
     for (channel, purpose), granted in data.consents.items():
-        record_consent(session, contact, channel, purpose, granted, source)
+        record_consent(
+            session,
+            contact,
+            channel,
+            purpose,
+            granted,
+            source,
+            method=data.consent_method or SOURCE_REPORT,
+            form=data.consent_form,
+            given_at=data.consent_at,
+        )
     return contact
 
 
@@ -127,22 +219,3 @@ def _link_identity(session: Session, contact: Contact, source: str, external_id:
     if exists is None:
         session.add(ContactIdentity(contact_id=contact.id, source=source, external_id=external_id))
         session.flush()
-
-
-def record_consent(
-    session: Session, contact: Contact, channel: str, purpose: str, granted: bool, source: str
-) -> Consent:
-    """Set the current consent for (contact, channel, purpose)."""
-    consent = session.scalar(
-        select(Consent).where(
-            Consent.contact_id == contact.id, Consent.channel == channel, Consent.purpose == purpose
-        )
-    )
-    status = "granted" if granted else "denied"
-    if consent is None:
-        consent = Consent(contact_id=contact.id, channel=channel, purpose=purpose)
-        session.add(consent)
-    if consent.status != status:
-        consent.status, consent.source, consent.recorded_at = status, source, now()
-    session.flush()
-    return consent

@@ -70,6 +70,10 @@ class ContactData:
     attributes: dict[str, Any] = field(default_factory=dict)
     # (channel, purpose) -> True granted / False denied
     consents: dict[tuple[str, str], bool] = field(default_factory=dict)
+    # Evidence for those consents: how the person chose, on which form, and when.
+    consent_method: str | None = None
+    consent_form: str | None = None
+    consent_at: datetime | None = None
 
     def is_empty(self) -> bool:
         """True when nothing identifies the person."""

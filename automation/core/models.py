@@ -67,7 +67,8 @@ class Contact(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     email: Mapped[str | None] = mapped_column(String(320), unique=True)
-    phone: Mapped[str | None] = mapped_column(String(20), unique=True)
+    # Not unique: a family often shares one phone (see automation.contacts.identity).
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)
     zalo_user_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     facebook_psid: Mapped[str | None] = mapped_column(String(64), unique=True)
     first_name: Mapped[str | None] = mapped_column(String(120))
@@ -105,7 +106,11 @@ class ContactIdentity(Base):
 
 
 class Consent(Base):
-    """The current consent of one contact for one channel and purpose."""
+    """The current consent of one contact for one channel and purpose.
+
+    A projection of the newest ConsentRecord for the same key, kept in step by
+    automation.contacts.consent.record_consent (the only writer besides the bulk import).
+    """
 
     __tablename__ = "consents"
     __table_args__ = (UniqueConstraint("contact_id", "channel", "purpose"),)
@@ -445,3 +450,28 @@ class InboxDelivery(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     mapped_at: Mapped[datetime | None]
+
+
+class ConsentRecord(Base):
+    """Evidence of one consent decision, append-only: who, what, how, on which form, when.
+
+    status is granted or denied (refused or withdrawn); the newest row per (contact,
+    channel, purpose) is the current state that the consents table mirrors.
+    """
+
+    __tablename__ = "consent_records"
+    __table_args__ = (
+        Index("ix_consent_records_contact_key", "contact_id", "channel", "purpose", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))
+    purpose: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # granted | denied
+    source: Mapped[str] = mapped_column(String(64))  # shopify, native, import, unsubscribe ...
+    method: Mapped[str] = mapped_column(String(64))  # web_form, checkbox, import, sms_reply ...
+    form: Mapped[str | None] = mapped_column(Text)  # the form's text or a reference to it
+    address: Mapped[str | None] = mapped_column(String(320))  # the address it was given for
+    given_at: Mapped[datetime]  # when the person gave or withdrew it (per the source)
+    recorded_at: Mapped[datetime] = mapped_column(default=now)

@@ -51,6 +51,11 @@ RULE_CHANNELS: Final[dict[str, tuple[str, ...]]] = {
 PURPOSES: Final = ("marketing", "transactional")
 MARKETING: Final = "marketing"
 TRANSACTIONAL: Final = "transactional"
+#: Consent states (a denial is a refusal or a withdrawal; no row means no consent).
+GRANTED: Final = "granted"
+DENIED: Final = "denied"
+#: Consent channels bound to the phone number: one denial on a shared phone stops them.
+PHONE_CONSENT_CHANNELS: Final = ("sms", "zalo")
 
 
 class Status:

@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from automation.contacts.consent import strictest_on_phone
 from automation.core.clock import ensure_utc
 from automation.core.config import Settings, get_settings
 from automation.core.models import Consent, Contact, Message, Suppression
@@ -193,7 +194,7 @@ def evaluate(
     settings = settings or get_settings()
     profile = profile or profile_from_settings(settings)
     suppressed = _suppressions(session, items)
-    consents = _consents(session, items)
+    consents = strictest_on_phone(session, [c.contact for c in items], _consents(session, items))
     counts, oldest = _recent_counts(session, items, profile, now, settings.outbox_stale_seconds)
     decisions: list[Decision] = []
     for item in items:

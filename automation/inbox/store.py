@@ -97,6 +97,7 @@ def fingerprint(data: ContactData) -> tuple[Any, ...]:
         data.external_id, data.email, data.phone, data.zalo_user_id, data.facebook_psid,
         data.first_name, data.last_name, data.locale, data.timezone,
         repr(sorted(data.attributes.items())), repr(sorted(data.consents.items())),
+        data.consent_method, data.consent_form, data.consent_at,
     )
 
 

@@ -73,7 +73,7 @@ def test_reimport_updates_instead_of_duplicating(session: Session, tmp_path: Pat
     assert session.scalar(select(func.count()).select_from(Contact)) == 3
     session.expire_all()
     lan = session.scalars(select(Contact).where(Contact.phone == "+84912345678")).one()
-    assert lan.first_name == "Lan Anh"
+    assert lan.first_name == "Lan"  # a link by phone alone fills blanks, never renames
     assert lan.last_name == "Nguyễn Thị"  # empty cells never erase
     assert lan.attributes == {"city": "Huế"}
     assert lan.tags == ["vip", "hanoi", "new"]
@@ -83,12 +83,13 @@ def test_reimport_updates_instead_of_duplicating(session: Session, tmp_path: Pat
 
 def test_conflicting_identifiers_are_rejected_not_merged(session: Session, tmp_path: Path) -> None:
     run(session, write(tmp_path, CSV))
-    clash = "email,phone\nlan.nguyen@example.vn,0903123456\n"
+    clash = "email,external_id\nminh.tran@example.vn,c-1\n"  # c-1 is Lan's customer id
     report = run(session, write(tmp_path, clash, "clash.csv"))
     assert report.failed == 1 and report.errors[0].row == 2
     assert "different contact" in report.errors[0].problem
+    identity = session.scalars(select(ContactIdentity)).one()
     lan = session.scalars(select(Contact).where(Contact.email == "lan.nguyen@example.vn")).one()
-    assert lan.phone == "+84912345678"
+    assert identity.contact_id == lan.id
 
 
 def test_duplicates_inside_one_file_and_across_batches(session: Session, tmp_path: Path) -> None:
@@ -103,7 +104,8 @@ def test_duplicates_inside_one_file_and_across_batches(session: Session, tmp_pat
     assert session.scalar(select(func.count()).select_from(Contact)) == 30
     first_name = select(Contact.first_name)
     assert session.scalar(first_name.where(Contact.email == "user3@example.vn")) == "Repeat"
-    assert session.scalar(first_name.where(Contact.phone == "+84900000005")) == "ByPhone"
+    # matched by phone alone: linked (no other email) but never renamed
+    assert session.scalar(first_name.where(Contact.phone == "+84900000005")) == "A5"
 
 
 def test_cell_count_mismatch_and_header_errors(session: Session, tmp_path: Path) -> None:

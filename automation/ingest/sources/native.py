@@ -68,6 +68,12 @@ class ContactIn(BaseModel):
     timezone: str | None = Field(None, max_length=64)
     attributes: dict[str, Any] = Field(default_factory=dict)
     consent: dict[ConsentChannel, ConsentIn] = Field(default_factory=dict)
+    consent_method: str | None = Field(
+        None, max_length=64, description="how consent was given: web_form, double_opt_in, ..."
+    )
+    consent_form: str | None = Field(
+        None, max_length=2000, description="the consent form's text or a reference to it"
+    )
 
     @field_validator("email")
     @classmethod
@@ -218,6 +224,12 @@ PROPERTY_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
+def lead_form(item: NativeEvent) -> str | None:
+    """The form a lead.captured names (``properties.form``): a reference to its consent text."""
+    form = item.properties.get("form") if item.type == ev.LEAD_CAPTURED else None
+    return f"form {form}" if isinstance(form, str) and form else None
+
+
 def canonical(item: NativeEvent) -> CanonicalEvent:
     """A validated native event as a CanonicalEvent."""
     c = item.contact
@@ -239,6 +251,9 @@ def canonical(item: NativeEvent) -> CanonicalEvent:
         timezone=c.timezone,
         attributes=dict(c.attributes),
         consents=consents,
+        consent_method=c.consent_method,
+        consent_form=c.consent_form or lead_form(item),
+        consent_at=ensure_utc(item.occurred_at),
     )
     return CanonicalEvent(
         type=item.type,
