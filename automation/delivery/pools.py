@@ -1,0 +1,321 @@
+"""eSMS advertising pools: marketing SMS with identical content sent as one request.
+
+eSMS takes advertising SMS (SmsType 1) only as one ``Content`` for 30-5,000 phones.
+A marketing SMS row that passed the send-time policy (consent, window, cap, DNC) and
+was composed with the pool's opt-out instruction (no per-message token) *joins* the
+open pool of its exact text: status ``pooled``, one ``sms_pool_members`` row. A pool
+stays open ESMS_AD_POOL_SECONDS from its first row (or until it holds 5,000 phones).
+:func:`flush_due` then, per due pool:
+
+1. claims it (``open`` -> ``sending``, compare-and-set, committed): one worker sends it;
+2. drops rows opted out or DNC-listed meanwhile (skipped), so an opt-out stops at once;
+3. below 30 phones: each row goes to its next fallback channel (skipped, reason
+   ``esms_pool_below_30``), nothing is sent;
+4. else sends one advertising request per part of at most 5,000 phones (split evenly);
+   ``RequestId`` is the pool id (``<pool id>.<first row id>`` per part when split), so a
+   resend after a crash gets 124 instead of a second send; each part's rows become
+   ``sent`` with the part's SMSID in one transaction.
+
+A pool left ``sending`` by a dead worker is claimed again after OUTBOX_STALE_SECONDS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from automation import links
+from automation.core.clock import now
+from automation.core.config import Settings, get_settings
+from automation.core.models import Contact, DncPhone, Message, SmsPool, SmsPoolMember, Suppression
+from automation.core.vocabulary import MARKETING, Status
+from automation.delivery.channels import get_adapter
+from automation.delivery.outcome import BatchResult, apply, backoff_ms, permanent, skip, store_sent
+from automation.delivery.providers import sender_for
+from automation.delivery.providers.esms import pool_callback_url
+from automation.messages.rendered import Rendered
+from automation.messages.rewrite import rewrite_links
+from channels.base import OutboundMessage, SendResult
+from channels.errors import ChannelError, PermanentError
+
+log = logging.getLogger(__name__)
+
+MIN_PHONES, MAX_PHONES = 30, 5000
+BELOW_MIN = "esms_pool_below_30"
+OPEN, SENDING, SENT, EXPIRED = "open", "sending", "sent", "expired"
+OPTOUT_PATH = "/u/sms"
+
+
+@runtime_checkable
+class Advertiser(Protocol):
+    """What a pool is sent through (channels.esms.EsmsChannel)."""
+
+    def advertise(
+        self, content: str, phones: list[str], request_id: str, callback_url: str | None = None
+    ) -> SendResult:
+        """Send ``content`` to ``phones`` in one advertising request."""
+        ...
+
+
+def poolable(message: Message, settings: Settings) -> bool:
+    """True when ``message`` is a marketing SMS that eSMS must send as advertising."""
+    if message.channel != "sms" or message.purpose != MARKETING:
+        return False
+    if settings.esms_ad_pool_seconds <= 0:
+        return False
+    sender = sender_for("sms", settings)
+    return sender.provider == "esms" and sender.configured(settings)
+
+
+def optout_url(settings: Settings) -> str:
+    """The page where anyone opts a phone number out of advertising SMS (no token)."""
+    return settings.public_base_url.rstrip("/") + OPTOUT_PATH
+
+
+def join(
+    session: Session, message: Message, outbound: OutboundMessage, at: datetime, settings: Settings
+) -> SmsPool:
+    """Put ``message`` in the open pool of its exact text (a new pool if none); flushes.
+
+    The pool's links become per-pool click URLs; the row keeps the pool's final text.
+    """
+    key = hashlib.sha256(outbound.text.encode()).hexdigest()
+    pool = None
+    for candidate in session.scalars(
+        select(SmsPool)
+        .where(SmsPool.content_hash == key, SmsPool.status == OPEN, SmsPool.size < MAX_PHONES)
+        .order_by(SmsPool.id)
+    ):
+        grown = session.execute(
+            update(SmsPool)
+            .where(SmsPool.id == candidate.id, SmsPool.status == OPEN)
+            .values(size=SmsPool.size + 1)
+        )
+        if grown.rowcount:  # type: ignore[attr-defined]
+            pool = candidate
+            break
+    if pool is None:
+        pool = SmsPool(
+            content_hash=key,
+            content=outbound.text,
+            links={},
+            size=1,
+            closes_at=at + timedelta(seconds=settings.esms_ad_pool_seconds),
+        )
+        session.add(pool)
+        session.flush()
+        pool.content, pool.links = _tracked(pool.id, outbound.text, settings)
+    session.add(SmsPoolMember(message_id=message.id, pool_id=pool.id, phone=outbound.to))
+    message.status, message.error = Status.POOLED, None
+    message.rendered = {**(message.rendered or {}), "text": pool.content, "pool_id": pool.id}
+    message.links = {}
+    session.flush()
+    return pool
+
+
+def _tracked(pool_id: int, text: str, settings: Settings) -> tuple[str, dict[str, str]]:
+    """The pool text with its links as per-pool click URLs, and the link targets."""
+    out = Rendered(channel="sms", locale="vi", text=text)
+    rewrite_links(out, 0, settings, lambda i: links.pool_click_url(pool_id, i, settings))
+    return out.text, {str(i): url for i, url in enumerate(out.links)}
+
+
+def due_pools(session: Session, at: datetime, settings: Settings) -> list[int]:
+    """Ids of pools to send now: window over, full, or left ``sending`` by a dead worker."""
+    stale = at - timedelta(seconds=settings.outbox_stale_seconds)
+    return list(
+        session.scalars(
+            select(SmsPool.id)
+            .where(
+                (
+                    (SmsPool.status == OPEN)
+                    & ((SmsPool.closes_at <= at) | (SmsPool.size >= MAX_PHONES))
+                )
+                | ((SmsPool.status == SENDING) & (SmsPool.closes_at <= stale))
+            )
+            .order_by(SmsPool.id)
+        )
+    )
+
+
+def claim(session: Session, pool_id: int, at: datetime, settings: Settings) -> bool:
+    """Move a due pool to ``sending`` (compare-and-set) and commit; False if taken."""
+    stale = at - timedelta(seconds=settings.outbox_stale_seconds)
+    claimed = session.execute(
+        update(SmsPool)
+        .where(
+            SmsPool.id == pool_id,
+            (
+                (SmsPool.status == OPEN)
+                | ((SmsPool.status == SENDING) & (SmsPool.closes_at <= stale))
+            ),
+        )
+        .values(status=SENDING, closes_at=at)
+    )
+    session.commit()
+    return bool(claimed.rowcount)  # type: ignore[attr-defined]
+
+
+def parts(ids: list[int]) -> list[list[int]]:
+    """Split sorted row ids into even parts of at most MAX_PHONES (5,001 -> 2,501 + 2,500)."""
+    count = -(-len(ids) // MAX_PHONES)
+    size, extra = divmod(len(ids), count)
+    out, start = [], 0
+    for index in range(count):
+        end = start + size + (1 if index < extra else 0)
+        out.append(ids[start:end])
+        start = end
+    return out
+
+
+def flush_due(
+    session: Session,
+    at: datetime,
+    advertiser: Advertiser,
+    provider: str = "esms",
+    settings: Settings | None = None,
+    callback_url: Callable[[int], str] | None = None,
+) -> BatchResult:
+    """Claim and send every due pool (see the module docstring); commits per step."""
+    settings = settings or get_settings()
+    callback_url = callback_url or (lambda pool_id: pool_callback_url(pool_id, settings))
+    result = BatchResult()
+    for pool_id in due_pools(session, at, settings):
+        if claim(session, pool_id, at, settings):
+            _flush(session, pool_id, advertiser, provider, settings, result, callback_url)
+    return result
+
+
+def _members(session: Session, pool_id: int) -> list[tuple[Message, Contact, str]]:
+    rows = session.execute(
+        select(Message, Contact, SmsPoolMember.phone)
+        .join(SmsPoolMember, SmsPoolMember.message_id == Message.id)
+        .join(Contact, Contact.id == Message.contact_id)
+        .where(SmsPoolMember.pool_id == pool_id)
+        .order_by(Message.id)
+        .execution_options(populate_existing=True)
+    )
+    return [(m, c, phone) for m, c, phone in rows]
+
+
+def _blocked(session: Session, phones: list[str]) -> dict[str, str]:
+    """Phones opted out of SMS marketing or DNC-listed since they joined -> reason."""
+    out = {
+        p: "dnc" for p in session.scalars(select(DncPhone.phone).where(DncPhone.phone.in_(phones)))
+    }
+    for address, reason in session.execute(
+        select(Suppression.address, Suppression.reason).where(
+            Suppression.channel == "sms", Suppression.address.in_(phones)
+        )
+    ):
+        out.setdefault(address, f"address suppressed ({reason})")
+    return out
+
+
+def _flush(
+    session: Session,
+    pool_id: int,
+    advertiser: Advertiser,
+    provider: str,
+    settings: Settings,
+    result: BatchResult,
+    callback_url: Callable[[int], str],
+) -> None:
+    pool = session.get(SmsPool, pool_id, populate_existing=True)
+    assert pool is not None
+    members = _members(session, pool_id)
+    blocked = _blocked(session, [phone for *_, phone in members])
+    waiting = []
+    for message, contact, phone in members:
+        if message.status != Status.POOLED:
+            continue  # sent by an earlier try of this pool, or skipped (unsubscribed)
+        if phone in blocked:
+            skip(session, message, contact, blocked[phone], result)
+        else:
+            waiting.append((message, contact, phone))
+    if not any(m.status == Status.SENT for m, *_ in members) and len(waiting) < MIN_PHONES:
+        for message, contact, _ in waiting:
+            skip(session, message, contact, BELOW_MIN, result)
+        pool.status, pool.error = EXPIRED, f"{len(waiting)} phones < {MIN_PHONES}"
+        session.commit()
+        log.info("eSMS pool %s expired with %s phones", pool_id, len(waiting))
+        return
+    session.commit()
+    everyone = [m.id for m, *_ in members]
+    split = parts(everyone)
+    by_id = {m.id: (m, c, phone) for m, c, phone in waiting}
+    for part in split:
+        rows = [by_id[i] for i in part if i in by_id]
+        if not rows:
+            continue
+        request_id = str(pool_id) if len(split) == 1 else f"{pool_id}.{part[0]}"
+        url = callback_url(pool_id)
+        try:
+            outcome: SendResult | ChannelError = advertiser.advertise(
+                pool.content, [phone for *_, phone in rows], request_id, url
+            )
+        except ChannelError as exc:
+            outcome = exc
+        _record(session, pool, rows, provider, outcome, result, settings)
+    if all(m.status != Status.POOLED for m, *_ in members):
+        pool.status, pool.sent_at = SENT, pool.sent_at or pool.closes_at
+    session.commit()
+
+
+def _record(
+    session: Session,
+    pool: SmsPool,
+    rows: list[tuple[Message, Contact, str]],
+    provider: str,
+    outcome: SendResult | ChannelError,
+    result: BatchResult,
+    settings: Settings,
+) -> None:
+    """Write one part's outcome on its rows in one transaction."""
+    ids = [m.id for m, *_ in rows]
+    if isinstance(outcome, SendResult):
+        if outcome.provider_message_id:
+            pool.provider_message_ids = [*pool.provider_message_ids, outcome.provider_message_id]
+        for message, contact, _ in rows:
+            apply(session, message, contact, provider, outcome, result, settings)
+            message.status = Status.SENT
+        store_sent(session, result)
+    elif isinstance(outcome, PermanentError):
+        for message, contact, _ in rows:
+            permanent(session, message, contact, f"{provider}: {outcome.reason}", result)
+    else:
+        # Transient (account, network): the whole pool is tried again later.
+        pool.error = f"{provider}: {outcome.reason}"
+        delay = timedelta(
+            milliseconds=backoff_ms(1, settings, getattr(outcome, "retry_after", None))
+        )
+        pool.closes_at = now() + delay - timedelta(seconds=settings.outbox_stale_seconds)
+        result.retry.extend(ids)
+        log.warning("eSMS pool %s: %s; tried again later", pool.id, outcome.reason)
+    session.commit()
+
+
+def record_click(session: Session, pool_id: int, index: int) -> str | None:
+    """Count a click on link ``index`` of pool ``pool_id``; its target, or None if unknown."""
+    pool = session.get(SmsPool, pool_id)
+    target = (pool.links or {}).get(str(index)) if pool is not None else None
+    if not isinstance(target, str):
+        return None
+    session.execute(update(SmsPool).where(SmsPool.id == pool_id).values(clicks=SmsPool.clicks + 1))
+    return target
+
+
+def flush_pools(session: Session, at: datetime) -> int:
+    """Scheduler task: send the due pools through the configured eSMS adapter."""
+    settings = get_settings()
+    adapter, provider = get_adapter("sms", settings)
+    if not isinstance(adapter, Advertiser) or not due_pools(session, at, settings):
+        return 0
+    result = flush_due(session, at, adapter, provider, settings)
+    return len(result.sent) + len(result.skipped) + len(result.failed)
