@@ -90,7 +90,7 @@ def tracking_url(message_id: int, link_index: int, settings: Settings | None = N
 
 
 def pool_click_url(pool_id: int, link_index: int, settings: Settings | None = None) -> str:
-    """Signed click URL for link ``link_index`` of an eSMS advertising pool (same for all)."""
+    """Signed click URL for link ``link_index`` of an advertising SMS pool (same for all)."""
     settings = settings or get_settings()
     token = make_token(POOL_CLICK, pool_id, link_index, settings=settings)
     return _url(POOL_CLICK, token, settings)

@@ -363,7 +363,7 @@ class ProviderToken(Base):
 
 
 class SmsPool(Base):
-    """An eSMS advertising pool: rows with identical content sent as one request.
+    """An advertising SMS pool: rows with identical content sent as one request.
 
     ``status``: open (taking rows) | sending (claimed by one worker) | sent | expired
     (closed below 30 phones: its rows fell back or moved on). Its id is the RequestId.

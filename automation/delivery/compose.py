@@ -94,7 +94,7 @@ def prepare(
     """Render the row's template for its channel and build the OutboundMessage.
 
     Stores ``rendered``, ``links`` and ``segments`` on the row; raises TemplateProblem.
-    A row eSMS must send pooled gets no per-message links or token (see delivery.pools).
+    A row its provider sends pooled gets no per-message links or token (see delivery.pools).
     """
     pooled = poolable(message, settings)
     rendered = render(

@@ -1,19 +1,21 @@
-"""eSMS advertising pools: marketing SMS with identical content sent as one request.
+"""Advertising pools: marketing SMS with identical content sent as one request.
 
-eSMS takes advertising SMS (SmsType 1) only as one ``Content`` for 30-5,000 phones.
-A marketing SMS row that passed the send-time policy (consent, window, cap, DNC) and
+Some providers take advertising SMS only as one text for many phones (their sender
+declares ``Pooling``: 30-5,000 phones for the Vietnamese brandname gateway). A
+marketing SMS row that passed the send-time policy (consent, window, cap, DNC) and
 was composed with the pool's opt-out instruction (no per-message token) *joins* the
 open pool of its exact text: status ``pooled``, one ``sms_pool_members`` row. A pool
-stays open ESMS_AD_POOL_SECONDS from its first row (or until it holds 5,000 phones).
+stays open the provider's window (its ``Pooling.window`` setting, 300 s by default)
+from its first row, or until it holds the maximum.
 :func:`flush_due` then, per due pool:
 
 1. claims it (``open`` -> ``sending``, compare-and-set, committed): one worker sends it;
 2. drops rows opted out or DNC-listed meanwhile (skipped), so an opt-out stops at once;
-3. below 30 phones: each row goes to its next fallback channel (skipped, reason
-   ``esms_pool_below_30``), nothing is sent;
-4. else sends one advertising request per part of at most 5,000 phones (split evenly);
+3. below the minimum: each row goes to its next fallback channel (skipped, reason
+   ``pool below 30 phones``), nothing is sent;
+4. else sends one advertising request per part of at most the maximum (split evenly);
    ``RequestId`` is the pool id (``<pool id>.<first row id>`` per part when split), so a
-   resend after a crash gets 124 instead of a second send; each part's rows become
+   resend after a crash is refused as a duplicate instead of sent twice; each part's rows become
    ``sent`` with the part's SMSID in one transaction.
 
 A pool left ``sending`` by a dead worker is claimed again after OUTBOX_STALE_SECONDS.
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -37,8 +38,8 @@ from automation.core.models import Contact, DncPhone, Message, SmsPool, SmsPoolM
 from automation.core.vocabulary import MARKETING, Status
 from automation.delivery.channels import get_adapter
 from automation.delivery.outcome import BatchResult, apply, backoff_ms, permanent, skip, store_sent
-from automation.delivery.providers import sender_for
-from automation.delivery.providers.esms import pool_callback_url
+from automation.delivery.providers import pooling_for
+from automation.delivery.providers.base import Pooling
 from automation.messages.rendered import Rendered
 from automation.messages.rewrite import rewrite_links
 from channels.base import OutboundMessage, SendResult
@@ -46,15 +47,13 @@ from channels.errors import ChannelError, PermanentError
 
 log = logging.getLogger(__name__)
 
-MIN_PHONES, MAX_PHONES = 30, 5000
-BELOW_MIN = "esms_pool_below_30"
 OPEN, SENDING, SENT, EXPIRED = "open", "sending", "sent", "expired"
 OPTOUT_PATH = "/u/sms"
 
 
 @runtime_checkable
 class Advertiser(Protocol):
-    """What a pool is sent through (channels.esms.EsmsChannel)."""
+    """What a pool is sent through: an adapter with an ``advertise`` call."""
 
     def advertise(
         self, content: str, phones: list[str], request_id: str, callback_url: str | None = None
@@ -64,13 +63,14 @@ class Advertiser(Protocol):
 
 
 def poolable(message: Message, settings: Settings) -> bool:
-    """True when ``message`` is a marketing SMS that eSMS must send as advertising."""
-    if message.channel != "sms" or message.purpose != MARKETING:
-        return False
-    if settings.esms_ad_pool_seconds <= 0:
-        return False
-    sender = sender_for("sms", settings)
-    return sender.provider == "esms" and sender.configured(settings)
+    """True when ``message`` is marketing its channel's provider must send pooled."""
+    return message.purpose == MARKETING and pooling_for(message.channel, settings) is not None
+
+
+def _spec(settings: Settings) -> Pooling:
+    spec = pooling_for("sms", settings)
+    assert spec is not None
+    return spec
 
 
 def optout_url(settings: Settings) -> str:
@@ -89,7 +89,11 @@ def join(
     pool = None
     for candidate in session.scalars(
         select(SmsPool)
-        .where(SmsPool.content_hash == key, SmsPool.status == OPEN, SmsPool.size < MAX_PHONES)
+        .where(
+            SmsPool.content_hash == key,
+            SmsPool.status == OPEN,
+            SmsPool.size < _spec(settings).max_size,
+        )
         .order_by(SmsPool.id)
     ):
         grown = session.execute(
@@ -106,7 +110,7 @@ def join(
             content=outbound.text,
             links={},
             size=1,
-            closes_at=at + timedelta(seconds=settings.esms_ad_pool_seconds),
+            closes_at=at + timedelta(seconds=_spec(settings).window(settings)),
         )
         session.add(pool)
         session.flush()
@@ -135,7 +139,7 @@ def due_pools(session: Session, at: datetime, settings: Settings) -> list[int]:
             .where(
                 (
                     (SmsPool.status == OPEN)
-                    & ((SmsPool.closes_at <= at) | (SmsPool.size >= MAX_PHONES))
+                    & ((SmsPool.closes_at <= at) | (SmsPool.size >= _spec(settings).max_size))
                 )
                 | ((SmsPool.status == SENDING) & (SmsPool.closes_at <= stale))
             )
@@ -162,9 +166,9 @@ def claim(session: Session, pool_id: int, at: datetime, settings: Settings) -> b
     return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
 
-def parts(ids: list[int]) -> list[list[int]]:
-    """Split sorted row ids into even parts of at most MAX_PHONES (5,001 -> 2,501 + 2,500)."""
-    count = -(-len(ids) // MAX_PHONES)
+def parts(ids: list[int], most: int) -> list[list[int]]:
+    """Split sorted row ids into even parts of at most ``most`` (5,001 -> 2,501 + 2,500)."""
+    count = -(-len(ids) // most)
     size, extra = divmod(len(ids), count)
     out, start = [], 0
     for index in range(count):
@@ -178,17 +182,17 @@ def flush_due(
     session: Session,
     at: datetime,
     advertiser: Advertiser,
-    provider: str = "esms",
+    provider: str,
     settings: Settings | None = None,
-    callback_url: Callable[[int], str] | None = None,
 ) -> BatchResult:
     """Claim and send every due pool (see the module docstring); commits per step."""
     settings = settings or get_settings()
-    callback_url = callback_url or (lambda pool_id: pool_callback_url(pool_id, settings))
     result = BatchResult()
+    if pooling_for("sms", settings) is None:
+        return result
     for pool_id in due_pools(session, at, settings):
         if claim(session, pool_id, at, settings):
-            _flush(session, pool_id, advertiser, provider, settings, result, callback_url)
+            _flush(session, pool_id, advertiser, provider, settings, result)
     return result
 
 
@@ -225,8 +229,8 @@ def _flush(
     provider: str,
     settings: Settings,
     result: BatchResult,
-    callback_url: Callable[[int], str],
 ) -> None:
+    spec = _spec(settings)
     pool = session.get(SmsPool, pool_id, populate_existing=True)
     assert pool is not None
     members = _members(session, pool_id)
@@ -239,23 +243,23 @@ def _flush(
             skip(session, message, contact, blocked[phone], result)
         else:
             waiting.append((message, contact, phone))
-    if not any(m.status == Status.SENT for m, *_ in members) and len(waiting) < MIN_PHONES:
+    if not any(m.status == Status.SENT for m, *_ in members) and len(waiting) < spec.min_size:
         for message, contact, _ in waiting:
-            skip(session, message, contact, BELOW_MIN, result)
-        pool.status, pool.error = EXPIRED, f"{len(waiting)} phones < {MIN_PHONES}"
+            skip(session, message, contact, f"pool below {spec.min_size} phones", result)
+        pool.status, pool.error = EXPIRED, f"{len(waiting)} phones < {spec.min_size}"
         session.commit()
-        log.info("eSMS pool %s expired with %s phones", pool_id, len(waiting))
+        log.info("pool %s expired with %s phones", pool_id, len(waiting))
         return
     session.commit()
     everyone = [m.id for m, *_ in members]
-    split = parts(everyone)
+    split = parts(everyone, spec.max_size)
     by_id = {m.id: (m, c, phone) for m, c, phone in waiting}
     for part in split:
         rows = [by_id[i] for i in part if i in by_id]
         if not rows:
             continue
         request_id = str(pool_id) if len(split) == 1 else f"{pool_id}.{part[0]}"
-        url = callback_url(pool_id)
+        url = spec.callback_url(pool_id, settings) if spec.callback_url else None
         try:
             outcome: SendResult | ChannelError = advertiser.advertise(
                 pool.content, [phone for *_, phone in rows], request_id, url
@@ -297,7 +301,7 @@ def _record(
         )
         pool.closes_at = now() + delay - timedelta(seconds=settings.outbox_stale_seconds)
         result.retry.extend(ids)
-        log.warning("eSMS pool %s: %s; tried again later", pool.id, outcome.reason)
+        log.warning("pool %s: %s; tried again later", pool.id, outcome.reason)
     session.commit()
 
 
@@ -312,7 +316,7 @@ def record_click(session: Session, pool_id: int, index: int) -> str | None:
 
 
 def flush_pools(session: Session, at: datetime) -> int:
-    """Scheduler task: send the due pools through the configured eSMS adapter."""
+    """Scheduler task: send the due pools through the configured SMS adapter."""
     settings = get_settings()
     adapter, provider = get_adapter("sms", settings)
     if not isinstance(adapter, Advertiser) or not due_pools(session, at, settings):

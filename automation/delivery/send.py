@@ -9,7 +9,7 @@ Plain functions taking a Session (the actors only wire them to queues).
 3. automation.delivery.compose renders the template with links rewritten and the
    channel's decorations; the rendering and link targets are stored and committed before
    the provider call (a click can only arrive after its target is saved).
-   A marketing SMS through eSMS joins an advertising pool instead (automation.delivery.
+   A marketing SMS whose provider pools joins an advertising pool instead (automation.delivery.
    pools); pools that are due are sent at the end of the batch and by the scheduler.
 4. The adapter sends (an adapter that batches gets the whole group in one
    session), paced by the provider's rate limiter; automation.delivery.outcome writes

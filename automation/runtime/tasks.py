@@ -5,7 +5,7 @@
   time_segments    segments whose rules depend on time, then the events that recorded
   due_enrollments  enrollments whose next_run_at has come (waits, wait_until timeouts)
   stale_outbox     stuck sending / lost queued / due deferred outbox rows sent again
-  sms_pools        eSMS advertising pools whose window is over: sent, or rows fall back
+  sms_pools        advertising SMS pools whose window is over: sent, or rows fall back
   events_after     events emitted by the tasks above, so one pass is complete
 """
 

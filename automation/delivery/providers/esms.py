@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from automation.core.config import Settings, get_settings
 from automation.core.models import Message, SmsPoolMember
-from automation.delivery.providers.base import CallbackRoute, Sender, public_url
+from automation.delivery.providers.base import CallbackRoute, Pooling, Sender, public_url
 from channels import esms
 from channels.base import Channel
 from channels.callback import CallbackRejected, CallbackRequest, CallbackResult, unauthorized
@@ -118,6 +118,12 @@ SENDERS = (
         settings_prefixes=("sms", "esms"),
         callback_url=callback_url,
         sender_name=lambda s: s.esms_brandname or s.shop_name,
+        pooling=Pooling(
+            esms.AD_MIN_PHONES,
+            esms.AD_MAX_PHONES,
+            window=lambda s: s.esms_ad_pool_seconds,
+            callback_url=pool_callback_url,
+        ),
     ),
 )
 ROUTES = (
