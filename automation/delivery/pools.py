@@ -6,7 +6,7 @@ marketing SMS row that passed the send-time policy (consent, window, cap, DNC) a
 was composed with the pool's opt-out instruction (no per-message token) *joins* the
 open pool of its exact text: status ``pooled``, one ``sms_pool_members`` row. A pool
 stays open the provider's window (its ``Pooling.window`` setting, 300 s by default)
-from its first row, or until it holds the maximum.
+from its first row, or until it holds the maximum (rows joining meanwhile still join).
 :func:`flush_due` then, per due pool:
 
 1. claims it (``open`` -> ``sending``, compare-and-set, committed): one worker sends it;
@@ -89,11 +89,7 @@ def join(
     pool = None
     for candidate in session.scalars(
         select(SmsPool)
-        .where(
-            SmsPool.content_hash == key,
-            SmsPool.status == OPEN,
-            SmsPool.size < _spec(settings).max_size,
-        )
+        .where(SmsPool.content_hash == key, SmsPool.status == OPEN)
         .order_by(SmsPool.id)
     ):
         grown = session.execute(

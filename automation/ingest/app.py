@@ -6,7 +6,15 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from automation.ingest import callbacks, haravan_verify, health, metrics, tracking, webhooks
+from automation.ingest import (
+    callbacks,
+    haravan_verify,
+    health,
+    metrics,
+    sms_optout,
+    tracking,
+    webhooks,
+)
 from automation.runtime import wiring
 
 
@@ -23,6 +31,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(callbacks.router)
+    app.include_router(sms_optout.router)  # before tracking: /u/sms is not a /u/{token}
     app.include_router(tracking.router)
     _publish_native_schemas(app)
     return app
