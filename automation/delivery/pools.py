@@ -28,7 +28,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from automation import links
@@ -79,14 +79,48 @@ def optout_url(settings: Settings) -> str:
 
 
 def join(
-    session: Session, message: Message, outbound: OutboundMessage, at: datetime, settings: Settings
-) -> SmsPool:
-    """Put ``message`` in the open pool of its exact text (a new pool if none); flushes.
+    session: Session,
+    drafts: list[tuple[Message, OutboundMessage]],
+    at: datetime,
+    settings: Settings,
+) -> list[int]:
+    """Put each row in the open pool of its exact text (a new pool if none); flushes.
 
-    The pool's links become per-pool click URLs; the row keeps the pool's final text.
+    One pool lookup and one size update per distinct text, members inserted in bulk.
+    The pool's links become per-pool click URLs; the rows keep the pool's final text.
+    Returns the pool ids.
     """
-    key = hashlib.sha256(outbound.text.encode()).hexdigest()
-    pool = None
+    by_text: dict[str, list[tuple[Message, OutboundMessage]]] = {}
+    for message, outbound in drafts:
+        by_text.setdefault(outbound.text, []).append((message, outbound))
+    joined = []
+    for text, group in by_text.items():
+        pool = _open_pool(session, text, len(group), at, settings)
+        session.execute(
+            insert(SmsPoolMember),
+            [
+                {"message_id": m.id, "pool_id": pool.id, "phone": o.to, "joined_at": at}
+                for m, o in group
+            ],
+        )
+        for message, _ in group:
+            message.status, message.error = Status.POOLED, None
+            message.rendered = {
+                **(message.rendered or {}),
+                "text": pool.content,
+                "pool_id": pool.id,
+            }
+            message.links = {}
+        joined.append(pool.id)
+    session.flush()
+    return joined
+
+
+def _open_pool(
+    session: Session, text: str, count: int, at: datetime, settings: Settings
+) -> SmsPool:
+    """The open pool for ``text`` grown by ``count`` rows (compare-and-set), or a new one."""
+    key = hashlib.sha256(text.encode()).hexdigest()
     for candidate in session.scalars(
         select(SmsPool)
         .where(SmsPool.content_hash == key, SmsPool.status == OPEN)
@@ -95,27 +129,20 @@ def join(
         grown = session.execute(
             update(SmsPool)
             .where(SmsPool.id == candidate.id, SmsPool.status == OPEN)
-            .values(size=SmsPool.size + 1)
+            .values(size=SmsPool.size + count)
         )
         if grown.rowcount:  # type: ignore[attr-defined]
-            pool = candidate
-            break
-    if pool is None:
-        pool = SmsPool(
-            content_hash=key,
-            content=outbound.text,
-            links={},
-            size=1,
-            closes_at=at + timedelta(seconds=_spec(settings).window(settings)),
-        )
-        session.add(pool)
-        session.flush()
-        pool.content, pool.links = _tracked(pool.id, outbound.text, settings)
-    session.add(SmsPoolMember(message_id=message.id, pool_id=pool.id, phone=outbound.to))
-    message.status, message.error = Status.POOLED, None
-    message.rendered = {**(message.rendered or {}), "text": pool.content, "pool_id": pool.id}
-    message.links = {}
+            return candidate
+    pool = SmsPool(
+        content_hash=key,
+        content=text,
+        links={},
+        size=count,
+        closes_at=at + timedelta(seconds=_spec(settings).window(settings)),
+    )
+    session.add(pool)
     session.flush()
+    pool.content, pool.links = _tracked(pool.id, text, settings)
     return pool
 
 

@@ -136,7 +136,8 @@ def deliver_batch(
         m.address = m.address or address_for(m.channel, contact)
         candidates.append(Candidate(m, contact, m.address))
     ready: dict[str, list[tuple[Message, Contact, OutboundMessage]]] = {}
-    listed, pooled = dnc.blocked(session, candidates), False
+    listed = dnc.blocked(session, candidates)
+    pooled: list[tuple[Message, OutboundMessage]] = []
     for cand, decision in zip(candidates, evaluate(session, candidates, at, settings), strict=True):
         m = cand.message
         if decision.action == "defer":
@@ -157,10 +158,11 @@ def deliver_batch(
                 permanent(session, m, cand.contact, str(exc), result)
                 continue
             if pools.poolable(m, settings):
-                pools.join(session, m, outbound, at, settings)
-                pooled = True
+                pooled.append((m, outbound))
                 continue
             ready.setdefault(m.channel, []).append((m, cand.contact, outbound))
+    if pooled:
+        pools.join(session, pooled, at, settings)
     session.commit()
     for channel, group in ready.items():
         adapter, provider = resolve(channel)

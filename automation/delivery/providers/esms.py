@@ -89,12 +89,11 @@ def pool_members(pool_id: int, smsid: str, settings: Settings) -> dict[int, str]
     with session_scope(settings) as session:
         if smsid:
             under = stmt.join(Message, Message.id == SmsPoolMember.message_id)
-            found = dict(
-                session.execute(under.where(Message.provider_message_id == smsid)).tuples()
-            )
+            sent_under = under.where(Message.provider_message_id == smsid)
+            found = {m: p for m, p in session.execute(sent_under)}
             if found:
                 return found
-        return dict(session.execute(stmt).tuples())
+        return {m: p for m, p in session.execute(stmt)}
 
 
 def _handle_pool(request: CallbackRequest, settings: Settings) -> list[CallbackResult]:
