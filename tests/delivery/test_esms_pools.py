@@ -325,3 +325,33 @@ def test_pool_click_link_redirects_and_counts_on_the_pool(
 
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def test_mactl_suppressions_import_dnc_replaces_the_list_and_lists_it(
+    session: Session, psettings: Settings, tmp_path: Path,
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from admin_cli.main import app
+
+    runner = CliRunner()
+    lines = tmp_path / "dnc.txt"
+    lines.write_text("0912 345 678\n\n+84 98 765 4321\n0912345678\n", encoding="utf-8")
+    result = runner.invoke(app, ["suppressions", "import", "--dnc", str(lines), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["dnc"] == 2
+    table = tmp_path / "dnc.csv"
+    table.write_text("name,phone\nAn,0933 111 222\n", encoding="utf-8")
+    assert runner.invoke(app, ["suppressions", "import", "--dnc", str(table)]).exit_code == 0
+    listed = runner.invoke(app, ["suppressions", "list", "--dnc", "--json"])
+    assert json.loads(listed.output) == ["+84933111222"]  # the re-import replaced the list
+    bad = tmp_path / "bad.txt"
+    bad.write_text("0912345678\nkhong co so\n", encoding="utf-8")
+    refused = runner.invoke(app, ["suppressions", "import", "--dnc", str(bad)])
+    assert refused.exit_code != 0 and f"{bad}:2" in refused.output
+    assert "Traceback" not in refused.output
+    assert json.loads(runner.invoke(app, ["suppressions", "list", "--dnc", "--json"]).output) == [
+        "+84933111222"
+    ]  # nothing stored half-way
