@@ -14,8 +14,11 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from jinja2 import TemplateSyntaxError, meta
+
 from automation.core.config import Settings, get_settings
 from automation.delivery.policy import profile_from_settings
+from automation.messages.sandbox import environment
 from channels.segments import is_gsm7
 
 EMAIL_FOOTER = {
@@ -63,6 +66,27 @@ def decorate_sms(
         if not out.rstrip().endswith(optout):
             out = f"{out.rstrip()} {optout}"
     return out
+
+
+#: Template variables that differ per recipient (an SMS using them can never be pooled).
+PERSONAL_VARIABLES = frozenset(
+    {"contact", "event", "order", "cart", "enrollment", "unsubscribe_url"}
+)
+
+
+def personal_variables(sources: Any) -> set[str]:
+    """The per-recipient variables used by the template text(s) in ``sources`` (nested)."""
+    if isinstance(sources, dict):
+        return set().union(*(personal_variables(v) for v in sources.values()), set())
+    if isinstance(sources, list):
+        return set().union(*(personal_variables(v) for v in sources), set())
+    if not isinstance(sources, str) or "{" not in sources:
+        return set()
+    try:
+        names = meta.find_undeclared_variables(environment().parse(sources))
+    except TemplateSyntaxError:
+        return set()  # reported by template validation
+    return set(names) & PERSONAL_VARIABLES
 
 
 def decorate_email(

@@ -355,3 +355,32 @@ def test_mactl_suppressions_import_dnc_replaces_the_list_and_lists_it(
     assert json.loads(runner.invoke(app, ["suppressions", "list", "--dnc", "--json"]).output) == [
         "+84933111222"
     ]  # nothing stored half-way
+
+
+PERSONAL_SEQUENCE = """
+sequence: promo_personal
+name: Khuyen mai
+purpose: marketing
+trigger: {event: order.created}
+steps:
+  - send: {channel: sms, template: t/promo}
+"""
+
+
+def test_apply_warns_in_yellow_when_a_marketing_sms_cannot_pool(
+    session: Session, psettings: Settings, tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from admin_cli.main import app
+    from automation.apply import apply_paths
+
+    shipped = apply_paths(session, ["playbooks"], dry_run=True)
+    assert shipped.warnings == []  # the shipped marketing SMS are written to pool
+    path = tmp_path / "promo_personal.yaml"
+    path.write_text(PERSONAL_SEQUENCE.lstrip(), encoding="utf-8")
+    result = CliRunner().invoke(app, ["apply", "--dry-run", str(path)])
+    assert result.exit_code == 0, result.output  # a warning, not an error
+    warning = next(line for line in result.output.splitlines() if line.startswith("warning:"))
+    assert f"{path}:6: step" in warning and "'t/promo' uses contact" in warning
+    assert "can never pool" in warning
