@@ -32,6 +32,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from automation import links
+from automation.core import outbox
 from automation.core.clock import now
 from automation.core.config import Settings, get_settings
 from automation.core.models import Contact, DncPhone, Message, SmsPool, SmsPoolMember, Suppression
@@ -219,6 +220,15 @@ def flush_due(
     return result
 
 
+def _commit(session: Session, result: BatchResult) -> None:
+    """Commit; fallback rows created since the last commit go to their queues after it."""
+    handed = session.info.setdefault("pools.handed_off", set())
+    new = [i for i in result.fallbacks if i not in handed]
+    outbox.after_commit(session, "messages", new)
+    handed.update(new)
+    session.commit()
+
+
 def _members(session: Session, pool_id: int) -> list[tuple[Message, Contact, str]]:
     rows = session.execute(
         select(Message, Contact, SmsPoolMember.phone)
@@ -270,10 +280,10 @@ def _flush(
         for message, contact, _ in waiting:
             skip(session, message, contact, f"pool below {spec.min_size} phones", result)
         pool.status, pool.error = EXPIRED, f"{len(waiting)} phones < {spec.min_size}"
-        session.commit()
+        _commit(session, result)
         log.info("pool %s expired with %s phones", pool_id, len(waiting))
         return
-    session.commit()
+    _commit(session, result)
     everyone = [m.id for m, *_ in members]
     split = parts(everyone, spec.max_size)
     by_id = {m.id: (m, c, phone) for m, c, phone in waiting}
@@ -291,8 +301,8 @@ def _flush(
             outcome = exc
         _record(session, pool, rows, provider, outcome, result, settings)
     if all(m.status != Status.POOLED for m, *_ in members):
-        pool.status, pool.sent_at = SENT, pool.sent_at or pool.closes_at
-    session.commit()
+        pool.status, pool.sent_at = SENT, pool.sent_at or now()
+    _commit(session, result)
 
 
 def _record(
@@ -325,7 +335,7 @@ def _record(
         pool.closes_at = now() + delay - timedelta(seconds=settings.outbox_stale_seconds)
         result.retry.extend(ids)
         log.warning("pool %s: %s; tried again later", pool.id, outcome.reason)
-    session.commit()
+    _commit(session, result)
 
 
 def record_click(session: Session, pool_id: int, index: int) -> str | None:

@@ -449,3 +449,22 @@ def test_worker_pools_rows_and_the_scheduler_pass_sends_the_pool(
     assert pool.sent_at is not None and pool.sent_at >= max(joined)
     print(f"\n40 rows pooled by the worker in {pooled_after:.2f}s, sent after {waited:.2f}s "
           f"(window 1 s, scheduler pass every 0.2 s)")
+
+
+def test_account_error_keeps_the_pool_and_tries_it_again_after_the_backoff(
+    session: Session, psettings: Settings, esms: tuple[Loopback, Esms],
+    frozen_clock: clock.FrozenClock,
+) -> None:
+    server, answers = esms
+    ids = rows(session, 30)
+    send(session, ids, psettings)
+    frozen_clock.advance(timedelta(seconds=300))
+    server.scripted.append((200, {"CodeResult": "103", "ErrorMessage": "balance too low"}))
+    assert len(flush(session, psettings).retry) == 30
+    assert statuses(session, ids) == {"pooled": 30}
+    pool = session.scalars(select(SmsPool)).one()
+    assert pool.status == "sending" and "103" in (pool.error or "")
+    assert flush(session, psettings).sent == []  # not before the backoff (1 s here)
+    frozen_clock.advance(timedelta(seconds=1))
+    assert len(flush(session, psettings).sent) == 30
+    assert len(ad_hits(server)) == 2 and len(answers.accepted) == 1
