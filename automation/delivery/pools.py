@@ -28,7 +28,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from automation import links
@@ -346,6 +346,21 @@ def record_click(session: Session, pool_id: int, index: int) -> str | None:
         return None
     session.execute(update(SmsPool).where(SmsPool.id == pool_id).values(clicks=SmsPool.clicks + 1))
     return target
+
+
+def summary(session: Session) -> dict[str, int]:
+    """Open pools, rows waiting in them, and numbers on the do-not-advertise list (doctor)."""
+    waiting = (
+        select(func.count())
+        .select_from(SmsPoolMember)
+        .join(SmsPool, SmsPool.id == SmsPoolMember.pool_id)
+        .where(SmsPool.status == OPEN)
+    )
+    return {
+        "open_pools": int(session.scalar(select(func.count()).where(SmsPool.status == OPEN)) or 0),
+        "rows_waiting": int(session.scalar(waiting) or 0),
+        "dnc_numbers": int(session.scalar(select(func.count()).select_from(DncPhone)) or 0),
+    }
 
 
 def flush_pools(session: Session, at: datetime) -> int:

@@ -131,10 +131,19 @@ def test_pool_of_30_waits_its_window_then_goes_as_one_advertising_request(
     session: Session, psettings: Settings, esms: tuple[Loopback, Esms],
     frozen_clock: clock.FrozenClock,
 ) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from admin_cli.main import app
+
     server, _ = esms
     ids = rows(session, 30)
     send(session, ids, psettings)
     assert statuses(session, ids) == {"pooled": 30} and server.hits == []
+    answer = CliRunner().invoke(app, ["doctor", "--json"])
+    doctor = json.loads(answer.output)
+    assert doctor["sms_pools"] == {"open_pools": 1, "rows_waiting": 30, "dnc_numbers": 0}
     frozen_clock.advance(timedelta(seconds=299))
     flush(session, psettings)
     assert server.hits == []  # still inside the window
