@@ -10,7 +10,9 @@ from its first row, or until it holds the maximum (rows joining meanwhile still 
 :func:`flush_due` then, per due pool:
 
 1. claims it (``open`` -> ``sending``, compare-and-set, committed): one worker sends it;
-2. drops rows opted out or DNC-listed meanwhile (skipped), so an opt-out stops at once;
+2. applies the send-time rules again: rows opted out or DNC-listed meanwhile are
+   skipped (an opt-out stops at once), rows now outside the allowed hours go back to
+   ``deferred`` (they join a new pool when the window opens);
 3. below the minimum: each row goes to its next fallback channel (skipped, reason
    ``pool below 30 phones``), nothing is sent;
 4. else sends one advertising request per part of at most the maximum (split evenly);
@@ -28,17 +30,19 @@ import logging
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from automation import links
 from automation.core import outbox
 from automation.core.clock import now
 from automation.core.config import Settings, get_settings
-from automation.core.models import Contact, DncPhone, Message, SmsPool, SmsPoolMember, Suppression
+from automation.core.models import Contact, DncPhone, Message, SmsPool, SmsPoolMember
 from automation.core.vocabulary import MARKETING, Status
+from automation.delivery import dnc
 from automation.delivery.channels import get_adapter
 from automation.delivery.outcome import BatchResult, apply, backoff_ms, permanent, skip, store_sent
+from automation.delivery.policy import Candidate, evaluate
 from automation.delivery.providers import pooling_for
 from automation.delivery.providers.base import Pooling
 from automation.messages.rendered import Rendered
@@ -241,18 +245,44 @@ def _members(session: Session, pool_id: int) -> list[tuple[Message, Contact, str
     return [(m, c, phone) for m, c, phone in rows]
 
 
-def _blocked(session: Session, phones: list[str]) -> dict[str, str]:
-    """Phones opted out of SMS marketing or DNC-listed since they joined -> reason."""
-    out = {
-        p: "dnc" for p in session.scalars(select(DncPhone.phone).where(DncPhone.phone.in_(phones)))
-    }
-    for address, reason in session.execute(
-        select(Suppression.address, Suppression.reason).where(
-            Suppression.channel == "sms", Suppression.address.in_(phones)
-        )
-    ):
-        out.setdefault(address, f"address suppressed ({reason})")
-    return out
+def _recheck(
+    session: Session,
+    members: list[tuple[Message, Contact, str]],
+    result: BatchResult,
+    settings: Settings,
+) -> list[tuple[Message, Contact, str]]:
+    """Apply the send-time rules again at the flush; the rows still allowed to go.
+
+    Opted out or DNC-listed meanwhile: skipped. Outside the allowed hours now (the window
+    ended after 22:00, say): back to ``deferred`` until the next allowed time, out of
+    the pool (it joins a new pool then).
+    """
+    pooled = [(m, c, phone) for m, c, phone in members if m.status == Status.POOLED]
+    candidates = [Candidate(m, c, phone) for m, c, phone in pooled]
+    decisions = evaluate(session, candidates, now(), settings)
+    listed = dnc.blocked(session, candidates)
+    allowed, released = [], []
+    for (message, contact, phone), decision in zip(pooled, decisions, strict=True):
+        reason = decision.reason or decision.action
+        if decision.action == "defer":
+            message.status, message.not_before, message.error = (
+                Status.DEFERRED,
+                decision.not_before,
+                reason,
+            )
+            released.append(message.id)
+            result.deferred.append(message.id)
+        elif decision.action == "skip":
+            skip(session, message, contact, reason, result)
+        elif decision.action == "fail":
+            permanent(session, message, contact, reason, result)
+        elif message.id in listed:
+            skip(session, message, contact, dnc.REASON, result)
+        else:
+            allowed.append((message, contact, phone))
+    if released:
+        session.execute(delete(SmsPoolMember).where(SmsPoolMember.message_id.in_(released)))
+    return allowed
 
 
 def _flush(
@@ -267,15 +297,7 @@ def _flush(
     pool = session.get(SmsPool, pool_id, populate_existing=True)
     assert pool is not None
     members = _members(session, pool_id)
-    blocked = _blocked(session, [phone for *_, phone in members])
-    waiting = []
-    for message, contact, phone in members:
-        if message.status != Status.POOLED:
-            continue  # sent by an earlier try of this pool, or skipped (unsubscribed)
-        if phone in blocked:
-            skip(session, message, contact, blocked[phone], result)
-        else:
-            waiting.append((message, contact, phone))
+    waiting = _recheck(session, members, result, settings)
     if not any(m.status == Status.SENT for m, *_ in members) and len(waiting) < spec.min_size:
         for message, contact, _ in waiting:
             skip(session, message, contact, f"pool below {spec.min_size} phones", result)
@@ -284,7 +306,7 @@ def _flush(
         log.info("pool %s expired with %s phones", pool_id, len(waiting))
         return
     _commit(session, result)
-    everyone = [m.id for m, *_ in members]
+    everyone = [m.id for m, *_ in members if m.status != Status.DEFERRED]
     split = parts(everyone, spec.max_size)
     by_id = {m.id: (m, c, phone) for m, c, phone in waiting}
     for part in split:
@@ -300,7 +322,7 @@ def _flush(
         except ChannelError as exc:
             outcome = exc
         _record(session, pool, rows, provider, outcome, result, settings)
-    if all(m.status != Status.POOLED for m, *_ in members):
+    if all(m.status != Status.POOLED for m, *_ in members):  # every part went
         pool.status, pool.sent_at = SENT, pool.sent_at or now()
     _commit(session, result)
 

@@ -477,3 +477,28 @@ def test_account_error_keeps_the_pool_and_tries_it_again_after_the_backoff(
     frozen_clock.advance(timedelta(seconds=1))
     assert len(flush(session, psettings).sent) == 30
     assert len(ad_hits(server)) == 2 and len(answers.accepted) == 1
+
+
+def test_a_pool_due_after_22h_sends_nothing_and_its_rows_wait_for_7h(
+    session: Session, psettings: Settings, esms: tuple[Loopback, Esms],
+    frozen_clock: clock.FrozenClock,
+) -> None:
+    from datetime import UTC, datetime
+
+    server, _ = esms
+    frozen_clock.set(datetime(2026, 11, 2, 14, 58, tzinfo=UTC))  # 21:58 in Ho Chi Minh City
+    ids = rows(session, 30)
+    send(session, ids, psettings)
+    assert statuses(session, ids) == {"pooled": 30}
+    frozen_clock.advance(timedelta(seconds=300))  # 22:03: the window ended after 22:00
+    assert len(flush(session, psettings).deferred) == 30
+    assert ad_hits(server) == [] and statuses(session, ids) == {"deferred": 30}
+    row = session.get(Message, ids[0])
+    assert row is not None and row.not_before == datetime(2026, 11, 3, 0, 0, tzinfo=UTC)
+    assert row.error is not None and "outside allowed hours 07:00-22:00" in row.error
+    frozen_clock.set(datetime(2026, 11, 3, 0, 0, tzinfo=UTC))  # 07:00: they pool again
+    send(session, ids, psettings)
+    frozen_clock.advance(timedelta(seconds=300))
+    flush(session, psettings)
+    (body,) = ad_hits(server)
+    assert len(body["Phones"]) == 30 and statuses(session, ids) == {"sent": 30}
