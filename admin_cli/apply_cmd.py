@@ -63,4 +63,6 @@ def apply_command(
     if as_json:
         print_json(plan.to_dict())
     else:
+        for warning in plan.warnings:
+            console().print(f"warning: {warning}", style="yellow", markup=False, soft_wrap=True)
         print_plan(plan)

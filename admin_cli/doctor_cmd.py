@@ -67,6 +67,15 @@ def _check_redis(settings: Settings) -> tuple[bool, str]:
     return True, settings.redis_url.split("@")[-1]
 
 
+def _pools(settings: Settings) -> dict[str, int]:
+    """Open advertising SMS pools, rows waiting, DNC list size."""
+    from automation.core.db import session_scope
+    from automation.delivery.pools import summary
+
+    with session_scope(settings) as session:
+        return summary(session)
+
+
 @app.command("doctor")
 def doctor(as_json: bool = JSON) -> None:
     """Show how each channel will send, warn about example ZNS ids, check DB and Redis."""
@@ -90,6 +99,7 @@ def doctor(as_json: bool = JSON) -> None:
         "database": {"ok": db_ok, "detail": db_detail},
         "redis": {"ok": redis_ok, "detail": redis_detail},
         "compliance_profile": settings.compliance_profile,
+        "sms_pools": _pools(settings) if db_ok else None,
         "warnings": warnings,
     }
     if as_json:
@@ -120,6 +130,13 @@ def doctor(as_json: bool = JSON) -> None:
                 highlight=False,
             )
         out.print(f"compliance profile: {settings.compliance_profile}", highlight=False)
+        if report["sms_pools"] is not None:
+            pools = report["sms_pools"]
+            out.print(
+                f"advertising SMS pools: {pools['open_pools']} open, {pools['rows_waiting']} "
+                f"rows waiting; do-not-advertise list: {pools['dnc_numbers']} numbers",
+                highlight=False,
+            )
         for warning in warnings:
             out.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True, highlight=False)
     if not (db_ok and redis_ok):

@@ -10,7 +10,7 @@ from admin_cli.contact_ref import parse_id
 from admin_cli.output import JSON, console, load_settings, print_json, print_table
 from automation.core.db import session_scope
 from automation.core.errors import InputError, NotFound
-from automation.core.models import InboxDelivery
+from automation.core.models_inbox import InboxDelivery
 from automation.inbox import STATUSES
 from automation.inbox.worker import listing, replay
 

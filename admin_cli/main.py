@@ -24,6 +24,7 @@ from admin_cli import (
     segments_cmd,
     sendtest_cmd,
     sequences_cmd,
+    suppressions_cmd,
     templates_cmd,
 )
 from admin_cli.output import ErrorsGroup
@@ -55,6 +56,7 @@ for module in (
     demo_cmd,
     templates_cmd,
     dlq_cmd,
+    suppressions_cmd,
     doctor_cmd,
     sendtest_cmd,
     report_cmd,

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from automation.core.clock import now as clock_now
 from automation.core.errors import DefinitionError
 from automation.core.models import Segment
+from automation.core.vocabulary import MARKETING
 from automation.dsl.yamlload import LineDict, YamlError, load_yaml_file
 from automation.segments.compile import compile_rule
 from automation.segments.nodes import InSegment as InSegmentCond
@@ -102,6 +103,7 @@ class Plan:
     items: list[PlanItem]
     applied: bool = False
     at: datetime | None = None
+    warnings: list[str] = field(default_factory=list)  # not errors: applied anyway
 
     def counts(self) -> dict[str, int]:
         """How many objects are created, changed and unchanged."""
@@ -117,6 +119,7 @@ class Plan:
             "at": self.at.isoformat() if self.at else None,
             "summary": self.counts(),
             "items": [item.to_dict() for item in self.items],
+            "warnings": self.warnings,
         }
 
 
@@ -248,6 +251,49 @@ def template_problems(definition: SequenceDefinition, file: str) -> list[str]:
     return problems
 
 
+def pooling_warnings(docs: list[Document]) -> list[str]:
+    """Marketing SMS templates that personalise their text while the SMS provider pools.
+
+    A pooled advertising SMS is one text for every phone (automation.delivery.pools), so
+    such a template can never pool: each row would wait its window and fall back.
+    """
+    from automation.core.config import get_settings
+    from automation.delivery.providers import sender_for
+    from automation.messages.compliance import personal_variables
+    from automation.messages.errors import TemplateProblem
+    from automation.messages.lookup import load_template
+
+    sender = sender_for("sms", get_settings())
+    if sender.pooling is None:
+        return []
+    warnings: list[str] = []
+    for doc in docs:
+        if doc.sequence is None or doc.sequence.purpose != MARKETING:
+            continue
+        for position, step in send_steps(doc.sequence):
+            if "sms" not in (step.channel, *step.fallback):
+                continue
+            try:
+                data = load_template(step.template)
+            except TemplateProblem:
+                continue  # reported as a problem by check_documents
+            sections = [data.get("sms")] + [
+                loc.get("sms")
+                for loc in (data.get("locales") or {}).values()
+                if isinstance(loc, dict)
+            ]
+            names = personal_variables(sections)
+            if names:
+                where = f"{doc.file}:{step.line}" if step.line else doc.file
+                warnings.append(
+                    f"{where}: step {position}: marketing SMS template {step.template!r} uses "
+                    f"{', '.join(sorted(names))}: with SMS_PROVIDER={sender.provider} advertising "
+                    "SMS go out pooled (one text for every phone), so it can never pool. "
+                    "Fix: write one text for everyone (shop variables only)"
+                )
+    return warnings
+
+
 def check_documents(session: Session, docs: list[Document]) -> None:
     """Cross-file checks: referenced segments exist, templates render. Raises ApplyError."""
     problems: list[str] = []
@@ -372,6 +418,7 @@ def apply_paths(
     docs = load_documents(paths)
     check_documents(session, docs)
     plan = make_plan(session, docs, at)
+    plan.warnings = pooling_warnings(docs)
     if dry_run:
         session.rollback()
         return plan

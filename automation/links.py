@@ -1,5 +1,8 @@
 """Signed tracking URLs: click ``/t/c/<token>``, open ``/t/o/<token>``, unsubscribe ``/u/<token>``.
 
+A pooled advertising SMS (automation.delivery.pools) carries one click URL per pool,
+``/t/p/<token>`` (pool id and link index), since its text is the same for every phone.
+
 Tokens are short on purpose (SMS segments cost money): ``<payload>.<signature>``
 where the payload is the message id (and, for clicks, the link index) in base 36
 and the signature is an itsdangerous HMAC-SHA256 truncated to 96 bits, keyed by
@@ -23,8 +26,8 @@ from itsdangerous.signer import HMACAlgorithm
 from automation.core.config import Settings, get_settings
 from automation.core.models import Message
 
-CLICK, OPEN, UNSUBSCRIBE = "click", "open", "unsubscribe"
-_PATHS = {CLICK: "/t/c/", OPEN: "/t/o/", UNSUBSCRIBE: "/u/"}
+CLICK, OPEN, UNSUBSCRIBE, POOL_CLICK = "click", "open", "unsubscribe", "pool-click"
+_PATHS = {CLICK: "/t/c/", OPEN: "/t/o/", UNSUBSCRIBE: "/u/", POOL_CLICK: "/t/p/"}
 _SIGNATURE_BYTES = 12
 
 
@@ -84,6 +87,19 @@ def tracking_url(message_id: int, link_index: int, settings: Settings | None = N
     """Signed click URL for link number ``link_index`` of message ``message_id``."""
     settings = settings or get_settings()
     return _url(CLICK, make_token(CLICK, message_id, link_index, settings=settings), settings)
+
+
+def pool_click_url(pool_id: int, link_index: int, settings: Settings | None = None) -> str:
+    """Signed click URL for link ``link_index`` of an advertising SMS pool (same for all)."""
+    settings = settings or get_settings()
+    token = make_token(POOL_CLICK, pool_id, link_index, settings=settings)
+    return _url(POOL_CLICK, token, settings)
+
+
+def verify_pool_click(token: str, settings: Settings | None = None) -> tuple[int, int]:
+    """(pool id, link index) from a pool click token; BadLink when forged or malformed."""
+    pool_id, index = read_token(POOL_CLICK, token, 2, settings)
+    return pool_id, index
 
 
 def open_url(message_id: int, settings: Settings | None = None) -> str:

@@ -19,15 +19,8 @@ from automation.analytics.definition import MAX_WINDOW, NOT_GOALS, Analytics
 from automation.core import events as ev
 from automation.core.clock import now
 from automation.core.db import dialect_insert
-from automation.core.models import (
-    Attribution,
-    Enrollment,
-    Event,
-    GoalConversion,
-    Message,
-    MessageEvent,
-    Order,
-)
+from automation.core.models import Enrollment, Event, Message, MessageEvent, Order
+from automation.core.models_analytics import Attribution, GoalConversion
 from automation.core.vocabulary import ENGAGEMENT, Status
 from automation.sequences.schema import filters_match
 from automation.sequences.store import load_version

@@ -14,14 +14,8 @@ from sqlalchemy import and_, case, false, func, select
 from sqlalchemy.orm import Session, aliased
 
 from automation.core.db import is_postgres
-from automation.core.models import (
-    Attribution,
-    Enrollment,
-    GoalConversion,
-    Message,
-    MessageEvent,
-    Sequence,
-)
+from automation.core.models import Enrollment, Message, MessageEvent, Sequence
+from automation.core.models_analytics import Attribution, GoalConversion
 from automation.core.vocabulary import ENGAGEMENT, Status
 
 REPORT_TZ = "Asia/Ho_Chi_Minh"

@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 from automation.contacts.bulk import bulk_insert, bulk_update, one_of
 from automation.core.clock import ensure_utc, now
 from automation.core.errors import InputError
-from automation.core.models import Consent, ConsentRecord, Contact
+from automation.core.models import Consent, Contact
+from automation.core.models_consent import ConsentRecord
 from automation.core.vocabulary import (
     CONSENT_CHANNELS,
     DENIED,

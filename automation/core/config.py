@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     esms_brandname: str | None = None
     esms_sms_type: str = "2"
     esms_sandbox: bool = False
+    esms_ad_pool_seconds: int = Field(
+        300, ge=0, description="hold marketing SMS this long to pool them (0: no pooling)"
+    )
     twilio_api_base: str = "https://api.twilio.com"
     twilio_account_sid: str | None = None
     twilio_from: str | None = None
@@ -136,6 +139,7 @@ class Settings(BaseSettings):
     )
     ad_label: str = "[QC]"
     sms_optout_text: str = "Tu choi QC: {unsubscribe_url}"
+    sms_optout_text_ucs2: str = "Từ chối QC: {unsubscribe_url}"
     provider_rate_limits: dict[str, float] = Field(
         default_factory=dict, description='JSON msgs/second per provider, {"zalo_zns": 50}'
     )

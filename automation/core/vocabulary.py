@@ -74,6 +74,7 @@ class Status:
     BOUNCED: Final = "bounced"
     FAILED: Final = "failed"
     SKIPPED: Final = "skipped"
+    POOLED: Final = "pooled"  # held in an advertising SMS pool (automation.delivery.pools)
 
 
 #: Forward-only order of message states; a result never moves a message backwards.

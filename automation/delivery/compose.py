@@ -17,6 +17,7 @@ from automation.core.models import Contact, Message
 from automation.core.vocabulary import MARKETING
 from automation.delivery.context import messenger_window_open
 from automation.delivery.policy import profile_from_settings
+from automation.delivery.pools import optout_url, poolable
 from automation.delivery.providers import callback_url, sender_name
 from automation.messages.compliance import decorate_email, decorate_sms
 from automation.messages.errors import TemplateProblem
@@ -93,17 +94,20 @@ def prepare(
     """Render the row's template for its channel and build the OutboundMessage.
 
     Stores ``rendered``, ``links`` and ``segments`` on the row; raises TemplateProblem.
+    A row its provider sends pooled gets no per-message links or token (see delivery.pools).
     """
+    pooled = poolable(message, settings)
     rendered = render(
         message.template,
         message.channel,
         context,
         contact.locale,
         settings=settings,
-        message_id=message.id,
+        message_id=None if pooled else message.id,
     )
     marketing = message.purpose == MARKETING and profile_from_settings(settings).name != "none"
-    draft = Draft(message, contact, rendered, str(context["unsubscribe_url"]), marketing, settings)
+    unsubscribe = optout_url(settings) if pooled else str(context["unsubscribe_url"])
+    draft = Draft(message, contact, rendered, unsubscribe, marketing, settings)
     COMPOSE[message.channel](draft)
     message.rendered = {
         k: v

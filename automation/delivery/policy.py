@@ -170,6 +170,7 @@ def _recent_counts(
             or_(
                 Message.sent_at >= since,
                 (Message.status == Status.SENDING) & (Message.updated_at >= busy_since),
+                Message.status == Status.POOLED,
             ),
         )
         .group_by(Message.contact_id, Message.channel)

@@ -4,10 +4,13 @@ Plain functions taking a Session (the actors only wire them to queues).
 
 1. automation.delivery.claim moves due rows to ``sending`` and commits: a row is claimed
    by at most one worker.
-2. Policy (automation.delivery.policy) decides send / defer / skip / fail.
+2. Policy (automation.delivery.policy) decides send / defer / skip / fail; a marketing
+   SMS or Zalo message to a number on the do-not-advertise list is skipped (``dnc``).
 3. automation.delivery.compose renders the template with links rewritten and the
    channel's decorations; the rendering and link targets are stored and committed before
    the provider call (a click can only arrive after its target is saved).
+   A marketing SMS whose provider pools joins an advertising pool instead (automation.delivery.
+   pools); pools that are due are sent at the end of the batch and by the scheduler.
 4. The adapter sends (an adapter that batches gets the whole group in one
    session), paced by the provider's rate limiter; automation.delivery.outcome writes
    what happened.
@@ -33,6 +36,7 @@ from automation.core.clock import now
 from automation.core.config import Settings, get_settings
 from automation.core.models import Contact, Message
 from automation.core.vocabulary import Status
+from automation.delivery import dnc, pools
 from automation.delivery.channels import get_adapter, provider_name
 from automation.delivery.claim import claim_many
 from automation.delivery.compose import prepare
@@ -132,6 +136,8 @@ def deliver_batch(
         m.address = m.address or address_for(m.channel, contact)
         candidates.append(Candidate(m, contact, m.address))
     ready: dict[str, list[tuple[Message, Contact, OutboundMessage]]] = {}
+    listed = dnc.blocked(session, candidates)
+    pooled: list[tuple[Message, OutboundMessage]] = []
     for cand, decision in zip(candidates, evaluate(session, candidates, at, settings), strict=True):
         m = cand.message
         if decision.action == "defer":
@@ -141,6 +147,8 @@ def deliver_batch(
             skip(session, m, cand.contact, decision.reason or "not allowed", result)
         elif decision.action == "fail":
             permanent(session, m, cand.contact, decision.reason or "undeliverable", result)
+        elif m.id in listed:
+            skip(session, m, cand.contact, dnc.REASON, result)
         else:
             enrollment, events = triggers.get(m.enrollment_id or -1, (None, []))
             try:
@@ -149,7 +157,12 @@ def deliver_batch(
             except (TemplateProblem, PermanentError) as exc:
                 permanent(session, m, cand.contact, str(exc), result)
                 continue
+            if pools.poolable(m, settings):
+                pooled.append((m, outbound))
+                continue
             ready.setdefault(m.channel, []).append((m, cand.contact, outbound))
+    if pooled:
+        pools.join(session, pooled, at, settings)
     session.commit()
     for channel, group in ready.items():
         adapter, provider = resolve(channel)
@@ -167,6 +180,10 @@ def deliver_batch(
                     apply(session, message, contact, provider, outcome, result, settings)
                 store_sent(session, result)
                 session.commit()
+    if pooled:
+        adapter, provider = resolve("sms")
+        if isinstance(adapter, pools.Advertiser):
+            pools.flush_due(session, now(), adapter, provider, settings)
     return result
 
 

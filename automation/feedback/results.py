@@ -268,7 +268,7 @@ def unsubscribe(
             Message.contact_id == contact.id,
             Message.channel.in_(channels),
             Message.purpose == MARKETING,
-            Message.status.in_((Status.QUEUED, Status.DEFERRED)),
+            Message.status.in_((Status.QUEUED, Status.DEFERRED, Status.POOLED)),
         )
         .values(status=Status.SKIPPED, error="unsubscribed", updated_at=now())
         .execution_options(synchronize_session="fetch")

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from automation.core.clock import now
 from automation.core.db import dialect_insert, is_postgres
-from automation.core.models import InboxDelivery
+from automation.core.models_inbox import InboxDelivery
 from automation.inbox import PENDING
 from automation.inbox.mapping import Delivery
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from automation.core.clock import now
 from automation.core.db import is_postgres
-from automation.core.models import InboxDelivery
+from automation.core.models_inbox import InboxDelivery
 from automation.core.processing import process_event
 from automation.inbox import IGNORED, MAPPED, PENDING, QUARANTINED
 from automation.inbox.mapping import stored_events

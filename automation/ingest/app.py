@@ -11,6 +11,7 @@ from automation.ingest import (
     haravan_verify,
     health,
     metrics,
+    sms_optout,
     tracking,
     unavailable,
     webhooks,
@@ -31,6 +32,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(callbacks.router)
+    app.include_router(sms_optout.router)  # before tracking: /u/sms is not a /u/{token}
     app.include_router(tracking.router)
     unavailable.install(app)
     _publish_native_schemas(app)

@@ -11,7 +11,7 @@ CHANNEL_NAMES = {
     "messenger": "Facebook Messenger",
 }
 
-_PAGE = """<!doctype html>
+PAGE = """<!doctype html>
 <html lang="vi">
 <head>
 <meta charset="utf-8">
@@ -70,7 +70,7 @@ từ <strong>{escape(shop)}</strong>?</p>
 <button type="submit" id="confirm">Hủy đăng ký</button>
 </form>
 <p class="note">Bạn vẫn nhận được thông báo về đơn hàng của mình.</p>"""
-    return _PAGE.format(title="Hủy đăng ký nhận tin", state="confirm", content=content)
+    return PAGE.format(title="Hủy đăng ký nhận tin", state="confirm", content=content)
 
 
 def done_page(channel: str, address: str | None, shop: str) -> str:
@@ -79,11 +79,11 @@ def done_page(channel: str, address: str | None, shop: str) -> str:
     content = f"""<p id="done">Bạn đã hủy đăng ký thành công.</p>
 <p>{escape(shop)} sẽ không gửi tin khuyến mãi qua {escape(channel_name(channel))}{who} nữa.</p>
 <p class="note">Nếu đây là nhầm lẫn, hãy liên hệ với cửa hàng để đăng ký lại.</p>"""
-    return _PAGE.format(title="Đã hủy đăng ký", state="done", content=content)
+    return PAGE.format(title="Đã hủy đăng ký", state="done", content=content)
 
 
 def invalid_page() -> str:
     """A forged, damaged or stale link."""
     content = """<p id="invalid">Liên kết hủy đăng ký không hợp lệ hoặc đã hết hạn.</p>
 <p class="note">Hãy dùng liên kết trong tin nhắn gần nhất bạn nhận được.</p>"""
-    return _PAGE.format(title="Liên kết không hợp lệ", state="invalid", content=content)
+    return PAGE.format(title="Liên kết không hợp lệ", state="invalid", content=content)

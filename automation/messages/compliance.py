@@ -3,6 +3,10 @@
 The ``[QC]`` label first in an SMS text or e-mail subject, the SMS opt-out
 instruction last, and an unsubscribe footer in e-mails. Which of them apply comes
 from the compliance profile (COMPLIANCE_PROFILE, AD_LABEL, SMS_OPTOUT_TEXT).
+
+The SMS opt-out is written without diacritics (SMS_OPTOUT_TEXT) while the text fits
+GSM-7, and with them (SMS_OPTOUT_TEXT_UCS2) only when the text is UCS-2 anyway: one
+accented letter turns a 160-character SMS into 70-character parts.
 """
 
 from __future__ import annotations
@@ -10,8 +14,12 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from jinja2 import TemplateSyntaxError, meta
+
 from automation.core.config import Settings, get_settings
 from automation.delivery.policy import profile_from_settings
+from automation.messages.sandbox import environment
+from channels.segments import is_gsm7
 
 EMAIL_FOOTER = {
     "vi": ("Bạn nhận được email này vì đã đồng ý nhận tin từ {shop}. Hủy đăng ký: {url}"),
@@ -47,7 +55,10 @@ def decorate_sms(
     profile = profile_from_settings(settings)
     out = label(text, profile.ad_label)
     if profile.sms_optout:
-        optout = profile.sms_optout.format(
+        wording = profile.sms_optout
+        if settings.sms_optout_text_ucs2 and not is_gsm7(out):
+            wording = settings.sms_optout_text_ucs2
+        optout = wording.format(
             unsubscribe_url=unsubscribe,
             shop=settings.shop_name,
             brandname=brandname or settings.shop_name,
@@ -55,6 +66,27 @@ def decorate_sms(
         if not out.rstrip().endswith(optout):
             out = f"{out.rstrip()} {optout}"
     return out
+
+
+#: Template variables that differ per recipient (an SMS using them can never be pooled).
+PERSONAL_VARIABLES = frozenset(
+    {"contact", "event", "order", "cart", "enrollment", "unsubscribe_url"}
+)
+
+
+def personal_variables(sources: Any) -> set[str]:
+    """The per-recipient variables used by the template text(s) in ``sources`` (nested)."""
+    if isinstance(sources, dict):
+        return set().union(*(personal_variables(v) for v in sources.values()), set())
+    if isinstance(sources, list):
+        return set().union(*(personal_variables(v) for v in sources), set())
+    if not isinstance(sources, str) or "{" not in sources:
+        return set()
+    try:
+        names = meta.find_undeclared_variables(environment().parse(sources))
+    except TemplateSyntaxError:
+        return set()  # reported by template validation
+    return set(names) & PERSONAL_VARIABLES
 
 
 def decorate_email(

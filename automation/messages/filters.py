@@ -1,7 +1,9 @@
-"""Template filters: ``vnd`` money, ``vn_date`` dates in the contact's zone, ``first_name_or``."""
+"""Template filters: ``vnd`` money, ``vn_date`` dates in the contact's zone, ``first_name_or``,
+``unaccent`` (Vietnamese without diacritics: an SMS stays GSM-7, 160 characters a part)."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -51,4 +53,16 @@ def first_name_or(value: Any, fallback: str = "bạn") -> str:
     return text or fallback
 
 
-FILTERS = {"vnd": vnd, "vn_date": vn_date, "first_name_or": first_name_or}
+def unaccent(value: Any) -> str:
+    """``Cửa hàng Đà Lạt`` -> ``Cua hang Da Lat`` (diacritics dropped, đ/Đ -> d/D)."""
+    text = str(value).replace("đ", "d").replace("Đ", "D")
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+FILTERS = {
+    "vnd": vnd,
+    "vn_date": vn_date,
+    "first_name_or": first_name_or,
+    "unaccent": unaccent,
+}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from html import escape as html_escape
 from html import unescape
 from typing import Any
@@ -23,13 +24,20 @@ def _strip_trailing(url: str) -> tuple[str, str]:
     return url, trail
 
 
-def rewrite_links(out: Rendered, message_id: int, settings: Settings | None = None) -> None:
+def rewrite_links(
+    out: Rendered,
+    message_id: int,
+    settings: Settings | None = None,
+    url_for: Callable[[int], str] | None = None,
+) -> None:
     """Replace http(s) links in email html/text and sms text with signed click URLs.
 
     The same target gets the same index in html and text; our own tracking and
     unsubscribe URLs are left alone. Targets are appended to ``out.links``.
+    ``url_for(index)`` builds the click URL (default: the message's own click URL).
     """
     settings = settings or get_settings()
+    click_url = url_for or (lambda i: links.tracking_url(message_id, i, settings))
     if out.channel not in ("email", "sms"):
         return
     index: dict[str, int] = {u: i for i, u in enumerate(out.links)}
@@ -40,7 +48,7 @@ def rewrite_links(out: Rendered, message_id: int, settings: Settings | None = No
         if url not in index:
             index[url] = len(out.links)
             out.links.append(url)
-        return links.tracking_url(message_id, index[url], settings)
+        return click_url(index[url])
 
     def in_text(match: re.Match[str]) -> str:
         url, trail = _strip_trailing(match.group(0))

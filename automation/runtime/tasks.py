@@ -6,6 +6,7 @@
   time_segments    segments whose rules depend on time, then the events that recorded
   due_enrollments  enrollments whose next_run_at has come (waits, wait_until timeouts)
   stale_outbox     stuck sending / lost queued / due deferred outbox rows sent again
+  sms_pools        advertising SMS pools whose window is over: sent, or rows fall back
   events_after     events emitted by the tasks above, so one pass is complete
 """
 
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from automation.contacts.carts import detect_abandoned_carts
 from automation.core.processing import process_pending_events
+from automation.delivery.pools import flush_pools
 from automation.delivery.stale import requeue_stale
 from automation.inbox.worker import inbox_task
 from automation.segments.membership import refresh_time_based_segments
@@ -47,5 +49,6 @@ TASKS: tuple[Task, ...] = (
     Task("time_segments", time_segments),
     Task("due_enrollments", run_due_enrollments),
     Task("stale_outbox", requeue_stale),
+    Task("sms_pools", flush_pools),
     Task("events_after", process_pending_events),
 )

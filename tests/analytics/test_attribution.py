@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from automation import links
-from automation.core.models import Attribution, Message
+from automation.core.models import Message
+from automation.core.models_analytics import Attribution
 from tests.analytics.helpers import report_json, sequence
 from tests.feedback.conftest import build_app
 from tests.playbooks.test_playbooks import Shop, _order

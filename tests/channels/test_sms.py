@@ -180,3 +180,107 @@ def test_twilio_error_table(
     with pytest.raises(error) as info:
         channel.send(MSG)
     assert type(info.value) is error
+
+
+# --- advertising (pooled) SMS --------------------------------------------------------
+
+PHONES = [f"+8490{n:07d}" for n in range(30)]
+
+
+def test_esms_advertising_body_shape(
+    http_server: ScriptedServer, client: httpx.Client, policy: RetryPolicy
+) -> None:
+    http_server.reply(Reply(200, {"CodeResult": "100", "CountRegenerate": 0, "SMSID": "ad-7"}))
+    result = esms(http_server, client, policy).advertise(
+        "[QC] Giam 10% hom nay", PHONES, "7", "https://cb.example/pool/7"
+    )
+    assert result.provider_message_id == "ad-7" and result.segments == 1
+    req = http_server.requests[0]
+    assert req.path == "/SendMultipleSMSBrandname_json/"
+    assert req.json() == {
+        "ApiKey": "KEY",
+        "SecretKey": "SECRET",
+        "Brandname": "SHOPAN",
+        "Content": "[QC] Giam 10% hom nay",
+        "Phones": [f"090{n:07d}" for n in range(30)],
+        "SmsType": "1",
+        "IsUnicode": "0",
+        "Sandbox": "0",
+        "RequestId": "7",
+        "CallbackUrl": "https://cb.example/pool/7",
+    }
+
+
+def test_esms_advertising_below_30_is_permanent_and_duplicate_is_already_sent(
+    http_server: ScriptedServer, client: httpx.Client, policy: RetryPolicy
+) -> None:
+    http_server.reply(
+        Reply(200, {"CodeResult": "107", "ErrorMessage": "at least 30 numbers"}),
+        Reply(200, {"CodeResult": "124", "ErrorMessage": "Request exist"}),
+    )
+    adapter = esms(http_server, client, policy)
+    with pytest.raises(PermanentError) as failed:
+        adapter.advertise("x", PHONES[:29], "8")
+    assert failed.value.code == "107"
+    assert adapter.advertise("x", PHONES, "8").already_sent
+
+
+def test_promo_report_maps_to_every_row_or_to_the_named_phone() -> None:
+    from channels.esms import parse_pool_callback
+
+    members = {11: "+84900000001", 12: "+84900000002"}
+    report = {"SMSID": "ad-7", "SendStatus": "5", "SendSuccess": "2", "TypeId": "1"}
+    every = parse_pool_callback(7, members, report)
+    assert [(r.kind, r.message_ids) for r in every] == [
+        ("delivered", ("11",)),
+        ("delivered", ("12",)),
+    ]
+    assert len({r.event_id for r in every}) == 2
+    one = parse_pool_callback(7, members, {**report, "phonenumber": "0900000002"})
+    assert [r.message_ids for r in one] == [("12",)]
+
+
+# --- opt-out wording and the shipped marketing SMS -------------------------------------
+
+MARKETING_SMS = (
+    "cart_recovery/reminder",
+    "lead_capture/code_reminder",
+    "lead_capture/welcome",
+    "nurture/offer",
+    "winback/offer",
+    "winback/reminder",
+)
+
+
+def test_optout_has_diacritics_only_when_the_text_is_ucs2_anyway() -> None:
+    from automation.core.config import get_settings
+    from automation.messages.compliance import decorate_sms
+
+    settings = get_settings()
+    ascii_text = decorate_sms("Giam 10% hom nay", "https://s.vn/u/sms", settings, "SHOP")
+    assert ascii_text == "[QC] Giam 10% hom nay Tu choi QC: https://s.vn/u/sms"
+    accented = decorate_sms("Giảm 10% hôm nay", "https://s.vn/u/sms", settings, "SHOP")
+    assert accented.endswith("Từ chối QC: https://s.vn/u/sms")
+
+
+@pytest.mark.parametrize("name", MARKETING_SMS)
+def test_shipped_marketing_sms_is_one_gsm7_segment_and_pools(name: str) -> None:
+    from automation import links
+    from automation.core.config import get_settings
+    from automation.delivery.pools import optout_url
+    from automation.messages.compliance import decorate_sms, personal_variables
+    from automation.messages.lookup import load_template
+    from automation.messages.render import render
+    from automation.messages.rewrite import rewrite_links
+    from automation.messages.samples import sample_context
+    from channels.segments import count_segments
+
+    settings = get_settings()
+    assert personal_variables(load_template(name)["sms"]) == set()
+    out = render(name, "sms", sample_context(settings), "vi", settings=settings)
+    rewrite_links(out, 0, settings, lambda i: links.pool_click_url(123456, i, settings))
+    text = decorate_sms(out.text, optout_url(settings), settings, "SHOP")
+    count = count_segments(text)
+    # Before: Vietnamese with diacritics + per-message links, 3 UCS-2 parts each.
+    assert (count.encoding, count.segments) == ("gsm7", 1), (text, count)
+    print(f"{name}: {count.units} septets, {count.segments} part(s)")

@@ -15,7 +15,8 @@ from automation.contacts.importer import import_rows, read_csv
 from automation.core.config import Settings
 from automation.core.errors import InputError
 from automation.core.events import ContactData
-from automation.core.models import Consent, ConsentRecord, Contact, Message
+from automation.core.models import Consent, Contact, Message
+from automation.core.models_consent import ConsentRecord
 from automation.delivery.policy import Candidate, evaluate
 
 PHONE = "+84912345678"

@@ -78,6 +78,7 @@ def dsettings(
         "SHOP_NAME": "Shop",
         "PROVIDER_RATE_LIMITS": '{"esms": 0, "zalo_zns": 0, "smtp": 0}',
         "DELIVERY_MIN_BACKOFF_MS": "1000",
+        "ESMS_AD_POOL_SECONDS": "0",  # one request per SMS here; pools: test_esms_pools.py
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)

@@ -76,6 +76,7 @@ def test_callback_routes_are_mounted_at_their_old_paths() -> None:
         if path.startswith("/callbacks")
     }
     assert paths == {
+        ("GET", "/callbacks/esms/pool/{pool_id}/{token}"),
         ("GET", "/callbacks/esms/{message_id}/{token}"),
         ("POST", "/callbacks/twilio"),
         ("POST", "/callbacks/zalo"),

@@ -14,15 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from automation.core.db import session_factory
-from automation.core.models import (
-    Cart,
-    Consent,
-    Contact,
-    ContactIdentity,
-    Event,
-    InboxDelivery,
-    Order,
-)
+from automation.core.models import Cart, Consent, Contact, ContactIdentity, Event, Order
+from automation.core.models_inbox import InboxDelivery
 from automation.inbox.worker import map_pending
 from automation.ingest.signatures import base64_hmac, native_signature
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from automation.core.config import Settings
 from automation.core.db import get_engine, session_factory
-from automation.core.models import InboxDelivery
+from automation.core.models_inbox import InboxDelivery
 from automation.inbox.committer import GroupCommitter
 from automation.inbox.mapping import Delivery
 from automation.inbox.record import Recorded

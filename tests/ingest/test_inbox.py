@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from admin_cli.main import app as mactl
 from automation.core.config import Settings, get_settings
 from automation.core.db import dispose_all, session_factory
-from automation.core.models import Contact, Event, InboxDelivery
+from automation.core.models import Contact, Event
+from automation.core.models_inbox import InboxDelivery
 from automation.ingest.app import create_app
 from automation.ingest.signatures import native_signature
 from automation.runtime.broker import configure_broker

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from automation.core.config import Settings, get_settings
 from automation.core.db import dispose_all, session_factory
-from automation.core.models import Contact, Event, InboxDelivery, Order
+from automation.core.models import Contact, Event, Order
+from automation.core.models_inbox import InboxDelivery
 from automation.inbox.mapping import Delivery
 from automation.inbox.record import Recorded, record
 from automation.inbox.worker import map_and_commit

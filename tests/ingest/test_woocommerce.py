@@ -8,7 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from automation.core.models import Contact, InboxDelivery, Order
+from automation.core.models import Contact, Order
+from automation.core.models_inbox import InboxDelivery
 from tests.ingest.helpers import counts, events_of, fixture_bytes, fixture_json, post_woo
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from automation.core.config import Settings
 from automation.core.vocabulary import CHANNELS
 from automation.delivery.providers import esms, facebook, file, mailgun, smtp, twilio, zalo
-from automation.delivery.providers.base import CallbackRoute, Sender
+from automation.delivery.providers.base import CallbackRoute, Pooling, Sender
 from channels.base import Channel
 from channels.filetransport import FileTransport
 
@@ -43,6 +43,15 @@ def callback_url(channel: str, message_id: int, settings: Settings) -> str | Non
     """The status-callback URL to hand the provider of ``channel``, if it takes one."""
     sender = sender_for(channel, settings)
     return sender.callback_url(message_id, settings) if sender.callback_url else None
+
+
+def pooling_for(channel: str, settings: Settings) -> Pooling | None:
+    """How the configured provider of ``channel`` pools marketing (None: it does not)."""
+    sender = sender_for(channel, settings)
+    spec = sender.pooling
+    if spec is None or not sender.configured(settings) or spec.window(settings) <= 0:
+        return None
+    return spec
 
 
 def sender_name(channel: str, settings: Settings) -> str:

@@ -20,6 +20,16 @@ Handler = Callable[[CallbackRequest, Settings], "list[CallbackResult] | str"]
 
 
 @dataclass(frozen=True)
+class Pooling:
+    """A provider that takes marketing as one text for many numbers (automation.delivery.pools)."""
+
+    min_size: int
+    max_size: int
+    window: Callable[[Settings], int]  # seconds a pool stays open; 0 turns pooling off
+    callback_url: Callable[[int, Settings], str] | None = None  # per pool id
+
+
+@dataclass(frozen=True)
 class Sender:
     """How one provider sends on one message channel."""
 
@@ -34,6 +44,7 @@ class Sender:
     settings_prefixes: tuple[str, ...] = ()  # settings whose change rebuilds the adapter
     callback_url: Callable[[int, Settings], str] | None = None
     sender_name: Callable[[Settings], str] | None = None  # named in opt-out texts
+    pooling: Pooling | None = None  # marketing sent in pools (advertising SMS)
 
 
 @dataclass(frozen=True)
