@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ CONTACT_LIMITS = {
     "external_id": MAX_ID_LENGTH, "email": 320, "phone": 20, "zalo_user_id": 64,
     "facebook_psid": 64, "first_name": 120, "last_name": 120, "locale": 16, "timezone": 64,
 }
+# an integer orjson would turn into a float (beyond 64 bits): below -2**63 or above 2**64-1
+WIDE_INTEGER = re.compile(rb"-[0-9]{19}|[0-9]{20}")
 PROPERTY_LIMITS = {"order_id": MAX_ID_LENGTH, "cart_id": MAX_ID_LENGTH,
                    "checkout_token": MAX_ID_LENGTH, "currency": 3}
 
@@ -128,12 +131,23 @@ def edge_deliveries(
     ]
 
 
+def read_json(body: bytes) -> Any:
+    """Decode a body: orjson for the common case, the standard library when orjson refuses
+    it or when it holds digits orjson would read as a lossy float (integers beyond 64 bits).
+
+    The standard library's errors (JSONDecodeError, UnicodeDecodeError, RecursionError,
+    ValueError for more than 4,300 digits) propagate.
+    """
+    if not WIDE_INTEGER.search(body):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body)
+
+
 def stored_events(
     source_name: str, topic: str, dedupe_key: str, body: bytes, headers: Mapping[str, str]
 ) -> list[CanonicalEvent]:
     """Map a stored delivery again (the worker): same events as at the edge."""
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:  # what orjson refuses (64-bit+ integers): the stdlib reads
-        payload = json.loads(body)
-    return map_payload(source_named(source_name), topic, headers, payload, dedupe_key)
+    return map_payload(source_named(source_name), topic, headers, read_json(body), dedupe_key)

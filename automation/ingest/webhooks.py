@@ -23,7 +23,6 @@ import re
 import time
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter
@@ -32,7 +31,7 @@ from automation.core import clock
 from automation.core.config import Settings, get_settings
 from automation.core.db import session_factory
 from automation.inbox.committer import GroupCommitter
-from automation.inbox.mapping import edge_deliveries
+from automation.inbox.mapping import edge_deliveries, read_json
 from automation.ingest import signatures
 from automation.ingest.metrics import ENQUEUE_FAILURES, EVENTS_STORED, observe
 from automation.ingest.sources import (
@@ -169,13 +168,10 @@ def invalid_json(message: str) -> Rejected:
 def decode(body: bytes) -> Any:
     """JSON body, or 422: syntax (with its position), nesting, huge integers, NUL.
 
-    orjson reads the common case; what it refuses (integers beyond 64 bits, deep nesting,
-    lone surrogates, bad syntax) is read again by the standard library, which decides.
+    read_json decodes (orjson, or the standard library for what orjson refuses or would
+    read as a lossy float); its errors are told as 422 naming the body.
     """
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        payload = stdlib_decode(body)
+    payload = parse_body(body)
     if body.count(b"[") + body.count(b"{") > MAX_DEPTH and too_deep(payload, MAX_DEPTH):
         raise invalid_json(f"body is nested deeper than {MAX_DEPTH} levels")
     if b"\\u0000" in body and NUL.search(body):
@@ -183,10 +179,10 @@ def decode(body: bytes) -> Any:
     return payload
 
 
-def stdlib_decode(body: bytes) -> Any:
-    """json.loads, its errors told as 422 naming the body."""
+def parse_body(body: bytes) -> Any:
+    """read_json, its errors told as 422 naming the body."""
     try:
-        return json.loads(body)
+        return read_json(body)
     except json.JSONDecodeError as exc:
         where = f" at line {exc.lineno} column {exc.colno}"
         raise invalid_json(f"body is not valid UTF-8 JSON{where}") from None

@@ -119,8 +119,9 @@ def test_duplicate_delivery_and_repeated_saves_store_one_event_per_status(
     paid_update = post(client, paid, "orders/update")  # same change, second topic
     assert first.status_code == 202
     assert [r.status_code for r in (again, edited)] == [200, 200]
-    assert again.json()["event_ids"] == first.json()["event_ids"]
+    assert again.json()["inbox_ids"] == edited.json()["inbox_ids"] == first.json()["inbox_ids"]
     assert paid_topic.status_code == 202 and paid_update.status_code == 200
+    assert paid_update.json()["inbox_ids"] == paid_topic.json()["inbox_ids"]
     assert [e.type for e in events_of(session)] == ["order.created", "order.paid"]
 
 
