@@ -24,13 +24,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from automation.contacts.identity import lenient, normalize_email, normalize_phone, record_consent
+from automation.contacts.identity import record_consent
+from automation.contacts.reachability import insert_ignore, suppress
 from automation.core import outbox
 from automation.core.clock import now
-from automation.core.db import dialect_insert
 from automation.core.eventlog import record_event
 from automation.core.events import CONTACT_UNSUBSCRIBED
-from automation.core.models import Consent, Contact, Message, MessageEvent, Suppression
+from automation.core.models import Consent, Contact, Message, MessageEvent
 from automation.core.vocabulary import (
     CONSENT_CHANNEL,
     MARKETING,
@@ -92,14 +92,6 @@ def next_status(current: str, new: str) -> str | None:
     return new if rank > STATUS_RANK.get(current, 0) else None
 
 
-def _insert_ignore(session: Session, model: Any, values: dict[str, Any], keys: list[str]) -> Any:
-    """INSERT ... ON CONFLICT (keys) DO NOTHING RETURNING id; None when it already existed."""
-    insert = dialect_insert(session)
-    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
-    session.flush()
-    return session.execute(stmt.returning(model.id)).scalar_one_or_none()
-
-
 def _event_properties(message: Message, provider: str, extra: dict[str, Any]) -> dict[str, Any]:
     return {
         "message_id": message.id,
@@ -134,7 +126,7 @@ def record_message_event(
     Flushes, never commits.
     """
     when = occurred_at or now()
-    new_id = _insert_ignore(
+    new_id = insert_ignore(
         session,
         MessageEvent,
         {
@@ -177,46 +169,6 @@ def record_message_event(
             result.event_ids.append(event.id)
     session.flush()
     return result
-
-
-def normalize_address(channel: str, address: str) -> str:
-    """The stored form of an address: lower-case email, E.164 phone, others trimmed."""
-    if channel == "email":
-        return lenient(normalize_email, address) or address.strip().lower()
-    if channel == "sms":
-        return lenient(normalize_phone, address) or address.strip()
-    return address.strip()
-
-
-def suppress(session: Session, channel: str, address: str, reason: str, scope: str) -> bool:
-    """Add (channel, address) to the suppression list; True if it was not there yet.
-
-    ``channel`` is a consent channel (email, sms, zalo, messenger); ``reason`` is
-    hard_bounce | complaint | unsubscribed; ``scope`` is marketing | all. An existing row
-    is widened to scope ``all`` when asked, never narrowed.
-    """
-    channel = consent_channel(channel)
-    address = normalize_address(channel, address)
-    new_id = _insert_ignore(
-        session,
-        Suppression,
-        {
-            "channel": channel,
-            "address": address,
-            "reason": reason,
-            "scope": scope,
-            "created_at": now(),
-        },
-        ["channel", "address"],
-    )
-    if new_id is None and scope == "all":
-        session.execute(
-            update(Suppression)
-            .where(Suppression.channel == channel, Suppression.address == address)
-            .values(scope="all", reason=reason)
-        )
-    session.flush()
-    return new_id is not None
 
 
 def contact_address(contact: Contact, channel: str) -> str | None:
