@@ -40,8 +40,8 @@ SOFT_BOUNCE_TYPES = ("soft_bounce", "temporary_failure")
 
 def insert_ignore(session: Session, model: Any, values: dict[str, Any], keys: list[str]) -> Any:
     """INSERT ... ON CONFLICT (keys) DO NOTHING RETURNING id; None when it already existed."""
-    stmt = dialect_insert(session)(model).values(**values).on_conflict_do_nothing(
-        index_elements=keys
+    stmt = (
+        dialect_insert(session)(model).values(**values).on_conflict_do_nothing(index_elements=keys)
     )
     session.flush()
     return session.execute(stmt.returning(model.id)).scalar_one_or_none()
@@ -203,11 +203,7 @@ def channel_states(session: Session, contact: Contact) -> list[dict[str, Any]]:
             select(ChannelReachability).where(ChannelReachability.contact_id == contact.id)
         )
     }
-    mine = {
-        (c, a)
-        for c in CHANNELS
-        if (a := getattr(contact, ADDRESS_FIELD[c], None))
-    }
+    mine = {(c, a) for c in CHANNELS if (a := getattr(contact, ADDRESS_FIELD[c], None))}
     suppressed = {
         (s.channel, s.address): s
         for s in session.scalars(

@@ -38,6 +38,7 @@ from automation.core.vocabulary import (
     TERMINAL_STATUSES,
     Status,
 )
+from automation.feedback.optout import exit_marketing
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,8 @@ def unsubscribe(
     Records Consent denied (channel, marketing), a Suppression (unsubscribed, marketing)
     for ``address`` (default: the contact's address on that channel), marks the
     contact's queued or deferred marketing messages on that channel ``skipped`` so
-    sending stops at once, and emits ``contact.unsubscribed`` when consent changed.
+    sending stops at once, exits the contact's running marketing enrollments
+    (automation.feedback.optout) and emits ``contact.unsubscribed`` when consent changed.
     Idempotent: a second call stores nothing new.
     """
     channel = consent_channel(channel)
@@ -225,6 +227,7 @@ def unsubscribe(
         .values(status=Status.SKIPPED, error="unsubscribed", updated_at=now())
         .execution_options(synchronize_session="fetch")
     )
+    exit_marketing(session, contact.id, now())
     ids: list[int] = []
     if previous != "denied":
         stamp = now()
