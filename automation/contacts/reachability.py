@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from automation.contacts.identity import lenient, normalize_email, normalize_phone
@@ -174,6 +174,28 @@ def current_address(channels: tuple[str, ...] = CHANNELS) -> Any:
             )
             for name in channels
         )
+    )
+
+
+def unreachable_sql(channels: tuple[str, ...]) -> Any:
+    """SQL on ``contacts``: marked unreachable on one of ``channels`` (never NULL)."""
+    return exists(
+        select(literal(1))
+        .select_from(ChannelReachability)
+        .where(
+            ChannelReachability.contact_id == Contact.id,
+            ChannelReachability.state == UNREACHABLE,
+            current_address(channels),
+        )
+    )
+
+
+def is_unreachable(contact: Contact, channels: tuple[str, ...], rows: set[tuple[str, str]]) -> bool:
+    """Python twin of unreachable_sql: ``rows`` holds (channel, address) marked unreachable."""
+    return any(
+        (name, getattr(contact, ADDRESS_FIELD[name])) in rows
+        for name in channels
+        if getattr(contact, ADDRESS_FIELD[name], None)
     )
 
 
