@@ -6,7 +6,7 @@ feedback (provider callbacks), read by the send-time policy, segments and ``mact
 - ``suppress``: the (consent channel, address) suppression list (hard bounce,
   complaint, unsubscribe);
 - ``record_soft_bounce`` / ``soft_bounced``: soft bounces are message events
-  (``soft_bounce`` from SMTP 4xx after the last try, Mailgun ``temporary_failure``);
+  (``soft_bounce`` from SMTP 4xx after the last try, a provider's ``temporary_failure``);
   SOFT_BOUNCE_LIMIT of them within SOFT_BOUNCE_WINDOW_DAYS suppress the address;
 - ``mark_unreachable`` / ``mark_reachable``: one ``channel_reachability`` row per
   (contact, message channel). A row only counts while its address is still the

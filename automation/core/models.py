@@ -365,8 +365,8 @@ class ProviderToken(Base):
 class ChannelReachability(Base):
     """Whether a contact can be reached on one message channel, and why not.
 
-    Written from provider answers (Zalo -118 / -108, Messenger invalid recipient, eSMS /
-    Twilio invalid number); ``address`` is the address that failed, so a new phone number
+    Written from provider answers (Zalo -118 / -108, Messenger invalid recipient, an
+    invalid phone number); ``address`` is the address that failed, so a new phone number
     or id makes the contact reachable again.
     """
 

@@ -222,12 +222,14 @@ def fall_back(session: Session, message: Message, contact: Contact, reason: str)
     return fallback
 
 
-def note_permanent(session: Session, message: Message, error: PermanentError) -> None:
+def note_permanent(
+    session: Session, message: Message, provider: str, error: PermanentError
+) -> None:
     """What a permanent answer says about the address: hard bounce or unreachable contact."""
     if is_hard_bounce(message.channel, error.code) and message.address:
         suppress(session, message.channel, message.address, "hard_bounce", "all")
         return
-    why = unreachable_reason(message.channel, error.code)
+    why = unreachable_reason(provider, error.code)
     if why is not None:
         mark_unreachable(session, message, f"{why} ({error.reason})", error.code)
 
@@ -271,7 +273,7 @@ def apply(
     message.provider = provider
     message.updated_at = at
     if isinstance(outcome, PermanentError):
-        note_permanent(session, message, outcome)
+        note_permanent(session, message, provider, outcome)
         permanent(session, message, contact, f"{provider}: {outcome.reason}", result)
     else:
         reason = f"{provider}: {outcome.reason}"

@@ -1,40 +1,28 @@
 """Provider answers that say who cannot be reached: hard bounces and unreachable contacts.
 
-Read at send time by automation.delivery.outcome. Codes are the ``.code`` of the
-channel adapters' PermanentError (see the tables in channels/zalo.py, facebook.py,
-esms.py, twilio.py, email.py):
+Read at send time by automation.delivery.outcome:
 
-=========  =================  =====================================
-channel    code               meaning
-=========  =================  =====================================
-zalo_zns   -118               no Zalo account for this phone
-zalo_zns   -108               phone number invalid
-messenger  100/2018001        no matching user (invalid recipient)
-messenger  551                person not available right now
-sms        108                eSMS: phone number format invalid
-sms        21211 / 21614      Twilio: invalid To / not a mobile number
-email      5xx                SMTP refused RCPT or DATA: hard bounce
-=========  =================  =====================================
+- each provider unit declares the PermanentError codes that mean "this contact cannot
+  be reached on this channel" (``Sender.unreachable``: Zalo ZNS -118 no Zalo account and
+  -108 bad phone, Messenger 100/2018001 and 551, the SMS providers' invalid-number
+  codes); the adapter tables in channels/ name the codes;
+- an SMTP 5xx answer to RCPT or DATA is a hard bounce, a 4xx one a soft bounce once
+  the last try failed.
 """
 
 from __future__ import annotations
 
-UNREACHABLE_CODES: dict[str, dict[str, str]] = {
-    "zalo_zns": {"-118": "no Zalo account", "-108": "invalid phone number"},
-    "messenger": {"100/2018001": "no matching user", "551": "person not available"},
-    "sms": {
-        "108": "invalid phone number",
-        "21211": "invalid phone number",
-        "21614": "not a mobile number",
-    },
-}
+from automation.delivery.providers import UNREACHABLE
 
 
-def unreachable_reason(channel: str, code: str | None) -> str | None:
-    """Why a PermanentError ``code`` on ``channel`` makes the contact unreachable, or None."""
+def unreachable_reason(provider: str, code: str | None) -> str | None:
+    """Why a PermanentError ``code`` from ``provider`` makes the contact unreachable, or None.
+
+    Graph codes come as ``code/subcode``; a table entry without a subcode matches any.
+    """
     if not code:
         return None
-    table = UNREACHABLE_CODES.get(channel, {})
+    table = UNREACHABLE.get(provider, {})
     return table.get(code) or table.get(code.split("/", 1)[0])
 
 

@@ -1,7 +1,7 @@
 """A later failure triggers the fallback: undelivered soon after sending -> next channel.
 
-When a provider reports a message undelivered or failed (eSMS SendStatus 4, Twilio
-undelivered / failed, a Mailgun permanent failure) within LATE_FALLBACK_WINDOW_MINUTES
+When a provider reports a message undelivered or failed (an SMS delivery report of
+failure, an e-mail permanent failure) within LATE_FALLBACK_WINDOW_MINUTES
 of sending, the step's next fallback channel is sent, once per message (the fallback
 row's step key is unique per enrollment and create_fallback returns an existing one),
 and recorded on the message. A failure after the window is only recorded.

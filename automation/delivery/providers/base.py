@@ -8,8 +8,8 @@ signature check, payload parsing) live in ``channels/<provider>.py``. The regist
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from automation.core.config import Settings
 from channels.base import Channel
@@ -34,6 +34,8 @@ class Sender:
     settings_prefixes: tuple[str, ...] = ()  # settings whose change rebuilds the adapter
     callback_url: Callable[[int, Settings], str] | None = None
     sender_name: Callable[[Settings], str] | None = None  # named in opt-out texts
+    #: PermanentError codes meaning the contact cannot be reached on the channel -> why.
+    unreachable: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,7 @@ SENDERS = (
         settings_prefixes=("sms", "esms"),
         callback_url=callback_url,
         sender_name=lambda s: s.esms_brandname or s.shop_name,
+        unreachable={"108": "invalid phone number"},
     ),
 )
 ROUTES = (CallbackRoute(NAME, "GET", PATH + "/{message_id}/{token}", _handle),)
