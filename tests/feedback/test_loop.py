@@ -15,7 +15,7 @@ from admin_cli.main import app
 from automation.contacts.reachability import mark_unreachable
 from automation.core import clock, outbox
 from automation.core.config import Settings, get_settings
-from automation.core.models import Contact, Message, Suppression
+from automation.core.models import ChannelReachability, Contact, Message, Suppression
 from automation.feedback import callbacks
 from automation.feedback.results import unsubscribe
 from automation.segments import compile_rule, load_rule, matches
@@ -248,3 +248,19 @@ def test_dlq_replay_refuses_a_step_already_sent_by_fallback(
     )
     session.refresh(first)
     assert first.status == "failed"
+
+
+def test_a_delivery_marks_the_channel_reachable_again(
+    session: Session, settings: Settings, frozen_clock: clock.FrozenClock
+) -> None:
+    frozen_clock.set(NOON)
+    c = _contact(session)
+    earlier = _sent(session, c, "sms", [], NOON - timedelta(days=1), step="s0")
+    mark_unreachable(session, earlier, "invalid phone number", "108")
+    later = _sent(session, c, "sms", [], NOON)
+    report = esms.parse_callback(later.id, {"SMSID": "x9", "SendStatus": "5", "SendSuccess": "1"})
+    callbacks.apply(session, "esms", report)
+    session.commit()
+    [row] = session.scalars(select(ChannelReachability)).all()
+    assert (row.state, row.message_id, row.provider_code) == ("reachable", later.id, None)
+    assert row.reason == f"delivered message {later.id}"
