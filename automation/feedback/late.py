@@ -32,7 +32,7 @@ def late_fallback(
     if failed_at - message.sent_at > window:
         log.info("message %s failed after the fallback window: recorded only", message.id)
         return None
-    if session.scalar(select(Message.id).where(Message.fallback_from_id == message.id)):
+    if session.scalar(select(Message.id).where(Message.fallback_from_id == message.id).limit(1)):
         return None  # a fallback was already sent for this message
     contact = session.get(Contact, message.contact_id)
     if contact is None:
