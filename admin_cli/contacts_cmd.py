@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from admin_cli.contact_ref import CONTACT_HELP, resolve_contact
 from admin_cli.output import JSON, MAX_ROWS, console, load_settings, print_json, print_table
 from automation.contacts.consent import history
+from automation.contacts.reachability import channel_states
 from automation.core.errors import InputError
 from automation.core.models import (
     Consent,
@@ -111,6 +112,7 @@ def contact_details(session: Session, contact: Contact, events: int = 20) -> dic
             "last_order_at": contact.last_order_at,
         },
         "segments": list(segments),
+        "channels": channel_states(session, contact),
         "events": [event_summary(e) for e in recent],
     }
 
@@ -136,7 +138,7 @@ def show(
     events: int = typer.Option(20, min=0, max=MAX_ROWS, help="How many recent events to include."),
     as_json: bool = JSON,
 ) -> None:
-    """Show a contact: identities, consents, order rollups, segments and recent events.
+    """Show a contact: identities, consents, channel states, rollups, segments, events.
 
     CONTACT is an id (42), a phone number (anything starting with 0 or +), an e-mail
     address, or one of them with an id:, phone: or email: prefix to force the kind.
@@ -190,6 +192,11 @@ def _print_details(details: dict[str, Any]) -> None:
         ],
     )
     _print_evidence(details["consent_evidence"])
+    print_table(
+        "Channels",
+        ["channel", "state", "why", "since"],
+        [(c["channel"], c["state"], _why(c), c["since"] or "") for c in details["channels"]],
+    )
     print_table(
         "Recent events",
         ["id", "occurred", "type", "source"],
@@ -261,6 +268,11 @@ def consent(
         f"contact {result['contact_id']}: {purpose} {channel} {result['status']}",
         highlight=False,
     )
+def _why(state: dict[str, Any]) -> str:
+    parts = [state["reason"]]
+    if state["message_id"]:
+        parts.append(f"message {state['message_id']}")
+    return ", ".join(p for p in parts if p)
 
 
 @app.command("import")

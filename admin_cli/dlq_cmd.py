@@ -60,7 +60,10 @@ def replay_cmd(
     all_: bool = typer.Option(False, "--all", help="Replay every failed message."),
     as_json: bool = JSON,
 ) -> None:
-    """Re-queue failed messages (attempts reset) on their channel's queue."""
+    """Re-queue failed messages (attempts reset) on their channel's queue.
+
+    A message whose step already went out through a fallback channel is refused.
+    """
     settings = load_settings()
     ids = [parse_id(ref, "ID", "message id") for ref in refs or []]
     if not ids and not all_:
@@ -70,11 +73,13 @@ def replay_cmd(
             fix="give message ids (see `mactl dlq list`) or --all",
         )
     with session_scope(settings) as session:
-        replayed = replay(session, None if all_ else ids)
-    missing = sorted(set(ids) - set(replayed))
+        replayed, refused = replay(session, None if all_ else ids)
+    missing = sorted(set(ids) - set(replayed) - set(refused))
     if as_json:
-        print_json({"replayed": replayed, "not_failed": missing})
+        print_json({"replayed": replayed, "not_failed": missing, "refused": refused})
         return
     console().print(f"replayed {len(replayed)} message(s): {replayed}")
+    for message_id, reason in sorted(refused.items()):
+        console().print(f"[yellow]refused {message_id}: {reason}[/yellow]", highlight=False)
     if missing:
         console().print(f"[yellow]not in failed state, skipped: {missing}[/yellow]")

@@ -35,8 +35,8 @@ def send_test(
 ) -> None:
     """Send one message now and print the provider's answer."""
     from automation.contacts.identity import AddressError, normalize_email, normalize_phone
+    from automation.core.vocabulary import ADDRESS_FIELD
     from automation.delivery.channels import build_adapter
-    from automation.delivery.context import ADDRESS_FIELD
     from automation.messages.zns import effective_zns_id
     from channels.base import OutboundMessage
     from channels.errors import ChannelError

@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     delivery_max_attempts: int = Field(6, ge=1, le=50)
     delivery_min_backoff_ms: int = Field(15_000, ge=0)
     delivery_max_backoff_ms: int = Field(3_600_000, ge=1)
+    soft_bounce_limit: int = Field(3, ge=1, description="soft bounces that suppress an address")
+    soft_bounce_window_days: int = Field(30, ge=1, description="window soft bounces count in")
+    late_fallback_window_minutes: int = Field(
+        60, ge=0, description="a failure reported this soon after sending sends the fallback"
+    )
 
     @field_validator("provider_rate_limits", "frequency_caps")
     @classmethod

@@ -365,3 +365,25 @@ class ProviderToken(Base):
     refresh_token: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
+
+
+class ChannelReachability(Base):
+    """Whether a contact can be reached on one message channel, and why not.
+
+    Written from provider answers (Zalo -118 / -108, Messenger invalid recipient, an
+    invalid phone number); ``address`` is the address that failed, so a new phone number
+    or id makes the contact reachable again.
+    """
+
+    __tablename__ = "channel_reachability"
+    __table_args__ = (UniqueConstraint("contact_id", "channel"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))  # a message channel (zalo_zns, sms, ...)
+    state: Mapped[str] = mapped_column(String(16))  # reachable | unreachable
+    reason: Mapped[str] = mapped_column(String(200))
+    provider_code: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(320))
+    since: Mapped[datetime] = mapped_column(default=now)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))

@@ -37,6 +37,14 @@ CHANNEL_QUEUE: Final[dict[str, str]] = {
     "messenger": "messenger",
 }
 QUEUES: Final = ("email", "sms", "zalo", "messenger")
+#: Message channel -> the contact column holding the address it sends to.
+ADDRESS_FIELD: Final[dict[str, str]] = {
+    "email": "email",
+    "sms": "phone",
+    "zalo_zns": "phone",
+    "zalo_oa": "zalo_user_id",
+    "messenger": "facebook_psid",
+}
 #: Channel names a rule may use -> the message channels they cover.
 RULE_CHANNELS: Final[dict[str, tuple[str, ...]]] = {
     "any": CHANNELS,
@@ -104,3 +112,7 @@ ENGAGEMENT: Final[dict[str, tuple[str, ...]]] = {
     "replied": ("replied",),
     "engaged": ("opened", "read", "clicked", "replied"),
 }
+
+#: Per-contact channel reachability states (automation.contacts.reachability).
+REACHABLE: Final = "reachable"
+UNREACHABLE: Final = "unreachable"

@@ -16,6 +16,7 @@ from automation import links
 from automation.core.clock import ensure_utc, now
 from automation.core.config import Settings, get_settings
 from automation.core.models import Contact, Enrollment, Event, Message
+from automation.core.vocabulary import ADDRESS_FIELD
 
 
 def contact_view(contact: Contact, settings: Settings | None = None) -> dict[str, Any]:
@@ -107,15 +108,6 @@ def build_context(
     elif isinstance(extra.get("cart"), dict):
         ctx["cart"] = extra["cart"]
     return ctx
-
-
-ADDRESS_FIELD = {
-    "email": "email",
-    "sms": "phone",
-    "zalo_zns": "phone",
-    "zalo_oa": "zalo_user_id",
-    "messenger": "facebook_psid",
-}
 
 
 def address_for(channel: str, contact: Contact) -> str | None:

@@ -16,7 +16,7 @@ from automation.core import outbox
 from automation.core.clock import now
 from automation.core.config import Settings, get_settings
 from automation.core.models import Message
-from automation.core.vocabulary import QUEUES, Status
+from automation.core.vocabulary import ACCEPTED_STATUSES, PENDING_STATUSES, QUEUES, Status
 
 
 def list_failed(session: Session, limit: int = 100) -> list[dict[str, Any]]:
@@ -42,14 +42,50 @@ def list_failed(session: Session, limit: int = 100) -> list[dict[str, Any]]:
     ]
 
 
-def replay(session: Session, ids: list[int] | None) -> list[int]:
-    """Put failed rows (the given ids, or all with None) back to ``queued`` and enqueue them."""
+def sent_by_fallback(session: Session, ids: list[int]) -> dict[int, str]:
+    """Message id -> why replaying it would send its step twice (a fallback went out).
+
+    Follows fallback chains (A -> B -> C): replaying A is refused when any of its
+    fallbacks is pending or was accepted by the provider.
+    """
+    refused: dict[int, str] = {}
+    frontier = {i: i for i in ids}  # fallback parent id -> the replayed id it descends from
+    while frontier:
+        rows = session.execute(
+            select(Message.id, Message.fallback_from_id, Message.channel, Message.status).where(
+                Message.fallback_from_id.in_(frontier)
+            )
+        ).all()
+        nxt: dict[int, int] = {}
+        for row_id, parent, channel, status in rows:
+            origin = frontier.get(parent or 0)
+            if origin is None or origin in refused:
+                continue
+            if status in ACCEPTED_STATUSES or status in PENDING_STATUSES:
+                refused[origin] = (
+                    f"step already {'went' if status in ACCEPTED_STATUSES else 'is going'} out "
+                    f"by fallback message {row_id} on {channel} ({status})"
+                )
+            else:
+                nxt[row_id] = origin
+        frontier = {k: v for k, v in nxt.items() if v not in refused}
+    return refused
+
+
+def replay(session: Session, ids: list[int] | None) -> tuple[list[int], dict[int, str]]:
+    """Put failed rows (the given ids, or all with None) back to ``queued`` and enqueue them.
+
+    Returns (replayed ids, {refused id: reason}): a message whose step already went out
+    through a fallback channel is never sent again.
+    """
     where = [Message.status == Status.FAILED]
     if ids is not None:
         where.append(Message.id.in_(ids))
+    failed = list(session.scalars(select(Message.id).where(*where)))
+    refused = sent_by_fallback(session, failed)
     stmt = (
         update(Message)
-        .where(*where)
+        .where(Message.id.in_([i for i in failed if i not in refused]), *where)
         .values(status=Status.QUEUED, attempts=0, not_before=None, updated_at=now())
         .returning(Message.id)
         .execution_options(synchronize_session=False)
@@ -57,7 +93,7 @@ def replay(session: Session, ids: list[int] | None) -> list[int]:
     replayed = sorted(session.execute(stmt).scalars().all())
     outbox.after_commit(session, "messages", replayed)
     session.commit()
-    return replayed
+    return replayed, refused
 
 
 def redis_dead_counts(settings: Settings | None = None) -> dict[str, int]:

@@ -2,9 +2,11 @@
 
 Plain functions on a Session. SendResult -> ``sent`` + provider id + segments +
 ``message.sent`` event (written in bulk per wave). PermanentError -> ``failed`` + reason
-+ fallback message on the next channel. TransientError -> back to ``queued`` with the
++ fallback message on the next channel; an SMTP 5xx also suppresses the address (hard
+bounce) and an "unreachable" code (automation.delivery.unreachable) marks the contact
+unreachable on the channel. TransientError -> back to ``queued`` with the
 error and ``not_before`` = now + backoff, or ``failed`` (dead letter) once
-``DELIVERY_MAX_ATTEMPTS`` is hit.
+``DELIVERY_MAX_ATTEMPTS`` is hit (an SMTP 4xx then counts as a soft bounce).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy import Table, bindparam, case, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from automation.contacts.reachability import mark_unreachable, record_soft_bounce, suppress
 from automation.core.clock import now
 from automation.core.config import Settings
 from automation.core.db import dialect_insert
@@ -24,6 +27,7 @@ from automation.core.eventlog import record_event
 from automation.core.models import Contact, Event, Message
 from automation.core.vocabulary import Status
 from automation.delivery.context import address_for
+from automation.delivery.unreachable import is_hard_bounce, is_soft_bounce, unreachable_reason
 from automation.messages.errors import TemplateProblem
 from automation.messages.lookup import section
 from channels.base import SendResult
@@ -196,15 +200,38 @@ def skip(
 def _fall_back(
     session: Session, message: Message, contact: Contact, reason: str, result: BatchResult
 ) -> Message | None:
-    fallback = create_fallback(session, message, contact)
+    fallback = fall_back(session, message, contact, reason)
     if fallback is not None:
         result.fallbacks.append(fallback.id)
+    return fallback
+
+
+def fall_back(session: Session, message: Message, contact: Contact, reason: str) -> Message | None:
+    """Create the step's next fallback message (once) and record it on ``message``.
+
+    Used at send time and for a late failure reported by a provider callback; the
+    caller queues the returned row. None when no fallback channel is usable.
+    """
+    fallback = create_fallback(session, message, contact)
+    if fallback is not None:
         message.error = f"{reason}; fallback -> {fallback.channel} (message {fallback.id})"
         message.rendered = {
             **(message.rendered or {}),
             "fallback": {"channel": fallback.channel, "message_id": fallback.id},
         }
     return fallback
+
+
+def note_permanent(
+    session: Session, message: Message, provider: str, error: PermanentError
+) -> None:
+    """What a permanent answer says about the address: hard bounce or unreachable contact."""
+    if is_hard_bounce(message.channel, error.code) and message.address:
+        suppress(session, message.channel, message.address, "hard_bounce", "all")
+        return
+    why = unreachable_reason(provider, error.code)
+    if why is not None:
+        mark_unreachable(session, message, f"{why} ({error.reason})", error.code)
 
 
 def apply(
@@ -246,6 +273,7 @@ def apply(
     message.provider = provider
     message.updated_at = at
     if isinstance(outcome, PermanentError):
+        note_permanent(session, message, provider, outcome)
         permanent(session, message, contact, f"{provider}: {outcome.reason}", result)
     else:
         reason = f"{provider}: {outcome.reason}"
@@ -255,6 +283,8 @@ def apply(
             message.error = f"gave up after {message.attempts} attempts: {reason}"
             result.dead.append(message.id)
             _event(session, "message.failed", message, reason=message.error)
+            if is_soft_bounce(message.channel, outcome.code):
+                record_soft_bounce(session, message, provider, reason, settings)
         else:
             retry_after = getattr(outcome, "retry_after", None)
             delay = backoff_ms(message.attempts, settings, retry_after)

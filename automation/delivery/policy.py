@@ -6,8 +6,9 @@ Checked when a message is sent (not only at enrolment). Decisions:
 * ``defer`` - outside the allowed hours or over the cap: status ``deferred`` with
   ``not_before`` = the next allowed time; never dropped;
 * ``skip``  - not allowed to contact (no consent, opted out, complained): status ``skipped``;
-* ``fail``  - cannot be delivered on this channel (no address, hard-bounced address):
-  status ``failed`` and the step's fallback channel is tried.
+* ``fail``  - cannot be delivered on this channel (no address, hard-bounced address, the
+  contact marked unreachable there, e.g. Zalo -118): status ``failed`` and the step's
+  fallback channel is tried, without calling the provider.
 
 Profiles (COMPLIANCE_PROFILE):
 
@@ -38,6 +39,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from automation.contacts.consent import strictest_on_phone
+from automation.contacts.reachability import unreachable_rows
 from automation.core.clock import ensure_utc
 from automation.core.config import Settings, get_settings
 from automation.core.models import Consent, Contact, Message, Suppression
@@ -191,15 +193,20 @@ def evaluate(
     settings: Settings | None = None,
     profile: ComplianceProfile | None = None,
 ) -> list[Decision]:
-    """Decide for every candidate (bulk queries: one each for suppressions, consents, caps)."""
+    """Decide for every candidate (bulk queries: suppressions, reachability, consents, caps)."""
     settings = settings or get_settings()
     profile = profile or profile_from_settings(settings)
     suppressed = _suppressions(session, items)
+    unreachable = unreachable_rows(session, {c.contact.id for c in items})
     consents = strictest_on_phone(session, [c.contact for c in items], _consents(session, items))
     counts, oldest = _recent_counts(session, items, profile, now, settings.outbox_stale_seconds)
     decisions: list[Decision] = []
     for item in items:
-        decision = _decide(item, now, settings, profile, suppressed, consents, counts, oldest)
+        row = unreachable.get((item.contact.id, item.message.channel))
+        if item.address and row is not None and row.address == item.address:
+            decision = Decision("fail", f"unreachable on {row.channel}: {row.reason}")
+        else:
+            decision = _decide(item, now, settings, profile, suppressed, consents, counts, oldest)
         if decision.action == "send" and item.message.purpose == MARKETING:
             counts[(item.contact.id, CONSENT_CHANNEL.get(item.message.channel, ""))] += 1
         decisions.append(decision)

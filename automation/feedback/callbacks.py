@@ -4,7 +4,10 @@ Provider-neutral: ``channels/<provider>.py`` verifies and parses a callback into
 ``channels.callback.CallbackResult`` records; :func:`apply` finds the message each one
 is about (our row id, the provider's id, or a person and their recent messages) and
 records it through automation.feedback.results. Unknown messages are counted as
-``ignored`` and logged.
+``ignored`` and logged. Then the result's consequences: suppression and opt-out, soft
+bounces counted (automation.contacts.reachability), a delivery marks the channel
+reachable, and a failure soon after sending sends the step's fallback
+(automation.feedback.late).
 """
 
 from __future__ import annotations
@@ -17,10 +20,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from automation.contacts.reachability import (
+    SOFT_BOUNCE_TYPES,
+    mark_reachable,
+    soft_bounced,
+    suppress,
+)
+from automation.core import outbox
 from automation.core.clock import now
+from automation.core.config import Settings, get_settings
 from automation.core.models import Contact, Message
 from automation.core.vocabulary import CONSENT_CHANNEL, Status
 from automation.feedback import results as feedback
+from automation.feedback.late import late_fallback
 from channels.callback import IGNORED, MESSAGE_ID, CallbackResult
 
 log = logging.getLogger(__name__)
@@ -37,6 +49,7 @@ class Outcome:
     duplicates: int = 0
     ignored: int = 0
     event_ids: list[int] = field(default_factory=list)
+    fallbacks: list[int] = field(default_factory=list)
 
     def add(self, result: feedback.FeedbackResult) -> None:
         """Count one feedback result."""
@@ -51,8 +64,17 @@ class Outcome:
         return {"applied": self.applied, "duplicates": self.duplicates, "ignored": self.ignored}
 
 
-def apply(session: Session, provider: str, results: list[CallbackResult]) -> Outcome:
-    """Record every result of one callback from ``provider``; flushes, never commits."""
+def apply(
+    session: Session,
+    provider: str,
+    results: list[CallbackResult],
+    settings: Settings | None = None,
+) -> Outcome:
+    """Record every result of one callback from ``provider``; flushes, never commits.
+
+    Fallback messages created for late failures are queued once the session commits.
+    """
+    settings = settings or get_settings()
     outcome = Outcome()
     for result in results:
         if result.kind == IGNORED:
@@ -65,7 +87,8 @@ def apply(session: Session, provider: str, results: list[CallbackResult]) -> Out
                 log.info("%s callback for unknown message (%s): ignored", provider, result.what)
                 outcome.ignored += 1
             for message in messages:
-                _record(session, outcome, provider, message, result)
+                _record(session, outcome, provider, message, result, settings)
+    outbox.after_commit(session, "messages", outcome.fallbacks)
     return outcome
 
 
@@ -112,7 +135,12 @@ def _sent_before(
 
 
 def _record(
-    session: Session, outcome: Outcome, provider: str, message: Message, result: CallbackResult
+    session: Session,
+    outcome: Outcome,
+    provider: str,
+    message: Message,
+    result: CallbackResult,
+    settings: Settings,
 ) -> None:
     """Record ``result`` on ``message``; then its suppression / opt-out, once."""
     recorded = feedback.record_message_event(
@@ -130,9 +158,18 @@ def _record(
         return
     address = result.address or message.address
     if result.suppress and address:
-        feedback.suppress(session, message.channel, address, *result.suppress)
+        suppress(session, message.channel, address, *result.suppress)
     if result.unsubscribe:
         outcome.event_ids += feedback.unsubscribe_message(session, message, result.unsubscribe)
+    at = result.at or now()
+    if result.kind in SOFT_BOUNCE_TYPES:
+        soft_bounced(session, message.channel, address, at, settings)
+    elif result.kind == Status.DELIVERED:
+        mark_reachable(session, message, at)
+    elif recorded.status_changed and message.status in (Status.FAILED, Status.BOUNCED):
+        fallback = late_fallback(session, message, at, settings)
+        if fallback is not None:
+            outcome.fallbacks.append(fallback)
 
 
 def _inbound(session: Session, outcome: Outcome, provider: str, result: CallbackResult) -> None:

@@ -24,13 +24,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from automation.contacts.identity import lenient, normalize_email, normalize_phone, record_consent
+from automation.contacts.identity import record_consent
+from automation.contacts.reachability import insert_ignore, suppress
 from automation.core import outbox
 from automation.core.clock import now
-from automation.core.db import dialect_insert
 from automation.core.eventlog import record_event
 from automation.core.events import CONTACT_UNSUBSCRIBED
-from automation.core.models import Consent, Contact, Message, MessageEvent, Suppression
+from automation.core.models import Consent, Contact, Message, MessageEvent
 from automation.core.vocabulary import (
     CONSENT_CHANNEL,
     MARKETING,
@@ -38,6 +38,7 @@ from automation.core.vocabulary import (
     TERMINAL_STATUSES,
     Status,
 )
+from automation.feedback.optout import exit_marketing
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +93,6 @@ def next_status(current: str, new: str) -> str | None:
     return new if rank > STATUS_RANK.get(current, 0) else None
 
 
-def _insert_ignore(session: Session, model: Any, values: dict[str, Any], keys: list[str]) -> Any:
-    """INSERT ... ON CONFLICT (keys) DO NOTHING RETURNING id; None when it already existed."""
-    insert = dialect_insert(session)
-    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
-    session.flush()
-    return session.execute(stmt.returning(model.id)).scalar_one_or_none()
-
-
 def _event_properties(message: Message, provider: str, extra: dict[str, Any]) -> dict[str, Any]:
     return {
         "message_id": message.id,
@@ -134,7 +127,7 @@ def record_message_event(
     Flushes, never commits.
     """
     when = occurred_at or now()
-    new_id = _insert_ignore(
+    new_id = insert_ignore(
         session,
         MessageEvent,
         {
@@ -179,46 +172,6 @@ def record_message_event(
     return result
 
 
-def normalize_address(channel: str, address: str) -> str:
-    """The stored form of an address: lower-case email, E.164 phone, others trimmed."""
-    if channel == "email":
-        return lenient(normalize_email, address) or address.strip().lower()
-    if channel == "sms":
-        return lenient(normalize_phone, address) or address.strip()
-    return address.strip()
-
-
-def suppress(session: Session, channel: str, address: str, reason: str, scope: str) -> bool:
-    """Add (channel, address) to the suppression list; True if it was not there yet.
-
-    ``channel`` is a consent channel (email, sms, zalo, messenger); ``reason`` is
-    hard_bounce | complaint | unsubscribed; ``scope`` is marketing | all. An existing row
-    is widened to scope ``all`` when asked, never narrowed.
-    """
-    channel = consent_channel(channel)
-    address = normalize_address(channel, address)
-    new_id = _insert_ignore(
-        session,
-        Suppression,
-        {
-            "channel": channel,
-            "address": address,
-            "reason": reason,
-            "scope": scope,
-            "created_at": now(),
-        },
-        ["channel", "address"],
-    )
-    if new_id is None and scope == "all":
-        session.execute(
-            update(Suppression)
-            .where(Suppression.channel == channel, Suppression.address == address)
-            .values(scope="all", reason=reason)
-        )
-    session.flush()
-    return new_id is not None
-
-
 def contact_address(contact: Contact, channel: str) -> str | None:
     """The contact's address on a consent channel (email, phone, Zalo id, PSID)."""
     channel = consent_channel(channel)
@@ -246,7 +199,8 @@ def unsubscribe(
     Records Consent denied (channel, marketing), a Suppression (unsubscribed, marketing)
     for ``address`` (default: the contact's address on that channel), marks the
     contact's queued or deferred marketing messages on that channel ``skipped`` so
-    sending stops at once, and emits ``contact.unsubscribed`` when consent changed.
+    sending stops at once, exits the contact's running marketing enrollments
+    (automation.feedback.optout) and emits ``contact.unsubscribed`` when consent changed.
     Idempotent: a second call stores nothing new.
     """
     channel = consent_channel(channel)
@@ -273,6 +227,7 @@ def unsubscribe(
         .values(status=Status.SKIPPED, error="unsubscribed", updated_at=now())
         .execution_options(synchronize_session="fetch")
     )
+    exit_marketing(session, contact.id, now())
     ids: list[int] = []
     if previous != "denied":
         stamp = now()

@@ -36,6 +36,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
 
+from automation.contacts.reachability import unreachable_sql
 from automation.core.models import (
     Consent,
     Contact,
@@ -46,7 +47,7 @@ from automation.core.models import (
     SegmentMembership,
     Suppression,
 )
-from automation.core.vocabulary import ENGAGEMENT
+from automation.core.vocabulary import ENGAGEMENT, RULE_CHANNELS
 from automation.segments import rfm
 from automation.segments.nodes import (
     All,
@@ -391,6 +392,7 @@ def _reach(cond: ReachCond, positive: bool) -> ColumnElement[bool]:
                     has_address_sql(channel),
                     not_(suppressed_sql(channel, not positive)),
                     not_(consent_denied_sql(channel, not positive)),
+                    not_(unreachable_sql(RULE_CHANNELS[channel])),
                 )
             )
     return or_(*parts)

@@ -15,8 +15,10 @@ from typing import Any
 from sqlalchemy import String, cast, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
+from automation.contacts.reachability import is_unreachable
 from automation.core.clock import ensure_utc
 from automation.core.models import (
+    ChannelReachability,
     Consent,
     Contact,
     Event,
@@ -26,7 +28,7 @@ from automation.core.models import (
     SegmentMembership,
     Suppression,
 )
-from automation.core.vocabulary import ENGAGEMENT
+from automation.core.vocabulary import ENGAGEMENT, RULE_CHANNELS, UNREACHABLE
 from automation.segments import rfm
 from automation.segments.compile import SUPPRESSION_CHANNELS, message_event_types
 from automation.segments.nodes import (
@@ -85,6 +87,7 @@ class Facts:
     engagements: list[tuple[str, str, datetime]] = field(default_factory=list)  # type, channel, at
     suppressions: set[tuple[str, str]] = field(default_factory=set)  # (channel, address)
     denied: set[str] = field(default_factory=set)  # channels with marketing consent denied
+    unreachable: set[tuple[str, str]] = field(default_factory=set)  # (message channel, address)
     segments: set[str] = field(default_factory=set)  # keys of open memberships
     open_memberships: dict[int, int] = field(default_factory=dict)  # segment id -> membership id
 
@@ -181,6 +184,16 @@ def load_facts(
                 Consent.status == "denied",
             )
         )
+        parts.append(
+            select(
+                *_cols(
+                    "r", ChannelReachability.channel, ChannelReachability.address, no_time, no_json
+                )
+            ).where(
+                ChannelReachability.contact_id == contact_id,
+                ChannelReachability.state == UNREACHABLE,
+            )
+        )
     if needs.segments or memberships:
         parts.append(
             select(
@@ -213,6 +226,8 @@ def load_facts(
             facts.suppressions.add((key, extra))
         elif kind == "c":
             facts.denied.add(key)
+        elif kind == "r":
+            facts.unreachable.add((key, extra))
         else:
             segment_id, _, membership_id = extra.partition(":")
             facts.segments.add(key)
@@ -407,4 +422,5 @@ def _reach(kind: str, channel: str, facts: Facts) -> bool:
         has_address(contact, channel)
         and not is_suppressed(contact, channel, facts)
         and channel not in facts.denied
+        and not is_unreachable(contact, RULE_CHANNELS[channel], facts.unreachable)
     )

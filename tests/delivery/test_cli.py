@@ -47,7 +47,7 @@ def test_dlq_list_and_replay(session: Session, dsettings: Settings) -> None:
     assert listed.exit_code == 0, listed.output
     assert json.loads(listed.output)[0]["reason"] == "esms: 108 invalid phone"
     replayed = runner.invoke(app, ["dlq", "replay", str(m.id), "--json"])
-    assert json.loads(replayed.output) == {"replayed": [m.id], "not_failed": []}
+    assert json.loads(replayed.output) == {"replayed": [m.id], "not_failed": [], "refused": {}}
     session.refresh(m)
     assert m.status == "queued" and m.attempts == 0
     assert runner.invoke(app, ["dlq", "replay"]).exit_code == 2

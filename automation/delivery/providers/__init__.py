@@ -22,6 +22,8 @@ UNITS = (smtp, esms, twilio, zalo, facebook, mailgun)
 SENDERS: tuple[Sender, ...] = tuple(s for unit in UNITS for s in unit.SENDERS)
 ROUTES: tuple[CallbackRoute, ...] = tuple(r for unit in UNITS for r in unit.ROUTES)
 FILE = file.NAME
+#: Provider -> PermanentError codes that mark the contact unreachable on the channel.
+UNREACHABLE: dict[str, dict[str, str]] = {s.provider: dict(s.unreachable) for s in SENDERS}
 #: Default messages per second per provider (PROVIDER_RATE_LIMITS overrides).
 DEFAULT_RATES: dict[str, float] = {**{s.provider: s.rate for s in SENDERS}, FILE: file.RATE}
 #: Settings whose change means the adapters must be rebuilt.

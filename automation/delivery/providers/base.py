@@ -8,8 +8,8 @@ signature check, payload parsing) live in ``channels/<provider>.py``. The regist
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from automation.core.config import Settings
 from channels.base import Channel
@@ -45,6 +45,8 @@ class Sender:
     callback_url: Callable[[int, Settings], str] | None = None
     sender_name: Callable[[Settings], str] | None = None  # named in opt-out texts
     pooling: Pooling | None = None  # marketing sent in pools (advertising SMS)
+    #: PermanentError codes meaning the contact cannot be reached on the channel -> why.
+    unreachable: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

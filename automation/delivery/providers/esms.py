@@ -124,6 +124,7 @@ SENDERS = (
             window=lambda s: s.esms_ad_pool_seconds,
             callback_url=pool_callback_url,
         ),
+        unreachable={"108": "invalid phone number"},
     ),
 )
 ROUTES = (

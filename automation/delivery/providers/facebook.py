@@ -43,6 +43,7 @@ SENDERS = (
         detail=lambda s: s.facebook_graph_base,
         build=_build,
         settings_prefixes=("facebook",),
+        unreachable={"100/2018001": "no matching user", "551": "person not available"},
     ),
 )
 ROUTES = (

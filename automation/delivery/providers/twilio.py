@@ -47,6 +47,7 @@ SENDERS = (
         build=_build,
         settings_prefixes=("sms", "twilio"),
         callback_url=callback_url,
+        unreachable={"21211": "invalid phone number", "21614": "not a mobile number"},
     ),
 )
 ROUTES = (CallbackRoute(NAME, "POST", PATH, _handle),)

@@ -80,6 +80,7 @@ SENDERS = (
         detail=lambda s: s.zalo_zns_api_base,
         build=_build_zns,
         settings_prefixes=("zalo",),
+        unreachable={"-118": "no Zalo account", "-108": "invalid phone number"},
     ),
     Sender(
         provider="zalo_oa",
