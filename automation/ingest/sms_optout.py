@@ -21,12 +21,13 @@ from sqlalchemy import select
 
 from automation import links
 from automation.contacts.identity import AddressError, normalize_phone
+from automation.contacts.reachability import suppress
 from automation.core.config import get_settings
 from automation.core.db import session_scope
 from automation.core.models import Contact
 from automation.core.vocabulary import MARKETING
 from automation.delivery.pools import OPTOUT_PATH, record_click
-from automation.feedback.results import dispatch_events, suppress, unsubscribe
+from automation.feedback.results import dispatch_events, unsubscribe
 from automation.ingest import unsubscribe_page as page
 
 router = APIRouter(tags=["tracking"])
