@@ -67,8 +67,14 @@ def test_scheduler_pass_messages_leave_within_seconds(
             lambda: len(providers.smtp.recorder.messages) >= CONTACTS,
             40, f"{CONTACTS} e-mails at the SMTP server", (worker,),
         )
-        with pg_engine.connect() as conn:
-            sent = conn.scalar(sa.text("SELECT count(*) FROM messages WHERE status = 'sent'"))
-        assert sent == CONTACTS
+
+        def sent() -> bool:
+            # The SMTP batch's statuses are committed just after its session ends.
+            with pg_engine.connect() as conn:
+                query = "SELECT count(*) FROM messages WHERE status = 'sent'"
+                return conn.scalar(sa.text(query)) == CONTACTS
+
+        wait_for(sent, 10, f"{CONTACTS} messages marked sent", (worker,))
+        assert len(providers.smtp.recorder.messages) == CONTACTS  # each e-mail once
     finally:
         worker.stop()
