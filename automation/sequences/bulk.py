@@ -1,0 +1,314 @@
+"""Set-based enrollment: thousands of ``segment.entered`` events in a few statements.
+
+A segment refresh that moves thousands of contacts records one ``segment.entered`` /
+``segment.exited`` event each. Processing them one at a time (``process_event``) costs a
+dozen queries per contact. ``process_segment_events`` claims a batch of them and does
+the same work with set-based statements:
+
+1. claim: ``UPDATE events SET processed_at`` on the batch (the same claim as
+   process_event, so an event is processed once whichever path takes it);
+2. per active sequence triggered by the segment: ``INSERT INTO enrollments ... SELECT``
+   from the events, with the audience and re-entry rules as SQL conditions;
+3. the first steps up to the first wait are planned once per version (they do not depend
+   on the contact: send, wait, exit) and written with one ``INSERT INTO messages ...
+   SELECT``; a version whose first steps depend on the contact (if, split, update,
+   wait_until) is advanced per enrollment by the engine instead.
+
+Only events that this path handles exactly like the process_event handler table are
+taken (``simple``): the contact has no other unprocessed event (order matters), no
+running enrollment waits for the event type, and no active sequence exits on it. Every
+other event is left to process_event. Both paths give the same enrollments and first
+messages (tests/sequences/test_bulk.py runs both on the same data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    exists,
+    literal,
+    not_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session, aliased
+
+from automation.core import clock, outbox
+from automation.core.db import dialect_insert, is_postgres
+from automation.core.events import SEGMENT_ENTERED, SEGMENT_EXITED
+from automation.core.models import (
+    Contact,
+    Enrollment,
+    Event,
+    Message,
+    Segment,
+    SegmentMembership,
+    Sequence,
+    SequenceVersion,
+)
+from automation.sequences import cursor as cur
+from automation.sequences.engine import RUNNING, try_advance
+from automation.sequences.schema import ExitStep, SegmentTrigger, SendStep, SequenceDefinition
+from automation.sequences.schema import WaitStep as Wait
+from automation.sequences.store import active_definitions
+from automation.sequences.triggers import segment_key_of
+
+BATCH = 5000
+SEGMENT_EVENTS = (SEGMENT_ENTERED, SEGMENT_EXITED)
+_enrollments = cast(Table, Enrollment.__table__)
+_messages = cast(Table, Message.__table__)
+
+
+@dataclass
+class Plan:
+    """What advancing a fresh enrollment does before it waits, the same for every contact."""
+
+    sends: list[tuple[str, SendStep]] = field(default_factory=list)
+    state: str = "active"
+    cursor: str = "0"
+    next_run_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_reason: str | None = None
+
+
+def plan_first_steps(definition: SequenceDefinition, now: datetime) -> Plan | None:
+    """The engine's first advance as a plan, or None when a step depends on the contact."""
+    plan, position, at = Plan(), cur.first(), now
+    while True:
+        found = definition.resolve(position)
+        if found is None:
+            plan.cursor, plan.state, plan.finished_at = position, "done", now
+            return plan
+        position, step = found
+        if isinstance(step, SendStep):
+            plan.sends.append((position, step))
+            position = cur.following(position)
+        elif isinstance(step, Wait):
+            until, position = at + step.duration, cur.following(position)
+            if until > now:
+                plan.cursor, plan.state, plan.next_run_at = position, "waiting", until
+                return plan
+            at = until
+        elif isinstance(step, ExitStep):
+            plan.cursor, plan.state, plan.finished_at = position, "exited", now
+            plan.exit_reason = step.reason
+            return plan
+        else:
+            return None
+
+
+def process_segment_events(session: Session, now: datetime) -> int:
+    """Process pending segment events set-based, batch after batch; returns how many.
+
+    Commits after each batch. Events it does not take are left for process_event.
+    """
+    total = 0
+    left: set[int] = set()  # events given back to process_event in this call
+    while True:
+        claimed, taken = _one_batch(session, now, left)
+        session.commit()
+        if claimed == 0:
+            return total
+        total += taken
+
+
+def _one_batch(session: Session, now: datetime, left: set[int]) -> tuple[int, int]:
+    """Claim one batch and process what it may; (events claimed, events processed)."""
+    definitions = active_definitions(session)
+    exit_types = {c.event for _, _, d in definitions for c in d.exit_on}
+    types = [t for t in SEGMENT_EVENTS if t not in exit_types]
+    if not types:
+        return 0, 0
+    query = _simple(types, now)
+    events = _claim(session, query.where(Event.id.not_in(left)) if left else query)
+    if not events:
+        return 0, 0
+    by_segment: dict[str, list[int]] = {}
+    seen: dict[tuple[str, int], int] = {}
+    again: set[int] = set()  # contacts entering one segment twice: process_event keeps order
+    for event_id, event_type, contact_id, payload in events:
+        props = payload.get("properties") if isinstance(payload, dict) else None
+        key = segment_key_of(props) if isinstance(props, dict) else None
+        if event_type == SEGMENT_ENTERED and key is not None:
+            if (key, contact_id) in seen:
+                again.add(contact_id)
+            seen[(key, contact_id)] = event_id
+    back = [e for e, _, c, _ in events if c in again]
+    if back:
+        _unclaim(session, back)
+        left.update(back)
+    for (key, contact_id), event_id in seen.items():
+        if contact_id not in again:
+            by_segment.setdefault(key, []).append(event_id)
+    for sequence, version, definition in definitions:
+        trigger = definition.trigger
+        if isinstance(trigger, SegmentTrigger) and trigger.segment in by_segment:
+            _enroll(session, sequence, version, definition, by_segment[trigger.segment], now)
+    return len(events), len(events) - len(back)
+
+
+def _simple(types: list[str], now: datetime) -> Any:
+    """Pending segment events this path may take (see the module docstring)."""
+    other = aliased(Event)
+    waiting = aliased(Enrollment)
+    return (
+        select(Event.id)
+        .where(
+            Event.type.in_(types),
+            Event.processed_at.is_(None),
+            Event.received_at <= now,
+            Event.contact_id.is_not(None),
+            ~exists().where(
+                other.contact_id == Event.contact_id,
+                other.processed_at.is_(None),
+                other.type.not_in(types),
+            ),
+            ~exists().where(
+                waiting.contact_id == Event.contact_id,
+                waiting.state == "waiting",
+                waiting.waiting_for.in_(SEGMENT_EVENTS),
+            ),
+        )
+        .order_by(Event.id)
+        .limit(BATCH)
+    )
+
+
+def _claim(session: Session, query: Any) -> list[tuple[int, str, int, Any]]:
+    """Mark the events processed (the process_event claim); (id, type, contact, payload)."""
+    ids = list(session.scalars(query.with_for_update(skip_locked=True, of=Event)
+                               if is_postgres(session) else query))
+    if not ids:
+        return []
+    claimed = session.execute(
+        update(Event)
+        .where(Event.id.in_(ids), Event.processed_at.is_(None))
+        .values(processed_at=clock.now())
+        .returning(Event.id, Event.type, Event.contact_id, Event.payload)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted((int(i), str(t), int(c), p) for i, t, c, p in claimed)
+
+
+def _unclaim(session: Session, ids: list[int]) -> None:
+    """Give claimed events back to process_event (same transaction: nobody saw the claim)."""
+    session.execute(
+        update(Event)
+        .where(Event.id.in_(ids))
+        .values(processed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _enroll(
+    session: Session,
+    sequence: Sequence,
+    version: SequenceVersion,
+    definition: SequenceDefinition,
+    event_ids: list[int],
+    now: datetime,
+) -> None:
+    """INSERT ... SELECT the enrollments these events start, then their first steps."""
+    contacts = select(Event.contact_id).where(Event.id.in_(event_ids))
+    if is_postgres(session):  # serialise with incremental enrolment (triggers._lock_contact)
+        session.execute(
+            select(Contact.id).where(Contact.id.in_(contacts)).order_by(Contact.id).with_for_update()
+        )
+    plan = plan_first_steps(definition, now)
+    context: dict[str, Any] = {"trigger_event_type": SEGMENT_ENTERED}
+    if plan is not None and plan.sends:
+        context["last_send"] = plan.sends[-1][0]
+    fresh = plan or Plan(next_run_at=now)
+    source = select(
+        literal(sequence.id),
+        literal(version.id),
+        Event.contact_id,
+        literal(fresh.state),
+        literal(fresh.cursor),
+        bindparam("next_run_at", fresh.next_run_at, type_=_enrollments.c.next_run_at.type),
+        bindparam("context", context, type_=_enrollments.c.context.type),
+        Event.id,
+        bindparam("entered_at", now, type_=_enrollments.c.entered_at.type),
+        bindparam("finished_at", fresh.finished_at, type_=_enrollments.c.finished_at.type),
+        literal(fresh.exit_reason, type_=_enrollments.c.exit_reason.type),
+    ).where(Event.id.in_(event_ids), *_rules(sequence, definition, now))
+    columns = ["sequence_id", "version_id", "contact_id", "state", "cursor", "next_run_at",
+               "context", "trigger_event_id", "entered_at", "finished_at", "exit_reason"]
+    new_ids = list(session.scalars(
+        _enrollments.insert().from_select(columns, source).returning(_enrollments.c.id)
+    ))
+    if not new_ids:
+        return
+    if plan is None:
+        for enrollment_id in sorted(new_ids):
+            try_advance(session, enrollment_id, now)
+        return
+    created: list[int] = []
+    for position, step in plan.sends:
+        created += _insert_messages(session, new_ids, position, step, definition.purpose, now)
+    outbox.after_commit(session, "messages", created)
+
+
+def _rules(sequence: Sequence, definition: SequenceDefinition, now: datetime) -> list[Any]:
+    """Audience and re-entry as SQL conditions on the triggering event's contact."""
+    conditions: list[Any] = []
+    if definition.audience is not None:
+        conditions.append(
+            exists().where(
+                SegmentMembership.contact_id == Event.contact_id,
+                SegmentMembership.exited_at.is_(None),
+                SegmentMembership.segment_id == Segment.id,
+                Segment.key == definition.audience,
+            )
+        )
+    earlier = aliased(Enrollment)
+    mine = and_(earlier.sequence_id == sequence.id, earlier.contact_id == Event.contact_id)
+    reentry = definition.reentry
+    if reentry.mode == "never":
+        conditions.append(not_(exists().where(mine)))
+    elif reentry.mode == "after":
+        assert reentry.after is not None
+        conditions.append(not_(exists().where(mine, earlier.state.in_(RUNNING))))
+        conditions.append(not_(exists().where(mine, earlier.entered_at > now - reentry.after)))
+    return conditions
+
+
+def _insert_messages(
+    session: Session,
+    enrollment_ids: list[int],
+    position: str,
+    step: SendStep,
+    purpose: str,
+    now: datetime,
+) -> list[int]:
+    """One queued outbox row per enrollment for a send step (unique per enrollment, step)."""
+    source = select(
+        _enrollments.c.id,
+        literal(position),
+        _enrollments.c.contact_id,
+        literal(step.channel),
+        literal(purpose),
+        literal(step.template),
+        literal("queued"),
+        literal(0),
+        bindparam("fallback", list(step.fallback), type_=_messages.c.fallback.type),
+        bindparam("rendered", {}, type_=_messages.c.rendered.type),
+        bindparam("links", {}, type_=_messages.c.links.type),
+        bindparam("created_at", now, type_=_messages.c.created_at.type),
+        bindparam("updated_at", now, type_=_messages.c.updated_at.type),
+    ).where(_enrollments.c.id.in_(enrollment_ids))
+    columns = ["enrollment_id", "step_key", "contact_id", "channel", "purpose", "template",
+               "status", "attempts", "fallback", "rendered", "links", "created_at", "updated_at"]
+    stmt = (
+        dialect_insert(session)(Message)
+        .from_select(columns, source)
+        .on_conflict_do_nothing(index_elements=["enrollment_id", "step_key"])
+        .returning(Message.id)
+    )
+    return [int(i) for i in session.scalars(stmt)]
