@@ -18,6 +18,7 @@ from typing import NamedTuple
 from sqlalchemy.orm import Session
 
 from automation.contacts.carts import detect_abandoned_carts
+from automation.core import clock
 from automation.core.processing import process_pending_events
 from automation.delivery.stale import requeue_stale
 from automation.segments.membership import refresh_time_based_segments
@@ -41,7 +42,7 @@ def time_segments(session: Session, now: datetime) -> int:
     """Refresh time-based segments, then process the entered/exited events they recorded."""
     changes = refresh_time_based_segments(session, now)
     session.commit()
-    pending_events(session, now)
+    pending_events(session, max(now, clock.now()))  # the events were stamped clock.now()
     return changes
 
 
