@@ -96,7 +96,7 @@ def one_pass(set_based: bool) -> tuple[float, dict[str, int]]:
 
             changes = refresh_time_based_segments(session, now)  # type: ignore[arg-type]
             session.commit()
-            process_pending_events(session, now)  # type: ignore[arg-type]
+            process_pending_events(session, max(now, clock.now()))  # type: ignore[type-var]
             return changes
 
         table = tuple(tasks.Task(t.name, old) if t.name == "time_segments" else t for t in table)

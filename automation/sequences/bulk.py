@@ -28,8 +28,11 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
     Table,
     and_,
+    any_,
     bindparam,
     exists,
     literal,
@@ -126,7 +129,8 @@ def _one_batch(session: Session, now: datetime, left: set[int]) -> tuple[int, in
     if not types:
         return 0, 0
     query = _simple(types, now)
-    events = _claim(session, query.where(Event.id.not_in(left)) if left else query)
+    events = _claim(session, query.where(not_(among(session, Event.id, sorted(left))))
+                    if left else query)
     if not events:
         return 0, 0
     by_segment: dict[str, list[int]] = {}
@@ -182,13 +186,11 @@ def _simple(types: list[str], now: datetime) -> Any:
 
 def _claim(session: Session, query: Any) -> list[tuple[int, str, int, Any]]:
     """Mark the events processed (the process_event claim); (id, type, contact, payload)."""
-    ids = list(session.scalars(query.with_for_update(skip_locked=True, of=Event)
-                               if is_postgres(session) else query))
-    if not ids:
-        return []
+    if is_postgres(session):
+        query = query.with_for_update(skip_locked=True, of=Event)
     claimed = session.execute(
         update(Event)
-        .where(Event.id.in_(ids), Event.processed_at.is_(None))
+        .where(Event.id.in_(query.scalar_subquery()), Event.processed_at.is_(None))
         .values(processed_at=clock.now())
         .returning(Event.id, Event.type, Event.contact_id, Event.payload)
         .execution_options(synchronize_session=False)
@@ -196,11 +198,18 @@ def _claim(session: Session, query: Any) -> list[tuple[int, str, int, Any]]:
     return sorted((int(i), str(t), int(c), p) for i, t, c, p in claimed)
 
 
+def among(session: Session, column: Any, ids: list[int]) -> Any:
+    """``column IN ids``: one array parameter on PostgreSQL (not thousands of parameters)."""
+    if is_postgres(session):
+        return column == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))
+    return column.in_(ids)
+
+
 def _unclaim(session: Session, ids: list[int]) -> None:
     """Give claimed events back to process_event (same transaction: nobody saw the claim)."""
     session.execute(
         update(Event)
-        .where(Event.id.in_(ids))
+        .where(among(session, Event.id, ids))
         .values(processed_at=None)
         .execution_options(synchronize_session=False)
     )
@@ -215,7 +224,7 @@ def _enroll(
     now: datetime,
 ) -> None:
     """INSERT ... SELECT the enrollments these events start, then their first steps."""
-    contacts = select(Event.contact_id).where(Event.id.in_(event_ids))
+    contacts = select(Event.contact_id).where(among(session, Event.id, event_ids))
     if is_postgres(session):  # serialise with incremental enrolment (triggers._lock_contact)
         session.execute(
             select(Contact.id).where(Contact.id.in_(contacts)).order_by(Contact.id).with_for_update()
@@ -237,7 +246,7 @@ def _enroll(
         bindparam("entered_at", now, type_=_enrollments.c.entered_at.type),
         bindparam("finished_at", fresh.finished_at, type_=_enrollments.c.finished_at.type),
         literal(fresh.exit_reason, type_=_enrollments.c.exit_reason.type),
-    ).where(Event.id.in_(event_ids), *_rules(sequence, definition, now))
+    ).where(among(session, Event.id, event_ids), *_rules(sequence, definition, now))
     columns = ["sequence_id", "version_id", "contact_id", "state", "cursor", "next_run_at",
                "context", "trigger_event_id", "entered_at", "finished_at", "exit_reason"]
     new_ids = list(session.scalars(
@@ -302,7 +311,7 @@ def _insert_messages(
         bindparam("links", {}, type_=_messages.c.links.type),
         bindparam("created_at", now, type_=_messages.c.created_at.type),
         bindparam("updated_at", now, type_=_messages.c.updated_at.type),
-    ).where(_enrollments.c.id.in_(enrollment_ids))
+    ).where(among(session, _enrollments.c.id, enrollment_ids))
     columns = ["enrollment_id", "step_key", "contact_id", "channel", "purpose", "template",
                "status", "attempts", "fallback", "rendered", "links", "created_at", "updated_at"]
     stmt = (
