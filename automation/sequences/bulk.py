@@ -7,8 +7,9 @@ the same work with set-based statements:
 
 1. claim: ``UPDATE events SET processed_at`` on the batch (the same claim as
    process_event, so an event is processed once whichever path takes it);
-2. per active sequence triggered by the segment: ``INSERT INTO enrollments ... SELECT``
-   from the events, with the audience and re-entry rules as SQL conditions;
+2. per active sequence triggered by the segment: audience and re-entry checked for the
+   whole batch (one query each, ids passed as one array), then ``INSERT INTO enrollments
+   ... SELECT`` from the events of the contacts allowed in;
 3. the first steps up to the first wait are planned once per version (they do not depend
    on the contact: send, wait, exit) and written with one ``INSERT INTO messages ...
    SELECT``; a version whose first steps depend on the contact (if, split, update,
@@ -31,16 +32,15 @@ from sqlalchemy import (
     ARRAY,
     BigInteger,
     Table,
-    and_,
     any_,
     bindparam,
-    exists,
     literal,
     not_,
+    or_,
     select,
     update,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from automation.core import clock, outbox
 from automation.core.db import dialect_insert, is_postgres
@@ -122,18 +122,18 @@ def process_segment_events(session: Session, now: datetime) -> int:
 
 
 def _one_batch(session: Session, now: datetime, left: set[int]) -> tuple[int, int]:
-    """Claim one batch and process what it may; (events claimed, events processed)."""
+    """Claim one batch and process what it may; (events looked at, events processed)."""
     definitions = active_definitions(session)
     exit_types = {c.event for _, _, d in definitions for c in d.exit_on}
     types = [t for t in SEGMENT_EVENTS if t not in exit_types]
     if not types:
         return 0, 0
-    query = _simple(types, now)
-    events = _claim(session, query.where(not_(among(session, Event.id, sorted(left))))
-                    if left else query)
-    if not events:
+    candidates = _candidates(session, types, now, left)
+    if not candidates:
         return 0, 0
-    by_segment: dict[str, list[int]] = {}
+    busy = _busy(session, types, sorted({c for _, c in candidates}))
+    left.update(e for e, c in candidates if c in busy)
+    events = _claim(session, [e for e, c in candidates if c not in busy])
     seen: dict[tuple[str, int], int] = {}
     again: set[int] = set()  # contacts entering one segment twice: process_event keeps order
     for event_id, event_type, contact_id, payload in events:
@@ -147,50 +147,62 @@ def _one_batch(session: Session, now: datetime, left: set[int]) -> tuple[int, in
     if back:
         _unclaim(session, back)
         left.update(back)
+    by_segment: dict[str, list[tuple[int, int]]] = {}
     for (key, contact_id), event_id in seen.items():
         if contact_id not in again:
-            by_segment.setdefault(key, []).append(event_id)
+            by_segment.setdefault(key, []).append((event_id, contact_id))
     for sequence, version, definition in definitions:
         trigger = definition.trigger
         if isinstance(trigger, SegmentTrigger) and trigger.segment in by_segment:
             _enroll(session, sequence, version, definition, by_segment[trigger.segment], now)
-    return len(events), len(events) - len(back)
+    return len(candidates), len(events) - len(back)
 
 
-def _simple(types: list[str], now: datetime) -> Any:
-    """Pending segment events this path may take (see the module docstring)."""
-    other = aliased(Event)
-    waiting = aliased(Enrollment)
-    return (
-        select(Event.id)
+def _candidates(
+    session: Session, types: list[str], now: datetime, left: set[int]
+) -> list[tuple[int, int]]:
+    """(event id, contact id) of up to BATCH pending segment events, oldest first."""
+    query = (
+        select(Event.id, Event.contact_id)
         .where(
             Event.type.in_(types),
             Event.processed_at.is_(None),
             Event.received_at <= now,
             Event.contact_id.is_not(None),
-            ~exists().where(
-                other.contact_id == Event.contact_id,
-                other.processed_at.is_(None),
-                other.type.not_in(types),
-            ),
-            ~exists().where(
-                waiting.contact_id == Event.contact_id,
-                waiting.state == "waiting",
-                waiting.waiting_for.in_(SEGMENT_EVENTS),
-            ),
         )
         .order_by(Event.id)
         .limit(BATCH)
     )
-
-
-def _claim(session: Session, query: Any) -> list[tuple[int, str, int, Any]]:
-    """Mark the events processed (the process_event claim); (id, type, contact, payload)."""
+    if left:
+        query = query.where(not_(among(session, Event.id, sorted(left))))
     if is_postgres(session):
         query = query.with_for_update(skip_locked=True, of=Event)
+    return [(int(e), int(c)) for e, c in session.execute(query) if c is not None]
+
+
+def _busy(session: Session, types: list[str], contacts: list[int]) -> set[int]:
+    """Contacts whose events must keep their order: another kind of event pending, or a
+    running enrollment waiting for a segment event."""
+    pending = select(Event.contact_id).where(
+        among(session, Event.contact_id, contacts),
+        Event.processed_at.is_(None),
+        Event.type.not_in(types),
+    )
+    waiting = select(Enrollment.contact_id).where(
+        among(session, Enrollment.contact_id, contacts),
+        Enrollment.state == "waiting",
+        Enrollment.waiting_for.in_(SEGMENT_EVENTS),
+    )
+    return {int(c) for c in session.scalars(pending.union(waiting)) if c is not None}
+
+
+def _claim(session: Session, ids: list[int]) -> list[tuple[int, str, int, Any]]:
+    """Mark the events processed (the process_event claim); (id, type, contact, payload)."""
+    if not ids:
+        return []
     claimed = session.execute(
         update(Event)
-        .where(Event.id.in_(query.scalar_subquery()), Event.processed_at.is_(None))
+        .where(among(session, Event.id, ids), Event.processed_at.is_(None))
         .values(processed_at=clock.now())
         .returning(Event.id, Event.type, Event.contact_id, Event.payload)
         .execution_options(synchronize_session=False)
@@ -220,15 +232,22 @@ def _enroll(
     sequence: Sequence,
     version: SequenceVersion,
     definition: SequenceDefinition,
-    event_ids: list[int],
+    entries: list[tuple[int, int]],
     now: datetime,
 ) -> None:
-    """INSERT ... SELECT the enrollments these events start, then their first steps."""
-    contacts = select(Event.contact_id).where(among(session, Event.id, event_ids))
+    """INSERT ... SELECT the enrollments these (event, contact) start, then their first steps."""
+    contacts = sorted(c for _, c in entries)
     if is_postgres(session):  # serialise with incremental enrolment (triggers._lock_contact)
         session.execute(
-            select(Contact.id).where(Contact.id.in_(contacts)).order_by(Contact.id).with_for_update()
+            select(Contact.id)
+            .where(among(session, Contact.id, contacts))
+            .order_by(Contact.id)
+            .with_for_update()
         )
+    allowed = _allowed(session, sequence, definition, contacts, now)
+    event_ids = [e for e, c in entries if c in allowed]
+    if not event_ids:
+        return
     plan = plan_first_steps(definition, now)
     context: dict[str, Any] = {"trigger_event_type": SEGMENT_ENTERED}
     if plan is not None and plan.sends:
@@ -246,14 +265,12 @@ def _enroll(
         bindparam("entered_at", now, type_=_enrollments.c.entered_at.type),
         bindparam("finished_at", fresh.finished_at, type_=_enrollments.c.finished_at.type),
         literal(fresh.exit_reason, type_=_enrollments.c.exit_reason.type),
-    ).where(among(session, Event.id, event_ids), *_rules(sequence, definition, now))
+    ).where(among(session, Event.id, event_ids))
     columns = ["sequence_id", "version_id", "contact_id", "state", "cursor", "next_run_at",
                "context", "trigger_event_id", "entered_at", "finished_at", "exit_reason"]
     new_ids = list(session.scalars(
         _enrollments.insert().from_select(columns, source).returning(_enrollments.c.id)
     ))
-    if not new_ids:
-        return
     if plan is None:
         for enrollment_id in sorted(new_ids):
             try_advance(session, enrollment_id, now)
@@ -264,28 +281,37 @@ def _enroll(
     outbox.after_commit(session, "messages", created)
 
 
-def _rules(sequence: Sequence, definition: SequenceDefinition, now: datetime) -> list[Any]:
-    """Audience and re-entry as SQL conditions on the triggering event's contact."""
-    conditions: list[Any] = []
+def _allowed(
+    session: Session,
+    sequence: Sequence,
+    definition: SequenceDefinition,
+    contacts: list[int],
+    now: datetime,
+) -> set[int]:
+    """The contacts that audience and re-entry let into the sequence (like triggers.enroll)."""
+    allowed = set(contacts)
     if definition.audience is not None:
-        conditions.append(
-            exists().where(
-                SegmentMembership.contact_id == Event.contact_id,
-                SegmentMembership.exited_at.is_(None),
-                SegmentMembership.segment_id == Segment.id,
+        allowed &= set(session.scalars(
+            select(SegmentMembership.contact_id)
+            .join(Segment, Segment.id == SegmentMembership.segment_id)
+            .where(
                 Segment.key == definition.audience,
+                SegmentMembership.exited_at.is_(None),
+                among(session, SegmentMembership.contact_id, contacts),
             )
-        )
-    earlier = aliased(Enrollment)
-    mine = and_(earlier.sequence_id == sequence.id, earlier.contact_id == Event.contact_id)
+        ))
     reentry = definition.reentry
-    if reentry.mode == "never":
-        conditions.append(not_(exists().where(mine)))
-    elif reentry.mode == "after":
+    if reentry.mode == "always":
+        return allowed
+    earlier = select(Enrollment.contact_id).where(
+        Enrollment.sequence_id == sequence.id, among(session, Enrollment.contact_id, contacts)
+    )
+    if reentry.mode == "after":
         assert reentry.after is not None
-        conditions.append(not_(exists().where(mine, earlier.state.in_(RUNNING))))
-        conditions.append(not_(exists().where(mine, earlier.entered_at > now - reentry.after)))
-    return conditions
+        earlier = earlier.where(
+            or_(Enrollment.state.in_(RUNNING), Enrollment.entered_at > now - reentry.after)
+        )
+    return allowed - set(session.scalars(earlier))
 
 
 def _insert_messages(
