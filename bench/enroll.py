@@ -176,6 +176,9 @@ def main() -> None:
     os.environ.pop("REDIS_URL", None)
     os.environ["LOG_LEVEL"] = "WARNING"
     logging.disable(logging.WARNING)
+    from automation.runtime import handlers
+
+    handlers.install()  # the process_event handler table (the worker's and mactl's)
     for n in args.contacts:
         print(f"{n:,} contacts entering lapsed_90d -> winback:", flush=True)
         run(n, set_based=True)
