@@ -190,3 +190,34 @@ def test_plan_stops_at_a_step_that_depends_on_the_contact(
     assert ([p for p, _ in plan.sends], plan.state, plan.cursor, plan.next_run_at) == (
         ["0"], "waiting", "2", now + timedelta(days=2))
     assert plan_first_steps(load_version(session, versions["ab_buyer"] or 0), now) is None
+
+
+def test_a_contact_entering_one_segment_twice_is_left_to_process_event(
+    session: Session, frozen_clock: FrozenClock
+) -> None:
+    """Enter, exit, enter again before any processing: re-entry 'always' enrols twice."""
+    names = _setup(session)
+    twice = next(c for c, n in names.items() if n == "c1")
+    once = next(c for c, n in names.items() if n == "c7")
+
+    def record() -> None:
+        for n, (contact, kind) in enumerate(
+            [(twice, "entered"), (once, "entered"), (twice, "exited"), (twice, "entered")]
+        ):
+            record_event(session, f"segment.{kind}", contact, {"segment": "buyers"}, f"s{n}")
+        session.commit()
+
+    record()
+    for event_id in session.scalars(select(Event.id).order_by(Event.id)).all():
+        process_event(session, event_id)
+        session.commit()
+    one_at_a_time = _snapshot(session, names)
+    _reset(session)
+    record()
+    assert process_segment_events(session, frozen_clock.now()) == 1  # only c7's event
+    process_pending_events(session, frozen_clock.now())  # c1's three, in order
+    session.commit()
+    assert session.scalar(select(Event.id).where(Event.processed_at.is_(None))) is None
+    assert _snapshot(session, names) == one_at_a_time
+    two_sends = [e for e in one_at_a_time[0] if e[0] == "two_sends"]
+    assert [e[1] for e in two_sends] == ["c1", "c1", "c7"]
