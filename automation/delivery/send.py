@@ -24,14 +24,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from automation.core.clock import now
 from automation.core.config import Settings, get_settings
-from automation.core.db import is_postgres
 from automation.core.models import Contact, Message
 from automation.core.vocabulary import Status
 from automation.delivery.channels import get_adapter, provider_name
@@ -41,7 +40,6 @@ from automation.delivery.context import address_for, build_context, context_even
 from automation.delivery.outcome import BatchResult, apply, permanent, skip, store_sent
 from automation.delivery.policy import Candidate, evaluate
 from automation.delivery.ratelimit import limiter_for
-from automation.delivery.writer import writer_for
 from automation.messages.errors import TemplateProblem
 from channels.base import Channel, OutboundMessage, SendResult
 from channels.errors import ChannelError, PermanentError
@@ -153,17 +151,13 @@ def deliver_batch(
                 continue
             ready.setdefault(m.channel, []).append((m, cand.contact, outbound))
     session.commit()
-    bind = session.get_bind()
-    writer = writer_for(bind) if isinstance(bind, Engine) and is_postgres(bind) else None
-    written: list[Future[None]] = []
     for channel, group in ready.items():
         adapter, provider = resolve(channel)
         # A batching adapter sends the group in one session. Other providers get
         # DELIVERY_CONCURRENCY calls in flight at once, and outcomes are committed as soon
         # as their calls return (those that returned together, together), so a worker killed
         # mid-batch leaves only the calls in flight as "sending" (re-sent later with the
-        # same idempotency key), never one already known as sent. Waves that only sent go
-        # to the process's group-commit writer (automation.delivery.writer).
+        # same idempotency key), never one already known as sent.
         size = len(group) if adapter.batches else settings.delivery_concurrency
         for start in range(0, len(group), size):
             chunk = group[start : start + size]
@@ -171,13 +165,8 @@ def deliver_batch(
                 for index, outcome in returned:
                     message, contact, _ = chunk[index]
                     apply(session, message, contact, provider, outcome, result, settings)
-                if writer is not None and all(isinstance(o, SendResult) for _, o in returned):
-                    written.append(writer.submit(result))
-                    continue
                 store_sent(session, result)
                 session.commit()
-    for done in written:
-        done.result()  # committed before the actor message is acknowledged
     return result
 
 
