@@ -22,7 +22,11 @@ demo:  ## a simulated month of a Vietnamese shop through the shipped playbooks
 run:  ## everything in one process on the embedded default (SQLite + in-process broker)
 	$(MACTL) run
 
-bench:  ## ingest latency ratio, 100k-row contact import, delivery pipeline (PostgreSQL + Redis)
+bench:  ## every benchmark, each with its same-run baseline (PostgreSQL + Redis; wrk for ingest)
+	command -v wrk >/dev/null || apt-get install -y wrk
 	$(PYTHON) bench/ingest.py
 	$(PYTHON) bench/import_contacts.py
 	$(PYTHON) bench/pipeline.py
+	$(PYTHON) bench/enroll.py
+	$(PYTHON) bench/events.py
+	$(PYTHON) bench/segments.py --contacts 300000 --events 1500000

@@ -4,7 +4,7 @@
 
 Needs PostgreSQL (BENCH_PG_ADMIN_URL, default postgresql+psycopg://postgres@127.0.0.1:5432/postgres;
 a throw-away database is created and dropped) and Redis (BENCH_REDIS_URL, default
-redis://127.0.0.1:6379/14, flushed).
+redis://127.0.0.1:6380/28, flushed: never point it at a shared database).
 
 1. A loopback ZNS server (separate process, speaks POST /message/template -> error 0).
 2. N contacts with phones and one queued ``zalo_zns`` marketing outbox row each (a
@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 PG_ADMIN = os.environ.get(
     "BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6380/28")
 TEMPLATE = """zalo_zns:
   template_id: "100001"
   params:

@@ -32,6 +32,8 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import load_average  # noqa: E402
+
 from automation.core.migrate import upgrade  # noqa: E402
 from automation.segments import apply_segments, compile_rule, evaluate_contact  # noqa: E402
 from automation.segments.evaluate import evaluate, load_facts, needs_of  # noqa: E402
@@ -259,19 +261,28 @@ def whole_base(
             used = {k: v for k, v in params.items() if f":{k}" in hand}
             _time_count(conn, compiled)  # warm the cache for both
             _time_count(conn, hand, used)
-            best_c, best_h, count_c, count_h = float("inf"), float("inf"), 0, 0
+            times_c: list[float] = []
+            times_h: list[float] = []
+            count_c = count_h = 0
             for _ in range(repeat):
                 elapsed, count_c = _time_count(conn, compiled)
-                best_c = min(best_c, elapsed)
+                times_c.append(elapsed)
                 elapsed, count_h = _time_count(conn, hand, used)
-                best_h = min(best_h, elapsed)
+                times_h.append(elapsed)
+            best_c, best_h = min(times_c), min(times_h)
             rows.append((key, best_c, best_h, count_c, count_h))
             print(
-                f"  {key:22s} compiled {best_c * 1000:8.1f} ms  hand {best_h * 1000:8.1f} ms  "
+                f"  {key:22s} compiled {best_c * 1000:8.1f} ms (+{_spread(times_c):3.0f}%)  "
+                f"hand {best_h * 1000:8.1f} ms (+{_spread(times_h):3.0f}%)  "
                 f"ratio {best_c / best_h:5.2f}  members {count_c} / {count_h}",
                 flush=True,
             )
     return rows
+
+
+def _spread(times: list[float]) -> float:
+    """How much slower the slowest run was than the best, in percent."""
+    return (max(times) / min(times) - 1) * 100
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -320,7 +331,7 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=5_000_000)
     parser.add_argument("--samples", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument(
         "--pg",
         default=os.environ.get(
@@ -346,7 +357,8 @@ def main() -> None:
             apply_segments(session, defs)
             session.commit()
             rules = {seg.key: rule for seg, rule in all_segments(session)}
-        print(f"whole-base evaluation (best of {args.repeat}):", flush=True)
+        print(f"whole-base evaluation (best of {args.repeat}, +spread = slowest run vs best; "
+              f"{load_average()}):", flush=True)
         rows = whole_base(engine, rules, args.repeat)
         print(f"incremental evaluation over {args.samples} random contacts:", flush=True)
         inc = incremental(engine, args.contacts, args.samples)
@@ -362,7 +374,8 @@ def main() -> None:
         print(
             f"summary: worst compiled/hand ratio {worst:.2f} (target <= 1.3); "
             f"incremental p99 {inc['decide_p99']:.2f} ms (target <= 5 ms); "
-            f"member counts {'differ for ' + ', '.join(mismatched) if mismatched else 'agree'}"
+            f"member counts {'differ for ' + ', '.join(mismatched) if mismatched else 'agree'}; "
+            f"{load_average()}"
         )
     finally:
         engine.dispose()

@@ -88,11 +88,7 @@ def record_events(session: Session, rows: list[dict[str, Any]]) -> int:
     dialect = session.get_bind().dialect.name
     insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.flush()
-    for start in range(0, len(values), 500):
-        chunk = values[start : start + 500]
-        session.execute(
-            insert_fn(Event)
-            .values(chunk)
-            .on_conflict_do_nothing(index_elements=["source", "source_event_id"])
-        )
+    stmt = insert_fn(Event).on_conflict_do_nothing(index_elements=["source", "source_event_id"])
+    for start in range(0, len(values), 500):  # executemany: one cached statement
+        session.execute(stmt, values[start : start + 500])
     return len(values)

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from automation.core.config import get_settings
+from automation.core.db import dialect_insert
 from automation.core.eventlog import record_events
 from automation.core.events import SEGMENT_ENTERED, SEGMENT_EXITED
 from automation.core.models import Segment, SegmentMembership
@@ -48,8 +48,12 @@ def _enter(
     session: Session, segment: Segment, contact_ids: list[int], now: datetime
 ) -> list[tuple[int, int]]:
     """Open memberships (skipping ones already open); returns (contact_id, membership_id)."""
-    insert_fn = (
-        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        dialect_insert(session)(SegmentMembership)
+        .on_conflict_do_nothing(
+            index_elements=["segment_id", "contact_id"], index_where=text("exited_at IS NULL")
+        )
+        .returning(SegmentMembership.contact_id, SegmentMembership.id)
     )
     opened: list[tuple[int, int]] = []
     for start in range(0, len(contact_ids), CHUNK):
@@ -57,15 +61,8 @@ def _enter(
             {"segment_id": segment.id, "contact_id": cid, "entered_at": now}
             for cid in contact_ids[start : start + CHUNK]
         ]
-        stmt = (
-            insert_fn(SegmentMembership)
-            .values(rows)
-            .on_conflict_do_nothing(
-                index_elements=["segment_id", "contact_id"], index_where=text("exited_at IS NULL")
-            )
-            .returning(SegmentMembership.contact_id, SegmentMembership.id)
-        )
-        opened.extend((int(c), int(m)) for c, m in session.execute(stmt))
+        # executemany: one cached statement (insertmanyvalues), not a compiled VALUES list
+        opened.extend((int(c), int(m)) for c, m in session.execute(stmt, rows))
     return opened
 
 

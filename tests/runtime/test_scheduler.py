@@ -186,6 +186,30 @@ def _race(settings: Settings, clock: FrozenClock, when: datetime) -> list[dict[s
 def test_time_based_segment_entry_enrolls_in_the_pass(
     settings: Settings, session: Session, frozen_clock: FrozenClock
 ) -> None:
+    contact, t0 = _old_leads(session, frozen_clock)
+    frozen_clock.set(t0 + timedelta(days=2))
+    assert _pass(settings, frozen_clock.now())["time_segments"] == 0
+    frozen_clock.set(t0 + timedelta(days=3, minutes=1))
+    result = _pass(settings, frozen_clock.now())
+    assert result["time_segments"] == 1
+    session.expire_all()
+    [message] = session.scalars(select(Message))
+    assert (message.contact_id, message.template) == (contact, "nurture/one")
+
+
+def test_a_pass_behind_the_clock_still_enrolls_what_its_refresh_recorded(
+    settings: Settings, session: Session, frozen_clock: FrozenClock
+) -> None:
+    """The refresh stamps its events with the clock; a pass started earlier still takes them."""
+    contact, t0 = _old_leads(session, frozen_clock)
+    frozen_clock.set(t0 + timedelta(days=3, minutes=1))
+    assert _pass(settings, frozen_clock.now() - timedelta(seconds=2))["time_segments"] == 1
+    session.expire_all()
+    assert [m.contact_id for m in session.scalars(select(Message))] == [contact]
+
+
+def _old_leads(session: Session, frozen_clock: FrozenClock) -> tuple[int, datetime]:
+    """A time-based segment (3-day-old leads), a sequence it triggers, a contact created now."""
     from automation.segments import apply_segments, load_segment_text
 
     apply_segments(
@@ -209,12 +233,4 @@ def test_time_based_segment_entry_enrolls_in_the_pass(
         """,
     )
     t0 = frozen_clock.now()
-    contact = make_contact(session)
-    frozen_clock.set(t0 + timedelta(days=2))
-    assert _pass(settings, frozen_clock.now())["time_segments"] == 0
-    frozen_clock.set(t0 + timedelta(days=3, minutes=1))
-    result = _pass(settings, frozen_clock.now())
-    assert result["time_segments"] == 1
-    session.expire_all()
-    [message] = session.scalars(select(Message))
-    assert (message.contact_id, message.template) == (contact, "nurture/one")
+    return make_contact(session), t0
