@@ -48,6 +48,9 @@ class Settings(BaseSettings):
 
     # Provider callbacks and tracking (CALLBACKS stream): secrets that sign provider webhooks.
     mailgun_signing_key: str | None = None
+    mailgun_max_age_seconds: int = Field(
+        300, ge=1, description="refuse Mailgun signature blocks older than this"
+    )
     twilio_auth_token: str | None = None
     zalo_app_id: str | None = None
     zalo_oa_secret: str | None = None

@@ -1,11 +1,16 @@
-"""Provider OAuth tokens in the provider_tokens table, shared by every worker process."""
+"""Provider tokens in the provider_tokens table, shared by every worker process.
+
+OAuth pairs (Zalo OA, :class:`DbTokenStore`) and one-time callback tokens
+(:func:`spend_once`, Mailgun's signature token) live there.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -79,3 +84,30 @@ class DbTokenStore:
             row.access_token, row.refresh_token = access, refresh
             row.expires_at = datetime.fromtimestamp(expires_at, UTC) if expires_at else None
             row.updated_at = now()
+
+
+def spend_once(
+    factory: sessionmaker[Session], kind: str, token: str, fingerprint: str, expires_at: datetime
+) -> bool:
+    """Record a one-time callback token (e.g. Mailgun's signature token) in provider_tokens.
+
+    True the first time, and again only for the same ``fingerprint`` (a provider retrying
+    the same event); False when the token comes back with other data (a replay). Rows are
+    keyed ``<kind>:<sha256(token)[:n]>`` and deleted once past ``expires_at``.
+    """
+    key = f"{kind}:{hashlib.sha256(token.encode()).hexdigest()}"[:32]
+    with factory() as session, session.begin():
+        session.execute(
+            delete(ProviderToken).where(
+                ProviderToken.provider.startswith(f"{kind}:"), ProviderToken.expires_at < now()
+            )
+        )
+    row = ProviderToken(provider=key, access_token=fingerprint, expires_at=expires_at)
+    try:
+        with factory() as session, session.begin():
+            session.add(row)
+        return True
+    except IntegrityError:
+        with factory() as session:
+            seen = session.get(ProviderToken, key)
+            return seen is not None and seen.access_token == fingerprint
