@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,8 +40,7 @@ from channels.callback import (
     unauthorized,
 )
 from channels.httpchannel import as_dict
-
-OUR_MESSAGE_ID = re.compile(r"<?msg-(\d+)@")
+from channels.mime import OUR_MESSAGE_ID
 
 
 def mailgun_signature(signing_key: str, timestamp: str, token: str) -> str:

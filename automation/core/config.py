@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     mailgun_max_age_seconds: int = Field(
         300, ge=1, description="refuse Mailgun signature blocks older than this"
     )
+    sendgrid_webhook_public_key: str | None = Field(
+        None, description="SendGrid Signed Event Webhook verification key (base64)"
+    )
     twilio_auth_token: str | None = None
     zalo_app_id: str | None = None
     zalo_oa_secret: str | None = None

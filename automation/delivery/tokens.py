@@ -1,7 +1,7 @@
 """Provider tokens in the provider_tokens table, shared by every worker process.
 
 OAuth pairs (Zalo OA, :class:`DbTokenStore`) and one-time callback tokens
-(:func:`spend_once`, Mailgun's signature token) live there.
+(:func:`spend_once`, a callback signature token) live there.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class DbTokenStore:
 def spend_once(
     factory: sessionmaker[Session], kind: str, token: str, fingerprint: str, expires_at: datetime
 ) -> bool:
-    """Record a one-time callback token (e.g. Mailgun's signature token) in provider_tokens.
+    """Record a one-time callback token (a signature block's token) in provider_tokens.
 
     True the first time, and again only for the same ``fingerprint`` (a provider retrying
     the same event); False when the token comes back with other data (a replay). Rows are
