@@ -1,4 +1,4 @@
-"""`mactl doctor`: each channel's state, ZNS example template ids, database and Redis."""
+"""`mactl doctor`: each channel's state and pauses, ZNS example ids, Zalo tokens, DB, Redis."""
 
 from __future__ import annotations
 
@@ -42,6 +42,21 @@ def zns_example_warnings(settings: Settings) -> list[str]:
     return warnings
 
 
+def zalo_token_warnings(settings: Settings) -> list[str]:
+    """The Zalo OA refresh token's lapse warning (empty when the database is unreachable)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from automation.core.clock import now
+    from automation.core.db import session_scope
+    from automation.delivery.providers.zalo import refresh_warnings
+
+    try:
+        with session_scope(settings) as session:
+            return refresh_warnings(session, settings, now())
+    except SQLAlchemyError:
+        return []
+
+
 def _check_db(settings: Settings) -> tuple[bool, str]:
     from sqlalchemy import text
 
@@ -76,7 +91,7 @@ def doctor(as_json: bool = JSON) -> None:
     states = channel_states(settings)
     db_ok, db_detail = _check_db(settings)
     redis_ok, redis_detail = _check_redis(settings)
-    warnings = zns_example_warnings(settings)
+    warnings = zns_example_warnings(settings) + (zalo_token_warnings(settings) if db_ok else [])
     report: dict[str, Any] = {
         "channels": [
             {

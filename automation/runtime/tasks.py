@@ -5,6 +5,7 @@
   time_segments    segments whose rules depend on time, then the events that recorded
   due_enrollments  enrollments whose next_run_at has come (waits, wait_until timeouts)
   stale_outbox     stuck sending / lost queued / due deferred outbox rows sent again
+  zalo_tokens      refresh the Zalo OA token pair before it expires, even when idle
   events_after     events emitted by the tasks above, so one pass is complete
 """
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from automation.contacts.carts import detect_abandoned_carts
 from automation.core.processing import process_pending_events
+from automation.delivery.providers.zalo import refresh_ahead
 from automation.delivery.stale import requeue_stale
 from automation.segments.membership import refresh_time_based_segments
 from automation.sequences.due import run_due_enrollments
@@ -44,5 +46,6 @@ TASKS: tuple[Task, ...] = (
     Task("time_segments", time_segments),
     Task("due_enrollments", run_due_enrollments),
     Task("stale_outbox", requeue_stale),
+    Task("zalo_tokens", refresh_ahead),
     Task("events_after", process_pending_events),
 )

@@ -153,7 +153,7 @@ def test_refresh_skipped_when_another_worker_already_rotated(
     http_server: ScriptedServer, client: httpx.Client, policy: RetryPolicy
 ) -> None:
     tokens, store = refresher(http_server, client, policy)
-    store.save("A2", "R2", NOW + 3600)
+    store.value = ("A2", "R2", NOW + 3600)  # rotated by another worker
     assert tokens.refresh(stale="A1") == "A2"
     assert http_server.requests == []
 
