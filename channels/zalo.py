@@ -16,8 +16,10 @@ error                                      result
 -118 no Zalo account*, -119 cannot         PermanentError
 receive*
 -124 access token invalid*, -216*          refresh token, retry once
--100 unknown, -115 quota*, -101..-105 app  TransientError
-config, anything else
+-115 daily quota reached*                  QuotaExhausted: the channel pauses until
+                                           midnight Asia/Ho_Chi_Minh (quota reset)
+-100 unknown, -101..-105 app config,       TransientError
+anything else
 =========================================  ==========================
 
 OA (``POST {api_base}/v3.0/oa/message/cs``; codes from integrations, not
@@ -50,7 +52,7 @@ from channels.callback import (
     same,
     unauthorized,
 )
-from channels.errors import PermanentError, TransientError
+from channels.errors import PermanentError, QuotaExhausted, TransientError
 from channels.httpchannel import HttpChannel, as_dict, json_object
 from channels.phone import msisdn
 from channels.retry import RetryPolicy
@@ -59,11 +61,15 @@ from channels.zalo_token import ZaloTokenProvider
 ZNS_API_BASE = "https://business.openapi.zalo.me"
 OA_API_BASE = "https://openapi.zalo.me"
 TOKEN_ERRORS = frozenset({-124, -216})
+QUOTA_ERRORS = frozenset({-115})
+#: ZNS daily quotas reset at midnight Vietnam time.
+QUOTA_TIMEZONE = "Asia/Ho_Chi_Minh"
 
 
 class _ZaloChannel(HttpChannel):
     path: ClassVar[str]
     permanent: ClassVar[frozenset[int]]
+    quota: ClassVar[frozenset[int]] = frozenset()
     id_field: ClassVar[str]
 
     def __init__(
@@ -103,6 +109,8 @@ class _ZaloChannel(HttpChannel):
         reason = f"Zalo {code}: {data.get('message', '')}"
         if code in self.permanent:
             raise PermanentError(reason, code=str(code))
+        if code in self.quota:
+            raise QuotaExhausted(reason, timezone=QUOTA_TIMEZONE, code=str(code))
         raise TransientError(reason, code=str(code))
 
 
@@ -119,6 +127,7 @@ class ZaloZnsChannel(_ZaloChannel):
     name = "zalo_zns"
     path = "/message/template"
     permanent = frozenset({-108, -109, -111, -112, -114, -118, -119})
+    quota = QUOTA_ERRORS
     id_field = "msg_id"
 
     def __init__(

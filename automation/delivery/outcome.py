@@ -4,7 +4,9 @@ Plain functions on a Session. SendResult -> ``sent`` + provider id + segments +
 ``message.sent`` event (written in bulk per wave). PermanentError -> ``failed`` + reason
 + fallback message on the next channel. TransientError -> back to ``queued`` with the
 error and ``not_before`` = now + backoff, or ``failed`` (dead letter) once
-``DELIVERY_MAX_ATTEMPTS`` is hit.
+``DELIVERY_MAX_ATTEMPTS`` is hit. QuotaExhausted -> the channel is paused until the quota
+resets (automation.delivery.pauses) and the row is held: its fallback goes now, or it
+waits (``deferred``) until the reset.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from automation.core.eventlog import record_event
 from automation.core.models import Contact, Event, Message
 from automation.core.vocabulary import Status
 from automation.delivery.context import address_for
+from automation.delivery.pauses import Pause, next_midnight, pause
 from automation.messages.errors import TemplateProblem
 from automation.messages.lookup import section
 from channels.base import SendResult
-from channels.errors import ChannelError, PermanentError
+from channels.errors import ChannelError, PermanentError, QuotaExhausted
 
 
 @dataclass
@@ -193,6 +196,18 @@ def skip(
     _fall_back(session, message, contact, reason, result)
 
 
+def hold(
+    session: Session, message: Message, contact: Contact, held: Pause, result: BatchResult
+) -> None:
+    """The channel is paused: the step's fallback goes now; without one the row waits."""
+    reason = f"{message.channel} paused until {held.until:%Y-%m-%d %H:%M} UTC ({held.reason})"
+    if create_fallback(session, message, contact) is not None:
+        skip(session, message, contact, reason, result)
+    else:
+        message.status, message.not_before, message.error = Status.DEFERRED, held.until, reason
+        result.deferred.append(message.id)
+
+
 def _fall_back(
     session: Session, message: Message, contact: Contact, reason: str, result: BatchResult
 ) -> Message | None:
@@ -245,7 +260,11 @@ def apply(
         return
     message.provider = provider
     message.updated_at = at
-    if isinstance(outcome, PermanentError):
+    if isinstance(outcome, QuotaExhausted):
+        until = next_midnight(at, outcome.timezone)
+        held = pause(session, message.channel, until, f"{provider}: {outcome.reason}")
+        hold(session, message, contact, held, result)
+    elif isinstance(outcome, PermanentError):
         permanent(session, message, contact, f"{provider}: {outcome.reason}", result)
     else:
         reason = f"{provider}: {outcome.reason}"

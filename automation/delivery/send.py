@@ -10,7 +10,8 @@ Plain functions taking a Session (the actors only wire them to queues).
    the provider call (a click can only arrive after its target is saved).
 4. The adapter sends (an adapter that batches gets the whole group in one
    session), paced by the provider's rate limiter; automation.delivery.outcome writes
-   what happened.
+   what happened. A channel paused by its provider (automation.delivery.pauses: the ZNS
+   daily quota) is not called: its rows are held (fallback now, or deferred to the reset).
 
 A worker killed between the claim and the status update leaves the row ``sending``;
 automation.delivery.stale re-queues it after OUTBOX_STALE_SECONDS. That resend is the
@@ -37,7 +38,8 @@ from automation.delivery.channels import get_adapter, provider_name
 from automation.delivery.claim import claim_many
 from automation.delivery.compose import prepare
 from automation.delivery.context import address_for, build_context, context_events
-from automation.delivery.outcome import BatchResult, apply, permanent, skip, store_sent
+from automation.delivery.outcome import BatchResult, apply, hold, permanent, skip, store_sent
+from automation.delivery.pauses import paused
 from automation.delivery.policy import Candidate, evaluate
 from automation.delivery.ratelimit import limiter_for
 from automation.messages.errors import TemplateProblem
@@ -161,6 +163,12 @@ def deliver_batch(
         size = len(group) if adapter.batches else settings.delivery_concurrency
         for start in range(0, len(group), size):
             chunk = group[start : start + size]
+            held = paused(session, channel, now())
+            if held is not None:  # e.g. the ZNS daily quota ran out: no call until reset
+                for message, contact, _ in chunk:
+                    hold(session, message, contact, held, result)
+                session.commit()
+                continue
             for returned in _send_group(adapter, provider, [o for *_, o in chunk], settings):
                 for index, outcome in returned:
                     message, contact, _ = chunk[index]

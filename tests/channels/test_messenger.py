@@ -18,7 +18,6 @@ from channels.errors import PermanentError, TransientError
 from channels.facebook import MessengerChannel
 from channels.retry import RetryPolicy
 from tests.channels.conftest import Reply, ScriptedServer
-from tests.delivery.conftest import dsettings, esms_server, smtp_sink, zns_server  # noqa: F401
 from tests.delivery.helpers import Loopback, contact, message
 
 MSG = OutboundMessage(id=7, channel="messenger", to="psid-1", text="Đơn DH001 đã giao")

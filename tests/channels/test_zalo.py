@@ -1,16 +1,30 @@
-"""Zalo ZNS / OA adapters and OAuth token rotation on a loopback server."""
+"""Zalo ZNS / OA adapters and OAuth token rotation on a loopback server; ZNS quota pause
+and OA rules through the real worker (deliver_batch) against a loopback Zalo."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
+from admin_cli.main import app
+from automation.core import clock
+from automation.core.config import get_settings
+from automation.core.models import Message
+from automation.delivery.channels import close_adapters
+from automation.delivery.send import deliver_batch
 from channels.base import OutboundMessage
-from channels.errors import PermanentError, TransientError
+from channels.errors import PermanentError, QuotaExhausted, TransientError
 from channels.retry import RetryPolicy
 from channels.zalo import ZaloOaChannel, ZaloZnsChannel
 from channels.zalo_token import InMemoryTokenStore, OAuthRefresher, StaticToken
 from tests.channels.conftest import Reply, ScriptedServer
+from tests.delivery.helpers import Loopback, consent, contact, message
 
 NOW = 1_700_000_000.0
 ZNS = OutboundMessage(
@@ -75,7 +89,7 @@ def test_zns_bad_phone_or_no_account_is_permanent(
 
 @pytest.mark.parametrize(
     ("code", "error"),
-    [(-100, TransientError), (-115, TransientError), (-101, TransientError),
+    [(-100, TransientError), (-115, QuotaExhausted), (-101, TransientError),
      (-109, PermanentError), (-111, PermanentError), (-112, PermanentError),
      (-114, PermanentError), (-119, PermanentError)],
 )  # fmt: skip
@@ -198,3 +212,53 @@ def test_oa_user_not_following_is_permanent(policy: RetryPolicy) -> None:
     )
     with pytest.raises(PermanentError):
         channel.send(OutboundMessage(id=1, channel="zalo_oa", to="u1", text="hi"))
+
+
+VN_MORNING = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)  # 10:00 in Ho Chi Minh City
+VN_MIDNIGHT = datetime(2026, 11, 2, 17, 0, tzinfo=UTC)  # 00:00 on 3 November there
+
+
+@pytest.mark.usefixtures("dsettings")
+def test_zns_daily_quota_pauses_the_channel_until_midnight_and_the_fallback_goes(
+    session: Session,
+    zns_server: Loopback,
+    frozen_clock: clock.FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DELIVERY_CONCURRENCY", "1")  # one call at a time: the pause is seen
+    get_settings.cache_clear()
+    close_adapters()
+    frozen_clock.set(VN_MORNING)
+    people = [contact(session, n) for n in (1, 2, 3, 4)]
+    consent(session, people[0], "sms")
+    with_fallback = message(session, people[0], "zalo_zns", fallback=["sms"])
+    waiting = [message(session, c, "zalo_zns") for c in people[1:3]]
+    session.commit()
+    zns_server.scripted.append((200, {"error": -115, "message": "Out of quota"}))
+
+    result = deliver_batch(session, [with_fallback.id, *(m.id for m in waiting)])
+
+    assert len(zns_server.hits) == 1  # the other two never reached Zalo
+    assert result.skipped == [with_fallback.id] and len(result.fallbacks) == 1
+    assert result.deferred == [m.id for m in waiting] and result.retry == []
+    session.expire_all()
+    assert "zalo_zns paused until 2026-11-02 17:00 UTC" in (with_fallback.error or "")
+    [sms] = session.scalars(select(Message).where(Message.channel == "sms")).all()
+    assert (sms.fallback_from_id, sms.status) == (with_fallback.id, "queued")
+    for m in waiting:
+        assert (m.status, m.not_before) == ("deferred", VN_MIDNIGHT)
+
+    report = json.loads(CliRunner().invoke(app, ["doctor", "--json"]).output)
+    [pause] = report["paused"]
+    assert pause["channel"] == "zalo_zns" and pause["until"] == VN_MIDNIGHT.isoformat()
+    assert "-115" in pause["reason"]
+
+    later = message(session, people[3], "zalo_zns")  # queued during the pause
+    session.commit()
+    assert deliver_batch(session, [later.id]).deferred == [later.id]
+    assert len(zns_server.hits) == 1
+
+    frozen_clock.set(VN_MIDNIGHT)  # quota reset
+    assert deliver_batch(session, [m.id for m in waiting]).sent == [m.id for m in waiting]
+    assert len(zns_server.hits) == 3
+    assert json.loads(CliRunner().invoke(app, ["doctor", "--json"]).output)["paused"] == []
