@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 from admin_cli.main import app
 from automation.core import clock
 from automation.core.config import get_settings
-from automation.core.models import Message
+from automation.core.models import Message, Order
 from automation.delivery.channels import close_adapters
 from automation.delivery.send import deliver_batch
 from channels.base import OutboundMessage
@@ -262,3 +263,45 @@ def test_zns_daily_quota_pauses_the_channel_until_midnight_and_the_fallback_goes
     assert deliver_batch(session, [m.id for m in waiting]).sent == [m.id for m in waiting]
     assert len(zns_server.hits) == 3
     assert json.loads(CliRunner().invoke(app, ["doctor", "--json"]).output)["paused"] == []
+
+
+PROMO = """
+zalo_zns:
+  template_id: "000009"
+  tag: 3
+  params:
+    customer_name: "{{ contact.first_name }}"
+sms:
+  text: "Shop: uu dai cho ban"
+"""
+
+
+@pytest.mark.usefixtures("dsettings")
+def test_promotion_tag_zns_needs_a_prior_order(
+    session: Session, zns_server: Loopback, frozen_clock: clock.FrozenClock
+) -> None:
+    frozen_clock.set(VN_MORNING)
+    root = Path(get_settings().templates_dir or "")
+    (root / "t" / "zpromo.yaml").write_text(PROMO.lstrip(), encoding="utf-8")
+    (root / "t" / "zbad.yaml").write_text(PROMO.replace("tag: 3", "tag: 5"), encoding="utf-8")
+    lead, buyer = contact(session, 1), contact(session, 2)
+    consent(session, lead, "sms")
+    session.add(Order(source="shopify", external_id="1001", contact_id=buyer.id,
+                      status="paid", total=250000, placed_at=VN_MORNING))  # fmt: skip
+    to_lead = message(session, lead, "zalo_zns", "t/zpromo", fallback=["sms"])
+    to_buyer = message(session, buyer, "zalo_zns", "t/zpromo")
+    session.commit()
+
+    result = deliver_batch(session, [to_lead.id, to_buyer.id])
+
+    assert result.sent == [to_buyer.id] and result.skipped == [to_lead.id]
+    assert [h.body["template_id"] for h in zns_server.hits] == ["000009"]
+    session.expire_all()
+    assert to_lead.status == "skipped"
+    assert "tag 3 (promotion)" in (to_lead.error or "") and "no order" in (to_lead.error or "")
+    [sms] = session.scalars(select(Message).where(Message.channel == "sms")).all()
+    assert sms.fallback_from_id == to_lead.id
+
+    checked = CliRunner().invoke(app, ["templates", "validate", "t/zbad", "--json"])
+    assert checked.exit_code != 0
+    assert "zalo_zns.tag: 5 is not a ZNS tag; use 1 (transaction)" in checked.output
