@@ -5,8 +5,8 @@ Plain functions taking a Session (the actors only wire them to queues).
 1. automation.delivery.claim moves due rows to ``sending`` and commits: a row is claimed
    by at most one worker.
 2. Policy (automation.delivery.policy) decides send / defer / skip / fail; a ZNS
-   promotion-tag template to a contact without an order is skipped
-   (automation.delivery.zns_tags).
+   promotion-tag template to a contact without an order, or an OA consultation message
+   to a contact Zalo answered -230 for, is skipped (automation.delivery.zalo_rules).
 3. automation.delivery.compose renders the template with links rewritten and the
    channel's decorations; the rendering and link targets are stored and committed before
    the provider call (a click can only arrive after its target is saved).
@@ -44,7 +44,7 @@ from automation.delivery.outcome import BatchResult, apply, hold, permanent, ski
 from automation.delivery.pauses import paused
 from automation.delivery.policy import Candidate, evaluate
 from automation.delivery.ratelimit import limiter_for
-from automation.delivery.zns_tags import promotion_refusal
+from automation.delivery.zalo_rules import refusal
 from automation.messages.errors import TemplateProblem
 from channels.base import Channel, OutboundMessage, SendResult
 from channels.errors import ChannelError, PermanentError
@@ -146,8 +146,8 @@ def deliver_batch(
             skip(session, m, cand.contact, decision.reason or "not allowed", result)
         elif decision.action == "fail":
             permanent(session, m, cand.contact, decision.reason or "undeliverable", result)
-        elif refusal := promotion_refusal(session, m, cand.contact, at, settings):
-            skip(session, m, cand.contact, refusal, result)
+        elif refused := refusal(session, m, cand.contact, at, settings):
+            skip(session, m, cand.contact, refused, result)
         else:
             enrollment, events = triggers.get(m.enrollment_id or -1, (None, []))
             try:

@@ -198,12 +198,34 @@ def test_oa_text_message(
                                   "data": {"message_id": "oa-9", "user_id": "2512"}}))  # fmt: skip
     tokens, _ = refresher(http_server, client, policy)
     channel = ZaloOaChannel(tokens, api_base=http_server.url, client=client, policy=policy)
-    msg = OutboundMessage(id=3, channel="zalo_oa", to="2512", text="Chào An, đơn DH001 đã giao")
+    msg = OutboundMessage(
+        id=3, channel="zalo_oa", to="2512", text="Chào An, đơn DH001 đã giao", purpose="marketing"
+    )
     assert channel.send(msg).provider_message_id == "oa-9"
     req = http_server.requests[0]
     assert req.path == "/v3.0/oa/message/cs" and req.headers["access_token"] == "A1"
     assert req.json() == {"recipient": {"user_id": "2512"},
                           "message": {"text": "Chào An, đơn DH001 đã giao"}}  # fmt: skip
+
+
+def test_oa_transactional_message_uses_the_transaction_endpoint(
+    http_server: ScriptedServer, client: httpx.Client, policy: RetryPolicy
+) -> None:
+    http_server.reply(Reply(200, {"error": 0, "message": "Success",
+                                  "data": {"message_id": "oa-10", "user_id": "2512"}}))  # fmt: skip
+    tokens, _ = refresher(http_server, client, policy)
+    channel = ZaloOaChannel(tokens, api_base=http_server.url, client=client, policy=policy)
+    text = "Đơn DH001 đã giao\nCảm ơn An đã mua hàng"
+    msg = OutboundMessage(id=4, channel="zalo_oa", to="2512", text=text)
+    assert channel.send(msg).provider_message_id == "oa-10"
+    req = http_server.requests[0]
+    assert req.path == "/v3.0/oa/message/transaction"
+    payload = req.json()["message"]["attachment"]["payload"]
+    assert payload["template_type"] == "transaction_order" and payload["language"] == "VI"
+    assert payload["elements"] == [
+        {"type": "header", "content": "Đơn DH001 đã giao", "align": "left"},
+        {"type": "text", "content": "Cảm ơn An đã mua hàng", "align": "left"},
+    ]
 
 
 def test_oa_user_not_following_is_permanent(policy: RetryPolicy) -> None:
@@ -305,3 +327,44 @@ def test_promotion_tag_zns_needs_a_prior_order(
     checked = CliRunner().invoke(app, ["templates", "validate", "t/zbad", "--json"])
     assert checked.exit_code != 0
     assert "zalo_zns.tag: 5 is not a ZNS tag; use 1 (transaction)" in checked.output
+
+
+@pytest.mark.usefixtures("dsettings")
+def test_oa_minus_230_is_permanent_for_the_contact_until_they_write_again(
+    session: Session, monkeypatch: pytest.MonkeyPatch, frozen_clock: clock.FrozenClock
+) -> None:
+    frozen_clock.set(VN_MORNING)
+    answers = [{"error": -230, "message": "User has not interacted with the OA in 7 days"}]
+    oa = Loopback(lambda body: (200, answers.pop(0) if answers else
+                                {"error": 0, "data": {"message_id": "oa-ok"}}))  # fmt: skip
+    try:
+        monkeypatch.setenv("ZALO_OA_API_BASE", oa.url)
+        root = Path(get_settings().templates_dir or "")
+        (root / "t" / "oa.yaml").write_text('zalo_oa:\n  text: "Chào bạn"\n', "utf-8")
+        get_settings.cache_clear()
+        close_adapters()
+        person = contact(session, zalo_user_id="2512")
+        first = message(session, person, "zalo_oa", "t/oa", step="s1")
+        session.commit()
+        assert deliver_batch(session, [first.id]).failed == [first.id]
+        session.expire_all()
+        assert "no interaction with the OA in 7 days" in (first.error or "")
+
+        second = message(session, person, "zalo_oa", "t/oa", step="s2")
+        update = message(session, person, "zalo_oa", "t/oa", purpose="transactional", step="s3")
+        session.commit()
+        result = deliver_batch(session, [second.id, update.id])
+        assert result.skipped == [second.id] and result.sent == [update.id]
+        session.expire_all()
+        assert f"Zalo -230 on message {first.id}" in (second.error or "")
+        assert [h.path for h in oa.hits] == ["/v3.0/oa/message/cs", "/v3.0/oa/message/transaction"]
+
+        frozen_clock.set(VN_MORNING.replace(hour=5))  # they write to the OA two hours later
+        person.last_inbound_at = {"zalo": frozen_clock.now().isoformat()}
+        third = message(session, person, "zalo_oa", "t/oa", step="s4")
+        session.commit()
+        assert deliver_batch(session, [third.id]).sent == [third.id]
+        assert oa.hits[-1].path == "/v3.0/oa/message/cs"
+    finally:
+        oa.close()
+        close_adapters()
