@@ -1,4 +1,4 @@
-"""`mactl doctor`: each channel's state, ZNS example template ids, database and Redis."""
+"""`mactl doctor`: each channel's state and pauses, ZNS example ids, Zalo tokens, DB, Redis."""
 
 from __future__ import annotations
 
@@ -40,6 +40,27 @@ def zns_example_warnings(settings: Settings) -> list[str]:
                     f'set ZNS_TEMPLATE_IDS=\'{{"{name}": "<your approved id>"}}\''
                 )
     return warnings
+
+
+def provider_state(settings: Settings) -> tuple[list[dict[str, str]], list[str]]:
+    """Channel pauses in force and the Zalo refresh token warning (read from the database)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from automation.core.clock import now
+    from automation.core.db import session_scope
+    from automation.delivery.pauses import active_pauses
+    from automation.delivery.providers.zalo import refresh_warnings
+
+    at = now()
+    try:
+        with session_scope(settings) as session:
+            pauses = [
+                {"channel": p.channel, "until": p.until.isoformat(), "reason": p.reason}
+                for p in active_pauses(session, at)
+            ]
+            return pauses, refresh_warnings(session, settings, at)
+    except SQLAlchemyError:
+        return [], []
 
 
 def _check_db(settings: Settings) -> tuple[bool, str]:
@@ -85,7 +106,8 @@ def doctor(as_json: bool = JSON) -> None:
     states = channel_states(settings)
     db_ok, db_detail = _check_db(settings)
     redis_ok, redis_detail = _check_redis(settings)
-    warnings = zns_example_warnings(settings)
+    pauses, token_warnings = provider_state(settings) if db_ok else ([], [])
+    warnings = zns_example_warnings(settings) + token_warnings
     report: dict[str, Any] = {
         "channels": [
             {
@@ -96,6 +118,7 @@ def doctor(as_json: bool = JSON) -> None:
             }
             for s in states
         ],
+        "paused": pauses,
         "database": {"ok": db_ok, "detail": db_detail},
         "redis": {"ok": redis_ok, "detail": redis_detail},
         "compliance_profile": settings.compliance_profile,
@@ -119,6 +142,13 @@ def doctor(as_json: bool = JSON) -> None:
             ],
         )
         out = console()
+        for p in pauses:
+            out.print(
+                f"[yellow]paused:[/yellow] {p['channel']} until {p['until']} "
+                f"({escape(p['reason'])}); the step's fallback goes meanwhile",
+                markup=True,
+                highlight=False,
+            )
         for label, ok, detail in (
             ("database", db_ok, db_detail),
             ("redis", redis_ok, redis_detail),

@@ -6,6 +6,8 @@ The tree (catch the narrowest class you can act on)::
      ├── TransientError     try again later; ``.retry_after`` (seconds) when the
      │                      provider said how long; account/config problems too,
      │                      so messages wait instead of falling back
+     │   └── QuotaExhausted the account's daily quota is spent: pause the whole
+     │                      channel until local midnight in ``.timezone``
      └── PermanentError     will never succeed for this message or address:
                             mark it failed and fall back to another channel
 
@@ -32,6 +34,14 @@ class TransientError(ChannelError):
     ) -> None:
         super().__init__(reason, code=code)
         self.retry_after = retry_after
+
+
+class QuotaExhausted(TransientError):
+    """The provider's daily quota is reached: no message on this channel goes until reset."""
+
+    def __init__(self, reason: str, *, timezone: str, code: str | None = None) -> None:
+        super().__init__(reason, code=code)
+        self.timezone = timezone  # the quota resets at midnight here
 
 
 class PermanentError(ChannelError):

@@ -16,6 +16,7 @@ code (subcode)                                 result
 1, 2 temporary / unexpected, 1200 temporary    TransientError
 4, 17, 32, 613, 80006 rate limits              TransientError(retry_after=60)
 10 (2018278) sent outside allowed window       PermanentError
+10 (2534022) outside the allowed window        PermanentError (never retried)
 100 (2018001) no matching user                 PermanentError
 551 person not available                       PermanentError
 200 (2018028 ...) cannot message this user     PermanentError
@@ -60,7 +61,7 @@ ALLOWED_TAGS = frozenset({"POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE", "CONFIRMED_E
 TRANSIENT_CODES = frozenset({1, 2, 1200})
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, 80006})
 PERMANENT_CODES = frozenset({551})
-PERMANENT_PAIRS = frozenset({(10, 2018278), (100, 2018001), (200, 2018028)})
+PERMANENT_PAIRS = frozenset({(10, 2018278), (10, 2534022), (100, 2018001), (200, 2018028)})
 CONFIG_CODES = frozenset({10, 190, 200})
 RATE_LIMIT_PAUSE = 60.0
 

@@ -13,6 +13,10 @@ complained                     complained + complaint suppression + opt-out
 unsubscribed                   unsubscribed (opt-out)
 =============================  ===============================================
 
+Freshness and replay: a block whose timestamp is more than ``max_age`` seconds away from
+now is refused (401, ``stale_signature``); the caller spends each token once (see
+:func:`fingerprint`), so a captured block cannot be replayed with other event data.
+
 Our message is found by the ``message_id`` user variable, then by our Message-ID
 ``<msg-<id>@...>``, then by the provider message id.
 """
@@ -21,7 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
+import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from channels.callback import (
@@ -34,8 +40,7 @@ from channels.callback import (
     unauthorized,
 )
 from channels.httpchannel import as_dict
-
-OUR_MESSAGE_ID = re.compile(r"<?msg-(\d+)@")
+from channels.mime import OUR_MESSAGE_ID
 
 
 def mailgun_signature(signing_key: str, timestamp: str, token: str) -> str:
@@ -49,8 +54,36 @@ def verify_mailgun(signing_key: str, timestamp: str, token: str, signature: str)
     return same(mailgun_signature(signing_key, timestamp, token), signature.lower())
 
 
-def read_callback(request: CallbackRequest, signing_key: str) -> list[CallbackResult]:
-    """Verify the body's signature block (CallbackRejected otherwise) and parse the event."""
+def fingerprint(data: dict[str, Any]) -> str:
+    """SHA-256 of the event data: a token may come back only with this same event."""
+    canonical = json.dumps(data.get("event-data"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_fresh(timestamp: str, max_age: float, clock: Callable[[], float] = time.time) -> None:
+    """401 unless the signed timestamp is within ``max_age`` seconds of now."""
+    try:
+        age = abs(clock() - float(timestamp))
+    except ValueError:
+        raise unauthorized("signature.timestamp must be epoch seconds", "stale_signature") from None
+    if age > max_age:
+        raise unauthorized(
+            f"signature.timestamp is {int(age)} s away from now (more than {int(max_age)} s: "
+            "MAILGUN_MAX_AGE_SECONDS); Mailgun signs each delivery afresh",
+            "stale_signature",
+        )
+
+
+def read_callback(
+    request: CallbackRequest,
+    signing_key: str,
+    max_age: float = 300.0,
+    clock: Callable[[], float] = time.time,
+) -> list[CallbackResult]:
+    """Verify the body's signature block and its freshness, then parse the event.
+
+    Raises CallbackRejected (401) on a missing, wrong or stale signature.
+    """
     try:
         data = json_body(request.body)
     except CallbackRejected as exc:
@@ -66,6 +99,7 @@ def read_callback(request: CallbackRequest, signing_key: str) -> list[CallbackRe
         signing_key, str(block["timestamp"]), str(block["token"]), str(block["signature"])
     ):
         raise unauthorized("signature must be hex HMAC-SHA256(signing key, timestamp+token)")
+    check_fresh(str(block["timestamp"]), max_age, clock)
     if not isinstance(data.get("event-data"), dict):
         raise CallbackRejected(400, "invalid_payload", "field event-data (object) is required")
     return parse_callback(data)

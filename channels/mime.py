@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -11,6 +12,8 @@ from email.utils import formatdate, parseaddr
 from channels.base import OutboundMessage
 from channels.errors import PermanentError
 
+#: Our Message-ID (see :func:`message_id`); group 1 is the outbox row id.
+OUR_MESSAGE_ID = re.compile(r"<?msg-(\d+)@")
 #: RFC 5322 allows 998 octets; folding long URL headers at 78 can mangle them.
 POLICY = SMTP.clone(max_line_length=998)
 

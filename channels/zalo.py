@@ -16,14 +16,21 @@ error                                      result
 -118 no Zalo account*, -119 cannot         PermanentError
 receive*
 -124 access token invalid*, -216*          refresh token, retry once
--100 unknown, -115 quota*, -101..-105 app  TransientError
-config, anything else
+-115 daily quota reached*                  QuotaExhausted: the channel pauses until
+                                           midnight Asia/Ho_Chi_Minh (quota reset)
+-100 unknown, -101..-105 app config,       TransientError
+anything else
 =========================================  ==========================
 
-OA (``POST {api_base}/v3.0/oa/message/cs``; codes from integrations, not
-verified against Zalo's pages): -213 user not following the OA and -230 no
-interaction in the allowed window are permanent; -216 / -124 are token
-errors; everything else is transient.
+OA (codes from integrations, not verified against Zalo's pages): consultation
+messages go to ``POST {api_base}/v3.0/oa/message/cs`` and only reach a follower who
+interacted with the OA in the last 7 days: -230 (no interaction in 7 days) is
+permanent for that person until they write to the OA again (the domain then skips
+their consultation messages, see automation.delivery.zalo_rules), -213 (not
+following) is permanent too. Transactional messages go to
+``POST {api_base}/v3.0/oa/message/transaction`` as a ``transaction_order`` template
+(header + text), which Zalo requires for order updates outside that window.
+-216 / -124 are token errors; everything else is transient.
 
 Webhooks (``X-ZEvent-Signature`` = [mac=]hex SHA-256(app id + raw body + timestamp + OA
 secret)) parse into CallbackResult: user_received_message -> delivered,
@@ -50,7 +57,7 @@ from channels.callback import (
     same,
     unauthorized,
 )
-from channels.errors import PermanentError, TransientError
+from channels.errors import PermanentError, QuotaExhausted, TransientError
 from channels.httpchannel import HttpChannel, as_dict, json_object
 from channels.phone import msisdn
 from channels.retry import RetryPolicy
@@ -59,11 +66,18 @@ from channels.zalo_token import ZaloTokenProvider
 ZNS_API_BASE = "https://business.openapi.zalo.me"
 OA_API_BASE = "https://openapi.zalo.me"
 TOKEN_ERRORS = frozenset({-124, -216})
+QUOTA_ERRORS = frozenset({-115})
+NO_INTERACTION = -230
+TRANSACTION_PATH = "/v3.0/oa/message/transaction"
+HEADER_MAX = 100
+#: ZNS daily quotas reset at midnight Vietnam time.
+QUOTA_TIMEZONE = "Asia/Ho_Chi_Minh"
 
 
 class _ZaloChannel(HttpChannel):
     path: ClassVar[str]
     permanent: ClassVar[frozenset[int]]
+    quota: ClassVar[frozenset[int]] = frozenset()
     id_field: ClassVar[str]
 
     def __init__(
@@ -82,17 +96,21 @@ class _ZaloChannel(HttpChannel):
     def body(self, msg: OutboundMessage) -> dict[str, Any]:
         """The JSON body for ``msg``."""
 
+    def url_for(self, msg: OutboundMessage) -> str:
+        """The endpoint ``msg`` goes to."""
+        return self.url
+
     def send(self, msg: OutboundMessage) -> SendResult:
         """Send; refresh the token and retry once if Zalo rejects it."""
-        body = self.body(msg)
+        body, url = self.body(msg), self.url_for(msg)
         token = self.tokens.get()
-        data = self._post(token, body)
+        data = self._post(url, token, body)
         if _code(data) in TOKEN_ERRORS:
-            data = self._post(self.tokens.refresh(stale=token), body)
+            data = self._post(url, self.tokens.refresh(stale=token), body)
         return self._result(data)
 
-    def _post(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self.request("POST", self.url, json=body, headers={"access_token": token})
+    def _post(self, url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.request("POST", url, json=body, headers={"access_token": token})
         return json_object(response, "Zalo")
 
     def _result(self, data: dict[str, Any]) -> SendResult:
@@ -101,8 +119,15 @@ class _ZaloChannel(HttpChannel):
         if code == 0:
             return SendResult(str(payload.get(self.id_field) or "") or None, detail=payload)
         reason = f"Zalo {code}: {data.get('message', '')}"
+        if code == NO_INTERACTION:
+            reason += (
+                " (no interaction with the OA in 7 days: consultation messages to this "
+                "person stop until they write to the OA)"
+            )
         if code in self.permanent:
             raise PermanentError(reason, code=str(code))
+        if code in self.quota:
+            raise QuotaExhausted(reason, timezone=QUOTA_TIMEZONE, code=str(code))
         raise TransientError(reason, code=str(code))
 
 
@@ -119,6 +144,7 @@ class ZaloZnsChannel(_ZaloChannel):
     name = "zalo_zns"
     path = "/message/template"
     permanent = frozenset({-108, -109, -111, -112, -114, -118, -119})
+    quota = QUOTA_ERRORS
     id_field = "msg_id"
 
     def __init__(
@@ -148,7 +174,7 @@ class ZaloOaChannel(_ZaloChannel):
 
     name = "zalo_oa"
     path = "/v3.0/oa/message/cs"
-    permanent = frozenset({-213, -230})
+    permanent = frozenset({-213, NO_INTERACTION})
     id_field = "message_id"
 
     def __init__(
@@ -161,9 +187,33 @@ class ZaloOaChannel(_ZaloChannel):
     ) -> None:
         super().__init__(tokens, api_base=api_base, client=client, policy=policy)
 
+    def url_for(self, msg: OutboundMessage) -> str:
+        """Transactional messages: the transaction endpoint; others: consultation."""
+        if msg.purpose == "transactional":
+            return self.url.removesuffix(self.path) + TRANSACTION_PATH
+        return self.url
+
     def body(self, msg: OutboundMessage) -> dict[str, Any]:
-        """``{recipient: {user_id}, message: {text}}``."""
-        return {"recipient": {"user_id": msg.to}, "message": {"text": msg.text}}
+        """Consultation ``{recipient: {user_id}, message: {text}}``, or a transaction template.
+
+        The transaction template's header is the subject, else the text's first line.
+        """
+        recipient = {"user_id": msg.to}
+        if msg.purpose != "transactional":
+            return {"recipient": recipient, "message": {"text": msg.text}}
+        first, _, rest = msg.text.strip().partition("\n")
+        header = (msg.subject or first).strip()[:HEADER_MAX]
+        text = (msg.text if msg.subject else rest).strip() or header
+        payload = {
+            "template_type": "transaction_order",
+            "language": "VI",
+            "elements": [
+                {"type": "header", "content": header, "align": "left"},
+                {"type": "text", "content": text, "align": "left"},
+            ],
+        }
+        message = {"attachment": {"type": "template", "payload": payload}}
+        return {"recipient": recipient, "message": message}
 
 
 def zalo_signature(app_id: str, body: bytes, timestamp: str, oa_secret: str) -> str:

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
 
     # Provider callbacks and tracking (CALLBACKS stream): secrets that sign provider webhooks.
     mailgun_signing_key: str | None = None
+    mailgun_max_age_seconds: int = Field(
+        300, ge=1, description="refuse Mailgun signature blocks older than this"
+    )
+    sendgrid_webhook_public_key: str | None = Field(
+        None, description="SendGrid Signed Event Webhook verification key (base64)"
+    )
     twilio_auth_token: str | None = None
     zalo_app_id: str | None = None
     zalo_oa_secret: str | None = None
@@ -118,6 +124,11 @@ class Settings(BaseSettings):
     zalo_access_token: str | None = None
     zalo_app_secret: str | None = None
     zalo_refresh_token: str | None = None
+    zalo_refresh_token_days: int = Field(90, ge=1, description="refresh token lifetime")
+    zalo_refresh_warn_days: int = Field(14, ge=0, description="doctor warns this long before")
+    zalo_refresh_ahead_seconds: int = Field(
+        7200, ge=60, description="scheduler refreshes the access token this long before expiry"
+    )
     zns_template_ids: dict[str, str] = Field(
         default_factory=dict, description='JSON {"order_status/shipped": "231456"}'
     )

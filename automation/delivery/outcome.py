@@ -7,6 +7,9 @@ bounce) and an "unreachable" code (automation.delivery.unreachable) marks the co
 unreachable on the channel. TransientError -> back to ``queued`` with the
 error and ``not_before`` = now + backoff, or ``failed`` (dead letter) once
 ``DELIVERY_MAX_ATTEMPTS`` is hit (an SMTP 4xx then counts as a soft bounce).
+QuotaExhausted -> the channel is paused until the quota
+resets (automation.delivery.pauses) and the row is held: its fallback goes now, or it
+waits (``deferred``) until the reset.
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ from automation.core.eventlog import record_event
 from automation.core.models import Contact, Event, Message
 from automation.core.vocabulary import Status
 from automation.delivery.context import address_for
+from automation.delivery.pauses import Pause, next_midnight, pause
 from automation.delivery.unreachable import is_hard_bounce, is_soft_bounce, unreachable_reason
 from automation.messages.errors import TemplateProblem
 from automation.messages.lookup import section
 from channels.base import SendResult
-from channels.errors import ChannelError, PermanentError
+from channels.errors import ChannelError, PermanentError, QuotaExhausted
 
 
 @dataclass
@@ -197,6 +201,18 @@ def skip(
     _fall_back(session, message, contact, reason, result)
 
 
+def hold(
+    session: Session, message: Message, contact: Contact, held: Pause, result: BatchResult
+) -> None:
+    """The channel is paused: the step's fallback goes now; without one the row waits."""
+    reason = f"{message.channel} paused until {held.until:%Y-%m-%d %H:%M} UTC ({held.reason})"
+    if create_fallback(session, message, contact) is not None:
+        skip(session, message, contact, reason, result)
+    else:
+        message.status, message.not_before, message.error = Status.DEFERRED, held.until, reason
+        result.deferred.append(message.id)
+
+
 def _fall_back(
     session: Session, message: Message, contact: Contact, reason: str, result: BatchResult
 ) -> Message | None:
@@ -272,7 +288,11 @@ def apply(
         return
     message.provider = provider
     message.updated_at = at
-    if isinstance(outcome, PermanentError):
+    if isinstance(outcome, QuotaExhausted):
+        until = next_midnight(at, outcome.timezone)
+        held = pause(session, message.channel, until, f"{provider}: {outcome.reason}")
+        hold(session, message, contact, held, result)
+    elif isinstance(outcome, PermanentError):
         note_permanent(session, message, provider, outcome)
         permanent(session, message, contact, f"{provider}: {outcome.reason}", result)
     else:

@@ -5,7 +5,9 @@ Plain functions taking a Session (the actors only wire them to queues).
 1. automation.delivery.claim moves due rows to ``sending`` and commits: a row is claimed
    by at most one worker.
 2. Policy (automation.delivery.policy) decides send / defer / skip / fail; a marketing
-   SMS or Zalo message to a number on the do-not-advertise list is skipped (``dnc``).
+   SMS or Zalo message to a number on the do-not-advertise list is skipped (``dnc``); a ZNS
+   promotion-tag template to a contact without an order, or an OA consultation message
+   to a contact Zalo answered -230 for, is skipped (automation.delivery.zalo_rules).
 3. automation.delivery.compose renders the template with links rewritten and the
    channel's decorations; the rendering and link targets are stored and committed before
    the provider call (a click can only arrive after its target is saved).
@@ -13,7 +15,8 @@ Plain functions taking a Session (the actors only wire them to queues).
    pools); pools that are due are sent at the end of the batch and by the scheduler.
 4. The adapter sends (an adapter that batches gets the whole group in one
    session), paced by the provider's rate limiter; automation.delivery.outcome writes
-   what happened.
+   what happened. A channel paused by its provider (automation.delivery.pauses: the ZNS
+   daily quota) is not called: its rows are held (fallback now, or deferred to the reset).
 
 A worker killed between the claim and the status update leaves the row ``sending``;
 automation.delivery.stale re-queues it after OUTBOX_STALE_SECONDS. That resend is the
@@ -41,9 +44,11 @@ from automation.delivery.channels import get_adapter, provider_name
 from automation.delivery.claim import claim_many
 from automation.delivery.compose import prepare
 from automation.delivery.context import address_for, build_context, context_events
-from automation.delivery.outcome import BatchResult, apply, permanent, skip, store_sent
+from automation.delivery.outcome import BatchResult, apply, hold, permanent, skip, store_sent
+from automation.delivery.pauses import paused
 from automation.delivery.policy import Candidate, evaluate
 from automation.delivery.ratelimit import limiter_for
+from automation.delivery.zalo_rules import refusal
 from automation.messages.errors import TemplateProblem
 from channels.base import Channel, OutboundMessage, SendResult
 from channels.errors import ChannelError, PermanentError
@@ -149,6 +154,8 @@ def deliver_batch(
             permanent(session, m, cand.contact, decision.reason or "undeliverable", result)
         elif m.id in listed:
             skip(session, m, cand.contact, dnc.REASON, result)
+        elif refused := refusal(session, m, cand.contact, at, settings):
+            skip(session, m, cand.contact, refused, result)
         else:
             enrollment, events = triggers.get(m.enrollment_id or -1, (None, []))
             try:
@@ -174,6 +181,12 @@ def deliver_batch(
         size = len(group) if adapter.batches else settings.delivery_concurrency
         for start in range(0, len(group), size):
             chunk = group[start : start + size]
+            held = paused(session, channel, now())
+            if held is not None:  # e.g. the ZNS daily quota ran out: no call until reset
+                for message, contact, _ in chunk:
+                    hold(session, message, contact, held, result)
+                session.commit()
+                continue
             for returned in _send_group(adapter, provider, [o for *_, o in chunk], settings):
                 for index, outcome in returned:
                     message, contact, _ = chunk[index]

@@ -4,7 +4,8 @@ Sections (see :mod:`automation.messages.lookup`)::
 
     email:     {subject, html, text (optional: generated from html)}
     sms:       {text}
-    zalo_zns:  {template_id, params: {name: "{{ ... }}" | {value: "...", type: customer_name}}}
+    zalo_zns:  {template_id, tag: 1|2|3 (transaction, customer care, promotion),
+                params: {name: "{{ ... }}" | {value: "...", type: customer_name}}}
     zalo_oa:   {text}
     messenger: {text, buttons: [{title, url}]}
 
@@ -26,7 +27,7 @@ from automation.messages.lookup import KINDS, section
 from automation.messages.rendered import Rendered
 from automation.messages.rewrite import rewrite_links
 from automation.messages.sandbox import render_text
-from automation.messages.zns import zns_limit
+from automation.messages.zns import zns_limit, zns_tag
 
 Field = Callable[..., str]
 MESSENGER_TEXT_MAX, MESSENGER_BUTTON_TITLE_MAX, OA_TEXT_MAX = 640, 20, 2000
@@ -86,6 +87,8 @@ def _zns(out: Rendered, sec: dict[str, Any], r: Field, where: str, settings: Set
     out.template_id = str(sec.get("template_id") or "")
     if not out.template_id:
         raise TemplateProblem(f"{where}: template_id is missing")
+    tag = zns_tag(sec, where)
+    out.tag = str(tag) if tag is not None else None
     params = sec.get("params") or {}
     if not isinstance(params, dict):
         raise TemplateProblem(f"{where}.params: must be a mapping name -> value")

@@ -1,8 +1,9 @@
-"""Zalo ZNS specifics: parameter length limits and the configured template ids."""
+"""Zalo ZNS specifics: parameter length limits, template tags, configured template ids."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -49,6 +50,22 @@ _TYPE_HINTS: tuple[tuple[str, str], ...] = (
     ("number", "code"),
     ("id", "code"),
 )
+
+
+#: ZNS template tags (the template's type, set when Zalo approves it).
+ZNS_TAGS: dict[int, str] = {1: "transaction", 2: "customer care", 3: "promotion"}
+PROMOTION_TAG = 3
+
+
+def zns_tag(sec: dict[str, Any], where: str) -> int | None:
+    """The section's ``tag`` (1, 2 or 3), None when absent; TemplateProblem otherwise."""
+    value = sec.get("tag")
+    if value is None:
+        return None
+    if isinstance(value, bool) or str(value) not in {str(k) for k in ZNS_TAGS}:
+        choices = ", ".join(f"{k} ({v})" for k, v in ZNS_TAGS.items())
+        raise TemplateProblem(f"{where}.tag: {value!r} is not a ZNS tag; use {choices}")
+    return int(value)
 
 
 def zns_limit(param: str, declared_type: str | None, settings: Settings | None = None) -> int:

@@ -8,6 +8,7 @@
   due_enrollments  enrollments whose next_run_at has come (waits, wait_until timeouts)
   stale_outbox     stuck sending / lost queued / due deferred outbox rows sent again
   sms_pools        advertising SMS pools whose window is over: sent, or rows fall back
+  zalo_tokens      refresh the Zalo OA token pair before it expires, even when idle
   events_after     events emitted by the tasks above, so one pass is complete
 """
 
@@ -23,6 +24,7 @@ from automation.contacts.carts import detect_abandoned_carts
 from automation.core import clock
 from automation.core.processing import process_pending_events
 from automation.delivery.pools import flush_pools
+from automation.delivery.providers.zalo import refresh_ahead
 from automation.delivery.stale import requeue_stale
 from automation.inbox.worker import inbox_task
 from automation.segments.membership import refresh_time_based_segments
@@ -58,5 +60,6 @@ TASKS: tuple[Task, ...] = (
     Task("due_enrollments", run_due_enrollments),
     Task("stale_outbox", requeue_stale),
     Task("sms_pools", flush_pools),
+    Task("zalo_tokens", refresh_ahead),
     Task("events_after", pending_events),
 )

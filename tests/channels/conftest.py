@@ -26,6 +26,9 @@ from aiosmtpd.controller import Controller
 
 from channels.retry import RetryPolicy
 
+# The delivery fixtures (settings with loopback providers), for worker tests of adapters.
+from tests.delivery.conftest import dsettings, esms_server, smtp_sink, zns_server  # noqa: F401
+
 
 @dataclass
 class Reply:

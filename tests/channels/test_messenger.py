@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.orm import Session
 
+from automation.core.config import get_settings
+from automation.delivery.channels import close_adapters
+from automation.delivery.send import deliver_batch
 from channels.base import OutboundMessage
 from channels.errors import PermanentError, TransientError
 from channels.facebook import MessengerChannel
 from channels.retry import RetryPolicy
 from tests.channels.conftest import Reply, ScriptedServer
+from tests.delivery.helpers import Loopback, contact, message
 
 MSG = OutboundMessage(id=7, channel="messenger", to="psid-1", text="Đơn DH001 đã giao")
 OK = {"recipient_id": "psid-1", "message_id": "m_abc"}
@@ -140,3 +147,31 @@ def test_send_batch_collects_errors_in_order(
         results = fb.send_batch(msgs)
     assert [type(r).__name__ for r in results] == ["SendResult", "PermanentError", "PermanentError"]
     assert len(http_server.requests) == 2
+
+
+@pytest.mark.usefixtures("dsettings")
+def test_outside_window_subcode_2534022_fails_once_through_the_worker(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Graph 10/2534022 through deliver_batch: failed at the first attempt, never re-queued."""
+    graph = Loopback(lambda body: (400, graph_error(10, 2534022)))
+    try:
+        monkeypatch.setenv("FACEBOOK_PAGE_TOKEN", "PAGE_TOKEN")
+        monkeypatch.setenv("FACEBOOK_GRAPH_BASE", graph.url + "/v21.0")
+        root = Path(get_settings().templates_dir or "")
+        (root / "t" / "fb.yaml").write_text('messenger:\n  text: "Đơn đã giao"\n', "utf-8")
+        get_settings.cache_clear()
+        close_adapters()
+        recent = {"messenger": datetime.now(UTC).isoformat()}
+        c = contact(session, facebook_psid="psid-1", last_inbound_at=recent)
+        m = message(session, c, "messenger", "t/fb", purpose="transactional")
+        session.commit()
+        result = deliver_batch(session, [m.id], settings=get_settings())
+        assert result.failed == [m.id] and result.retry == []
+        session.refresh(m)
+        assert m.status == "failed" and m.attempts == 1 and m.not_before is None
+        assert m.error is not None and "10/2534022" in m.error
+        assert len(graph.hits) == 1
+    finally:
+        graph.close()
+        close_adapters()

@@ -1,16 +1,31 @@
-"""Zalo ZNS / OA adapters and OAuth token rotation on a loopback server."""
+"""Zalo ZNS / OA adapters and OAuth token rotation on a loopback server; ZNS quota pause
+and OA rules through the real worker (deliver_batch) against a loopback Zalo."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
+from admin_cli.main import app
+from automation.core import clock
+from automation.core.config import get_settings
+from automation.core.models import Message, Order
+from automation.delivery.channels import close_adapters
+from automation.delivery.send import deliver_batch
 from channels.base import OutboundMessage
-from channels.errors import PermanentError, TransientError
+from channels.errors import PermanentError, QuotaExhausted, TransientError
 from channels.retry import RetryPolicy
 from channels.zalo import ZaloOaChannel, ZaloZnsChannel
 from channels.zalo_token import InMemoryTokenStore, OAuthRefresher, StaticToken
 from tests.channels.conftest import Reply, ScriptedServer
+from tests.delivery.helpers import Loopback, consent, contact, message
 
 NOW = 1_700_000_000.0
 ZNS = OutboundMessage(
@@ -75,7 +90,7 @@ def test_zns_bad_phone_or_no_account_is_permanent(
 
 @pytest.mark.parametrize(
     ("code", "error"),
-    [(-100, TransientError), (-115, TransientError), (-101, TransientError),
+    [(-100, TransientError), (-115, QuotaExhausted), (-101, TransientError),
      (-109, PermanentError), (-111, PermanentError), (-112, PermanentError),
      (-114, PermanentError), (-119, PermanentError)],
 )  # fmt: skip
@@ -153,7 +168,7 @@ def test_refresh_skipped_when_another_worker_already_rotated(
     http_server: ScriptedServer, client: httpx.Client, policy: RetryPolicy
 ) -> None:
     tokens, store = refresher(http_server, client, policy)
-    store.save("A2", "R2", NOW + 3600)
+    store.value = ("A2", "R2", NOW + 3600)  # rotated by another worker
     assert tokens.refresh(stale="A1") == "A2"
     assert http_server.requests == []
 
@@ -183,12 +198,34 @@ def test_oa_text_message(
                                   "data": {"message_id": "oa-9", "user_id": "2512"}}))  # fmt: skip
     tokens, _ = refresher(http_server, client, policy)
     channel = ZaloOaChannel(tokens, api_base=http_server.url, client=client, policy=policy)
-    msg = OutboundMessage(id=3, channel="zalo_oa", to="2512", text="Chào An, đơn DH001 đã giao")
+    msg = OutboundMessage(
+        id=3, channel="zalo_oa", to="2512", text="Chào An, đơn DH001 đã giao", purpose="marketing"
+    )
     assert channel.send(msg).provider_message_id == "oa-9"
     req = http_server.requests[0]
     assert req.path == "/v3.0/oa/message/cs" and req.headers["access_token"] == "A1"
     assert req.json() == {"recipient": {"user_id": "2512"},
                           "message": {"text": "Chào An, đơn DH001 đã giao"}}  # fmt: skip
+
+
+def test_oa_transactional_message_uses_the_transaction_endpoint(
+    http_server: ScriptedServer, client: httpx.Client, policy: RetryPolicy
+) -> None:
+    http_server.reply(Reply(200, {"error": 0, "message": "Success",
+                                  "data": {"message_id": "oa-10", "user_id": "2512"}}))  # fmt: skip
+    tokens, _ = refresher(http_server, client, policy)
+    channel = ZaloOaChannel(tokens, api_base=http_server.url, client=client, policy=policy)
+    text = "Đơn DH001 đã giao\nCảm ơn An đã mua hàng"
+    msg = OutboundMessage(id=4, channel="zalo_oa", to="2512", text=text)
+    assert channel.send(msg).provider_message_id == "oa-10"
+    req = http_server.requests[0]
+    assert req.path == "/v3.0/oa/message/transaction"
+    payload = req.json()["message"]["attachment"]["payload"]
+    assert payload["template_type"] == "transaction_order" and payload["language"] == "VI"
+    assert payload["elements"] == [
+        {"type": "header", "content": "Đơn DH001 đã giao", "align": "left"},
+        {"type": "text", "content": "Cảm ơn An đã mua hàng", "align": "left"},
+    ]
 
 
 def test_oa_user_not_following_is_permanent(policy: RetryPolicy) -> None:
@@ -198,3 +235,136 @@ def test_oa_user_not_following_is_permanent(policy: RetryPolicy) -> None:
     )
     with pytest.raises(PermanentError):
         channel.send(OutboundMessage(id=1, channel="zalo_oa", to="u1", text="hi"))
+
+
+VN_MORNING = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)  # 10:00 in Ho Chi Minh City
+VN_MIDNIGHT = datetime(2026, 11, 2, 17, 0, tzinfo=UTC)  # 00:00 on 3 November there
+
+
+@pytest.mark.usefixtures("dsettings")
+def test_zns_daily_quota_pauses_the_channel_until_midnight_and_the_fallback_goes(
+    session: Session,
+    zns_server: Loopback,
+    frozen_clock: clock.FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DELIVERY_CONCURRENCY", "1")  # one call at a time: the pause is seen
+    get_settings.cache_clear()
+    close_adapters()
+    frozen_clock.set(VN_MORNING)
+    people = [contact(session, n) for n in (1, 2, 3, 4)]
+    consent(session, people[0], "sms")
+    with_fallback = message(session, people[0], "zalo_zns", fallback=["sms"])
+    waiting = [message(session, c, "zalo_zns") for c in people[1:3]]
+    session.commit()
+    zns_server.scripted.append((200, {"error": -115, "message": "Out of quota"}))
+
+    result = deliver_batch(session, [with_fallback.id, *(m.id for m in waiting)])
+
+    assert len(zns_server.hits) == 1  # the other two never reached Zalo
+    assert result.skipped == [with_fallback.id] and len(result.fallbacks) == 1
+    assert result.deferred == [m.id for m in waiting] and result.retry == []
+    session.expire_all()
+    assert "zalo_zns paused until 2026-11-02 17:00 UTC" in (with_fallback.error or "")
+    [sms] = session.scalars(select(Message).where(Message.channel == "sms")).all()
+    assert (sms.fallback_from_id, sms.status) == (with_fallback.id, "queued")
+    for m in waiting:
+        assert (m.status, m.not_before) == ("deferred", VN_MIDNIGHT)
+
+    report = json.loads(CliRunner().invoke(app, ["doctor", "--json"]).output)
+    [pause] = report["paused"]
+    assert pause["channel"] == "zalo_zns" and pause["until"] == VN_MIDNIGHT.isoformat()
+    assert "-115" in pause["reason"]
+
+    later = message(session, people[3], "zalo_zns")  # queued during the pause
+    session.commit()
+    assert deliver_batch(session, [later.id]).deferred == [later.id]
+    assert len(zns_server.hits) == 1
+
+    frozen_clock.set(VN_MIDNIGHT)  # quota reset
+    assert deliver_batch(session, [m.id for m in waiting]).sent == [m.id for m in waiting]
+    assert len(zns_server.hits) == 3
+    assert json.loads(CliRunner().invoke(app, ["doctor", "--json"]).output)["paused"] == []
+
+
+PROMO = """
+zalo_zns:
+  template_id: "000009"
+  tag: 3
+  params:
+    customer_name: "{{ contact.first_name }}"
+sms:
+  text: "Shop: uu dai cho ban"
+"""
+
+
+@pytest.mark.usefixtures("dsettings")
+def test_promotion_tag_zns_needs_a_prior_order(
+    session: Session, zns_server: Loopback, frozen_clock: clock.FrozenClock
+) -> None:
+    frozen_clock.set(VN_MORNING)
+    root = Path(get_settings().templates_dir or "")
+    (root / "t" / "zpromo.yaml").write_text(PROMO.lstrip(), encoding="utf-8")
+    (root / "t" / "zbad.yaml").write_text(PROMO.replace("tag: 3", "tag: 5"), encoding="utf-8")
+    lead, buyer = contact(session, 1), contact(session, 2)
+    consent(session, lead, "sms")
+    session.add(Order(source="shopify", external_id="1001", contact_id=buyer.id,
+                      status="paid", total=250000, placed_at=VN_MORNING))  # fmt: skip
+    to_lead = message(session, lead, "zalo_zns", "t/zpromo", fallback=["sms"])
+    to_buyer = message(session, buyer, "zalo_zns", "t/zpromo")
+    session.commit()
+
+    result = deliver_batch(session, [to_lead.id, to_buyer.id])
+
+    assert result.sent == [to_buyer.id] and result.skipped == [to_lead.id]
+    assert [h.body["template_id"] for h in zns_server.hits] == ["000009"]
+    session.expire_all()
+    assert to_lead.status == "skipped"
+    assert "tag 3 (promotion)" in (to_lead.error or "") and "no order" in (to_lead.error or "")
+    [sms] = session.scalars(select(Message).where(Message.channel == "sms")).all()
+    assert sms.fallback_from_id == to_lead.id
+
+    checked = CliRunner().invoke(app, ["templates", "validate", "t/zbad", "--json"])
+    assert checked.exit_code != 0
+    assert "zalo_zns.tag: 5 is not a ZNS tag; use 1 (transaction)" in checked.output
+
+
+@pytest.mark.usefixtures("dsettings")
+def test_oa_minus_230_is_permanent_for_the_contact_until_they_write_again(
+    session: Session, monkeypatch: pytest.MonkeyPatch, frozen_clock: clock.FrozenClock
+) -> None:
+    frozen_clock.set(VN_MORNING)
+    answers = [{"error": -230, "message": "User has not interacted with the OA in 7 days"}]
+    oa = Loopback(lambda body: (200, answers.pop(0) if answers else
+                                {"error": 0, "data": {"message_id": "oa-ok"}}))  # fmt: skip
+    try:
+        monkeypatch.setenv("ZALO_OA_API_BASE", oa.url)
+        root = Path(get_settings().templates_dir or "")
+        (root / "t" / "oa.yaml").write_text('zalo_oa:\n  text: "Chào bạn"\n', "utf-8")
+        get_settings.cache_clear()
+        close_adapters()
+        person = contact(session, zalo_user_id="2512")
+        first = message(session, person, "zalo_oa", "t/oa", step="s1")
+        session.commit()
+        assert deliver_batch(session, [first.id]).failed == [first.id]
+        session.expire_all()
+        assert "no interaction with the OA in 7 days" in (first.error or "")
+
+        second = message(session, person, "zalo_oa", "t/oa", step="s2")
+        update = message(session, person, "zalo_oa", "t/oa", purpose="transactional", step="s3")
+        session.commit()
+        result = deliver_batch(session, [second.id, update.id])
+        assert result.skipped == [second.id] and result.sent == [update.id]
+        session.expire_all()
+        assert f"Zalo -230 on message {first.id}" in (second.error or "")
+        assert [h.path for h in oa.hits] == ["/v3.0/oa/message/cs", "/v3.0/oa/message/transaction"]
+
+        frozen_clock.set(VN_MORNING.replace(hour=5))  # they write to the OA two hours later
+        person.last_inbound_at = {"zalo": frozen_clock.now().isoformat()}
+        third = message(session, person, "zalo_oa", "t/oa", step="s4")
+        session.commit()
+        assert deliver_batch(session, [third.id]).sent == [third.id]
+        assert oa.hits[-1].path == "/v3.0/oa/message/cs"
+    finally:
+        oa.close()
+        close_adapters()

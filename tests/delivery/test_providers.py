@@ -83,11 +83,12 @@ def test_callback_routes_are_mounted_at_their_old_paths() -> None:
         ("GET", "/callbacks/facebook"),
         ("POST", "/callbacks/facebook"),
         ("POST", "/callbacks/mailgun"),
+        ("POST", "/callbacks/sendgrid"),
     }
     assert len({(r.method, r.path) for r in ROUTES}) == len(ROUTES)
 
 
-@pytest.mark.parametrize("name", ["esms", "twilio", "mailgun"])
+@pytest.mark.parametrize("name", ["esms", "twilio", "mailgun", "sendgrid"])
 def test_a_provider_is_named_only_in_its_unit_the_registry_and_config(name: str) -> None:
     allowed = {
         f"automation/delivery/providers/{name}.py",

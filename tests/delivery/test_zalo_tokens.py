@@ -9,27 +9,35 @@ exactly once and answers with a new pair, as Zalo does. Adapters are built by
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
+from admin_cli.main import app
 from automation.core.config import Settings, get_settings
+from automation.core.db import session_factory
 from automation.core.models import ProviderToken
 from automation.delivery.channels import build_adapter
 from automation.delivery.providers.zalo import TOKEN_KEY as ZALO_TOKEN_KEY
+from automation.runtime.scheduler import run_pass
 from channels.base import Channel, OutboundMessage, SendResult
-from channels.errors import TransientError
 from channels.zalo import ZaloZnsChannel
 from channels.zalo_token import OAuthRefresher
 
+ROOT = Path(__file__).resolve().parents[2]
 APP_ID, APP_SECRET = "app-1", "app-secret"
 EXPIRES_IN = 90_000
 
@@ -298,33 +306,62 @@ def test_concurrent_refreshes_in_one_worker_spend_the_refresh_token_once(
     assert (row.access_token, row.refresh_token) == ("A2", "R2")
 
 
-def test_two_worker_processes_racing_both_spend_the_token_and_the_loser_recovers(
+def test_two_workers_racing_spend_the_refresh_token_once(
     session: Session, zsettings: Settings, zalo: FakeZalo, adapters: list[ZaloZnsChannel]
 ) -> None:
-    """Documents a limit: the refresh lock is per process, not across processes.
+    """Two workers with their own refreshers (no shared in-process lock) race to refresh.
 
-    Two workers that find the token expired at the same moment both POST R1. Zalo
-    accepts a refresh token once, so one refresh fails: that send raises TransientError
-    (the message is retried later) and nothing is saved, so the winner's pair stays in
-    the database and the loser's next send uses it without another refresh.
+    The database lock held across load, refresh and save makes the second wait and then
+    find the rotated pair: R1 is spent once and both messages go with A2.
     """
     put_token(session, "A1", "R1", expires_in=-600)
     zalo.oauth_delay = 0.3
     first, second = new_worker(zsettings, adapters), new_worker(zsettings, adapters)
     results = concurrently([first, second], [zns(1), zns(2)])
 
-    assert [c.form["refresh_token"] for c in zalo.oauth_calls()] == ["R1", "R1"]
-    sent = [r for r in results if isinstance(r, SendResult)]
-    failed = [r for r in results if isinstance(r, TransientError)]
-    assert len(sent) == 1 and len(failed) == 1, results
-    assert "refresh failed" in str(failed[0])
+    assert all(isinstance(r, SendResult) for r in results), results
+    assert [c.form["refresh_token"] for c in zalo.oauth_calls()] == ["R1"]
+    assert zalo.zns_tokens() == ["A2", "A2"]
     row = stored(session)
     assert (row.access_token, row.refresh_token) == ("A2", "R2")
 
-    loser = second if isinstance(results[1], TransientError) else first
-    assert loser.send(zns(3)).provider_message_id == "zmsg-3"
-    assert len(zalo.oauth_calls()) == 2
+
+WORKER = """
+import sys, time
+from automation.delivery.channels import build_adapter
+from channels.base import OutboundMessage
+adapter, _ = build_adapter("zalo_zns")
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+msg = OutboundMessage(id=int(sys.argv[1]), channel="zalo_zns", to="+84912345678", text="",
+                      template_id="231677")
+print(adapter.send(msg).provider_message_id)
+"""
+
+
+def test_two_worker_processes_spend_the_refresh_token_once(
+    session: Session, zsettings: Settings, zalo: FakeZalo, tmp_path: Path
+) -> None:
+    """The same race between two real OS processes, started to refresh at the same moment."""
+    put_token(session, "A1", "R1", expires_in=-600)
+    zalo.oauth_delay = 0.5
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER, encoding="utf-8")
+    start = str(time.time() + 4)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(n), start],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for n in (1, 2)
+    ]  # fmt: skip
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert sorted(out.strip() for out, _ in outputs) == ["zmsg-1", "zmsg-2"]
+    assert [c.form["refresh_token"] for c in zalo.oauth_calls()] == ["R1"]
     assert zalo.zns_tokens() == ["A2", "A2"]
+    row = stored(session)
+    assert (row.access_token, row.refresh_token) == ("A2", "R2")
 
 
 def test_first_use_by_several_threads_seeds_the_row_once(
@@ -338,3 +375,40 @@ def test_first_use_by_several_threads_seeds_the_row_once(
     assert zalo.oauth_calls() == []
     row = stored(session)
     assert (row.access_token, row.refresh_token) == ("A1", "R1")
+
+
+def test_scheduler_refreshes_before_expiry_even_when_nothing_is_sent(
+    session: Session, zsettings: Settings, zalo: FakeZalo
+) -> None:
+    put_token(session, "A1", "R1", expires_in=5 * 3600)  # not due yet (ahead: 2 h)
+    factory = session_factory(zsettings)
+    assert run_pass(factory)["zalo_tokens"] == 0
+    assert zalo.oauth_calls() == []
+
+    in_4h = datetime.now(UTC) + timedelta(hours=4)  # now the token expires within 2 h
+    assert run_pass(factory, in_4h)["zalo_tokens"] == 1
+    assert [c.form["refresh_token"] for c in zalo.oauth_calls()] == ["R1"]
+    assert zalo.zns_tokens() == []  # nothing was sent
+    row = stored(session)
+    assert (row.access_token, row.refresh_token) == ("A2", "R2")
+    assert row.expires_at is not None
+    assert row.expires_at.timestamp() == pytest.approx(in_4h.timestamp() + EXPIRES_IN, abs=60)
+    assert run_pass(factory, in_4h)["zalo_tokens"] == 0  # fresh again: no second refresh
+
+
+def test_doctor_warns_weeks_before_the_refresh_token_lapses(
+    session: Session, zsettings: Settings, zalo: FakeZalo
+) -> None:
+    put_token(session, "A1", "R1", expires_in=3600)
+    runner = CliRunner()
+    report = json.loads(runner.invoke(app, ["doctor", "--json"]).output)
+    assert not [w for w in report["warnings"] if "refresh token" in w]
+
+    row = stored(session)
+    row.updated_at = datetime.now(UTC) - timedelta(days=80)  # not renewed for 80 days
+    session.commit()
+    result = runner.invoke(app, ["doctor", "--json"])
+    assert result.exit_code == 0, result.output
+    [warning] = [w for w in json.loads(result.output)["warnings"] if "refresh token" in w]
+    assert "in 9 days" in warning or "in 10 days" in warning
+    assert "ZALO_REFRESH_TOKEN" in warning and "scheduler" in warning

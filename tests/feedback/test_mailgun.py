@@ -1,8 +1,14 @@
-"""POST /callbacks/mailgun: signature block, status changes, suppressions, dedupe."""
+"""POST /callbacks/mailgun: signature block, freshness, replay, status changes, dedupe.
+
+The anymail fixtures carry 2018 timestamps; ``signed`` re-signs a body with a fresh
+timestamp and a new token, as Mailgun signs every delivery.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from automation.core.models import Consent, Contact, Event, Message, MessageEvent, Suppression
+from channels.mailgun import mailgun_signature
+
+KEY = "TEST_WEBHOOK_SIGNING_KEY"
+_tokens = itertools.count(1)
 
 
 def count(session: Session, model: Any) -> int:
@@ -18,10 +28,20 @@ def count(session: Session, model: Any) -> int:
     return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
+def signed(data: dict[str, Any], age: float = 0.0, token: str | None = None) -> dict[str, Any]:
+    """``data`` with a signature block made now (minus ``age`` seconds) for a new token."""
+    stamp = str(int(time.time() - age))
+    token = token or f"token-{next(_tokens):04d}-{time.time_ns()}"
+    data["signature"] = {
+        "timestamp": stamp, "token": token, "signature": mailgun_signature(KEY, stamp, token)
+    }
+    return data
+
+
 def payload(fixture_bytes: Callable[[str], bytes], name: str, **event: Any) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(fixture_bytes(f"mailgun/{name}.json"))
     data["event-data"].update(event)
-    return data
+    return signed(data)
 
 
 def test_delivered_updates_status_once(
@@ -32,7 +52,7 @@ def test_delivered_updates_status_once(
         provider_message_id="20180812211713.1.DF5966851B4BAA99@example.org",
         email="recipient@example.com",
     )
-    body = fixture_bytes("mailgun/delivered.json")
+    body = json.dumps(payload(fixture_bytes, "delivered")).encode()
     first = client.post("/callbacks/mailgun", content=body)
     assert first.status_code == 200, first.text
     assert first.json() == {"status": "ok", "applied": 1, "duplicates": 0, "ignored": 0}
@@ -129,7 +149,7 @@ def test_rejected_calls_store_nothing(
     client: TestClient, session: Session, make_message: Any, fixture_bytes: Any
 ) -> None:
     make_message(provider_message_id="20180812211713.1.DF5966851B4BAA99@example.org")
-    good = json.loads(fixture_bytes("mailgun/delivered.json"))
+    good = payload(fixture_bytes, "delivered")
     forged = json.loads(json.dumps(good))
     forged["signature"]["signature"] = "0" * 64
     unsigned = {"event-data": good["event-data"]}
@@ -146,7 +166,43 @@ def test_rejected_calls_store_nothing(
 def test_unknown_message_is_accepted_and_ignored(
     client: TestClient, session: Session, fixture_bytes: Any
 ) -> None:
-    response = client.post("/callbacks/mailgun", content=fixture_bytes("mailgun/delivered.json"))
+    response = client.post("/callbacks/mailgun", json=payload(fixture_bytes, "delivered"))
     assert response.status_code == 200
     assert response.json() == {"status": "ignored", "applied": 0, "duplicates": 0, "ignored": 1}
     assert count(session, MessageEvent) == 0
+
+
+def test_stale_signature_block_is_refused(
+    client: TestClient, session: Session, make_message: Any, fixture_bytes: Any
+) -> None:
+    make_message(provider_message_id="20180812211713.1.DF5966851B4BAA99@example.org")
+    captured = client.post("/callbacks/mailgun", content=fixture_bytes("mailgun/delivered.json"))
+    assert captured.status_code == 401 and captured.json()["error"] == "stale_signature"
+    assert "MAILGUN_MAX_AGE_SECONDS" in captured.json()["message"]
+    old = signed(json.loads(fixture_bytes("mailgun/delivered.json")), age=301)
+    assert client.post("/callbacks/mailgun", json=old).status_code == 401
+    assert count(session, MessageEvent) == 0 and count(session, Event) == 0
+    recent = signed(json.loads(fixture_bytes("mailgun/delivered.json")), age=250)
+    assert client.post("/callbacks/mailgun", json=recent).json()["applied"] == 1
+
+
+def test_replayed_block_with_new_event_data_is_refused(
+    client: TestClient, session: Session, make_message: Any, fixture_bytes: Any
+) -> None:
+    """A captured block reused to report a complaint for someone else changes nothing."""
+    victim = make_message(address="victim@example.vn", email="victim@example.vn")
+    first = payload(fixture_bytes, "delivered")
+    assert client.post("/callbacks/mailgun", json=first).status_code == 200
+    forged = payload(fixture_bytes, "delivered", event="complained", id="forged-1",
+                     recipient="victim@example.vn")  # fmt: skip
+    forged["event-data"]["user-variables"] = {"message_id": str(victim.id)}
+    forged["signature"] = first["signature"]  # the captured block, still fresh
+    response = client.post("/callbacks/mailgun", json=forged)
+    assert response.status_code == 403, response.text
+    assert response.json()["error"] == "replayed_token"
+    assert count(session, Suppression) == 0 and count(session, Consent) == 0
+    session.expire_all()
+    assert session.get(Message, victim.id).status == "sent"  # type: ignore[union-attr]
+    # Mailgun retrying the very same event with its block is still accepted (deduped).
+    again = client.post("/callbacks/mailgun", json=first)
+    assert again.status_code == 200 and again.json()["status"] == "ignored"

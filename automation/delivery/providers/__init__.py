@@ -12,13 +12,22 @@ from __future__ import annotations
 
 from automation.core.config import Settings
 from automation.core.vocabulary import CHANNELS
-from automation.delivery.providers import esms, facebook, file, mailgun, smtp, twilio, zalo
+from automation.delivery.providers import (
+    esms,
+    facebook,
+    file,
+    mailgun,
+    sendgrid,
+    smtp,
+    twilio,
+    zalo,
+)
 from automation.delivery.providers.base import CallbackRoute, Pooling, Sender
 from channels.base import Channel
 from channels.filetransport import FileTransport
 
 #: Every provider unit; each declares SENDERS and ROUTES (either may be empty).
-UNITS = (smtp, esms, twilio, zalo, facebook, mailgun)
+UNITS = (smtp, esms, twilio, zalo, facebook, mailgun, sendgrid)
 SENDERS: tuple[Sender, ...] = tuple(s for unit in UNITS for s in unit.SENDERS)
 ROUTES: tuple[CallbackRoute, ...] = tuple(r for unit in UNITS for r in unit.ROUTES)
 FILE = file.NAME

@@ -3,11 +3,24 @@
 Sending is configured by ZALO_ACCESS_TOKEN, or ZALO_APP_ID + ZALO_APP_SECRET +
 ZALO_REFRESH_TOKEN (refreshing, tokens kept in the provider_tokens table). Webhooks are
 verified with ZALO_APP_ID and ZALO_OA_SECRET.
+
+Tokens: the access token lives about 25 h, the single-use refresh token about
+ZALO_REFRESH_TOKEN_DAYS (90). The scheduler task :func:`refresh_ahead` refreshes the pair
+ZALO_REFRESH_AHEAD_SECONDS before the access token expires, even when nothing is sent, so
+the refresh token is renewed daily; :func:`refresh_warnings` (``mactl doctor``) warns
+ZALO_REFRESH_WARN_DAYS before a refresh token that stopped being renewed would lapse.
 """
 
 from __future__ import annotations
 
-from automation.core.config import Settings
+import time
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from automation.core.clock import ensure_utc
+from automation.core.config import Settings, get_settings
+from automation.core.models import ProviderToken
 from automation.delivery.providers.base import CallbackRoute, Sender
 from automation.delivery.tokens import DbTokenStore
 from channels import zalo
@@ -20,8 +33,11 @@ TOKEN_KEY = "zalo_oa"
 NEED = "ZALO_ACCESS_TOKEN (or ZALO_APP_ID, ZALO_APP_SECRET, ZALO_REFRESH_TOKEN)"
 
 
-def tokens(settings: Settings) -> ZaloTokenProvider | None:
-    """The Zalo token provider for the settings, or None when Zalo is not configured."""
+def tokens(settings: Settings, at: datetime | None = None) -> ZaloTokenProvider | None:
+    """The Zalo token provider for the settings, or None when Zalo is not configured.
+
+    ``at`` fixes the refresher's clock (the scheduler's "now").
+    """
     if settings.zalo_app_id and settings.zalo_app_secret and settings.zalo_refresh_token:
         from automation.core.db import session_factory
 
@@ -35,10 +51,41 @@ def tokens(settings: Settings) -> ZaloTokenProvider | None:
             settings.zalo_app_secret,
             store,
             oauth_base=settings.zalo_oauth_base,
+            clock=at.timestamp if at is not None else time.time,
         )
     if settings.zalo_access_token:
         return StaticToken(settings.zalo_access_token)
     return None
+
+
+def refresh_ahead(session: Session, at: datetime) -> int:
+    """Scheduler task: refresh the OA pair if the access token expires soon; 1 if refreshed."""
+    provider = tokens(get_settings(), at)
+    if not isinstance(provider, OAuthRefresher):
+        return 0
+    try:
+        return int(provider.refresh_if_due(get_settings().zalo_refresh_ahead_seconds))
+    finally:
+        provider.close()
+
+
+def refresh_warnings(session: Session, settings: Settings, at: datetime) -> list[str]:
+    """A warning when the stored refresh token lapses within ZALO_REFRESH_WARN_DAYS."""
+    row = session.get(ProviderToken, TOKEN_KEY)
+    if row is None or not row.refresh_token:
+        return []
+    lapses = ensure_utc(row.updated_at) + timedelta(days=settings.zalo_refresh_token_days)
+    left = lapses - at
+    if left > timedelta(days=settings.zalo_refresh_warn_days):
+        return []
+    state = f"lapsed on {lapses:%Y-%m-%d}" if left.total_seconds() <= 0 else (
+        f"lapses about {lapses:%Y-%m-%d} (in {left.days} days)"
+    )
+    return [
+        f"Zalo OA refresh token (last renewed {ensure_utc(row.updated_at):%Y-%m-%d}) {state}: "
+        "make sure the scheduler runs (it refreshes daily), or re-authorise the app and set "
+        "ZALO_REFRESH_TOKEN"
+    ]
 
 
 def _configured(s: Settings) -> bool:
