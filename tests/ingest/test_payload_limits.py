@@ -15,7 +15,8 @@ from httpx import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from automation.core.models import Contact, InboxDelivery
+from automation.core.models import Contact
+from automation.core.models_inbox import InboxDelivery
 from automation.ingest.sources import SAPO, SHOPIFY, WooCommerceSource
 from automation.ingest.sources.base import PayloadError, minor_units
 from tests.ingest.helpers import (
