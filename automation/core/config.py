@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     cart_abandon_minutes: int = Field(60, ge=1)
     segment_refresh_minutes: int = Field(15, ge=0, description="time-based segment refresh")
     outbox_stale_seconds: int = Field(600, ge=10)
+    event_max_attempts: int = Field(
+        5, ge=1, le=100, description="failed processing attempts before an event is dead"
+    )
     log_level: str = "INFO"
 
     # Provider callbacks and tracking (CALLBACKS stream): secrets that sign provider webhooks.
