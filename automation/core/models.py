@@ -26,6 +26,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from automation.core.clock import ensure_utc, now
 
 Id = BigInteger().with_variant(Integer, "sqlite")
+#: Largest id a database row can have (BIGINT).
+MAX_ROW_ID = 2**63 - 1
 Json = JSON().with_variant(JSONB(), "postgresql")
 
 

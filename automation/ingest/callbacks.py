@@ -4,27 +4,77 @@ registry, apply in automation.feedback.callbacks, answer.
 One route per ``CallbackRoute`` of automation.delivery.providers (see each unit for its
 path and authentication). Unsigned or mis-signed calls get 401 and store nothing; a
 signed call about a message we do not know gets 200 with ``{"status": "ignored"}`` and
-a log line, so providers stop retrying.
+a log line, so providers stop retrying. A signed call whose ids cannot be stored or looked
+up (a Unicode digit, beyond BIGINT, a NUL character, over 200 characters) gets 422
+naming the field, and stores nothing.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from automation.core.config import get_settings
 from automation.core.db import session_scope
+from automation.core.models import MAX_ROW_ID
 from automation.delivery.providers import ROUTES
 from automation.delivery.providers.base import CallbackRoute
 from automation.feedback.callbacks import apply
 from automation.feedback.results import dispatch_events
-from channels.callback import CallbackRejected, CallbackRequest
+from channels.callback import CallbackRejected, CallbackRequest, CallbackResult
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/callbacks", tags=["callbacks"])
+#: Longest id we store or look up (message_events.provider_event_id, provider_message_id).
+MAX_ID_CHARS = 200
+
+
+def _invalid(field: str, problem: str) -> CallbackRejected:
+    return CallbackRejected(422, "invalid_callback", f"{field} {problem}")
+
+
+def check_id(field: str, value: str, row_id: bool = False) -> None:
+    """Refuse an id we could not store or look up; ``row_id``: digits must fit a BIGINT."""
+    if "\x00" in value:
+        raise _invalid(field, "contains a NUL character")
+    if len(value) > MAX_ID_CHARS:
+        raise _invalid(field, f"is {len(value)} characters; at most {MAX_ID_CHARS}")
+    if row_id and value.strip().isdigit():
+        digits = value.strip()
+        if not digits.isascii() or int(digits) > MAX_ROW_ID:
+            raise _invalid(field, f"{digits[:24]!r} is not a message id (1..{MAX_ROW_ID})")
+
+
+def check_results(results: Iterable[CallbackResult]) -> None:
+    """422 for a parsed result whose ids or payload the database cannot take."""
+    for result in results:
+        for value in result.message_ids:
+            check_id("message id", value, row_id=True)
+        for value in result.provider_ids:
+            check_id("provider message id", value)
+        for field, value in (
+            ("event id", result.event_id), ("user id", result.user_id),
+            ("address", result.address),
+        ):
+            if value is not None:
+                check_id(field, value)
+        for field, data in (("payload", result.payload), ("properties", result.properties)):
+            if "\\u0000" in json.dumps(data, default=str):
+                raise _invalid(field, "contains a NUL character")
+
+
+def _check_path(request: CallbackRequest) -> None:
+    """The path's message id (eSMS) is ASCII digits that fit a BIGINT."""
+    raw = request.path_params.get("message_id")
+    fits = raw is not None and raw.isascii() and raw.isdigit() and len(raw) <= 19
+    if raw is not None and not (fits and 0 < int(raw) <= MAX_ROW_ID):
+        raise CallbackRejected(
+            422, "invalid_path", f"message id in the path must be a number 1..{MAX_ROW_ID}"
+        )
 
 
 def _reject(exc: CallbackRejected) -> JSONResponse:
@@ -55,7 +105,11 @@ async def _read(request: Request) -> CallbackRequest:
 def _endpoint(route: CallbackRoute) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
-            answer = route.handle(await _read(request), get_settings())
+            received = await _read(request)
+            _check_path(received)
+            answer = route.handle(received, get_settings())
+            if not isinstance(answer, str):
+                check_results(answer)
         except CallbackRejected as exc:
             return _reject(exc)
         if isinstance(answer, str):
