@@ -56,10 +56,11 @@ def check_results(results: Iterable[CallbackResult]) -> None:
             check_id("message id", value, row_id=True)
         for value in result.provider_ids:
             check_id("provider message id", value)
-        for field, value in (
+        named: tuple[tuple[str, str | None], ...] = (
             ("event id", result.event_id), ("user id", result.user_id),
             ("address", result.address),
-        ):
+        )
+        for field, value in named:
             if value is not None:
                 check_id(field, value)
         for field, data in (("payload", result.payload), ("properties", result.properties)):
