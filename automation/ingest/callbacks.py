@@ -52,17 +52,13 @@ def check_id(field: str, value: str, row_id: bool = False) -> None:
 def check_results(results: Iterable[CallbackResult]) -> None:
     """422 for a parsed result whose ids or payload the database cannot take."""
     for result in results:
-        for value in result.message_ids:
-            check_id("message id", value, row_id=True)
-        for value in result.provider_ids:
-            check_id("provider message id", value)
-        named: tuple[tuple[str, str | None], ...] = (
-            ("event id", result.event_id), ("user id", result.user_id),
-            ("address", result.address),
-        )
+        for ours in result.message_ids:
+            check_id("message id", ours, row_id=True)
+        named = [("provider message id", theirs) for theirs in result.provider_ids]
+        named += [("event id", result.event_id), ("user id", result.user_id or "")]
+        named += [("address", result.address or "")]
         for field, value in named:
-            if value is not None:
-                check_id(field, value)
+            check_id(field, value)
         for field, data in (("payload", result.payload), ("properties", result.properties)):
             if "\\u0000" in json.dumps(data, default=str):
                 raise _invalid(field, "contains a NUL character")
