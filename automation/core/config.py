@@ -43,6 +43,9 @@ class Settings(BaseSettings):
 
     worker_processes: int = Field(2, ge=1, le=64)
     worker_threads: int = Field(8, ge=1, le=256)
+    worker_shutdown_seconds: int = Field(
+        60, ge=1, le=3600, description="on SIGTERM, how long work in flight may take to finish"
+    )
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     replay_window_seconds: int = Field(300, ge=1)
     cart_abandon_minutes: int = Field(60, ge=1)
