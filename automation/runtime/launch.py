@@ -22,8 +22,8 @@ def main(argv: list[str]) -> int:
     from dramatiq.cli import make_argument_parser
 
     configure_logging(get_settings().log_level)
-    args = make_argument_parser().parse_args(["--skip-logging", *argv])
-    return int(dramatiq_main(args) or 0)
+    args = make_argument_parser().parse_args(["--skip-logging", *argv])  # type: ignore[no-untyped-call]
+    return int(dramatiq_main(args) or 0)  # type: ignore[no-untyped-call]
 
 
 if __name__ == "__main__":  # pragma: no cover - the worker process entry point
