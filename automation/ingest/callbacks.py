@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from automation.core.config import get_settings
 from automation.core.db import session_scope
@@ -25,12 +26,14 @@ from automation.delivery.providers import ROUTES
 from automation.delivery.providers.base import CallbackRoute
 from automation.feedback.callbacks import apply
 from automation.feedback.results import dispatch_events
+from automation.ingest.callback_docs import RESPONSES, openapi_extra
 from channels.callback import CallbackRejected, CallbackRequest, CallbackResult
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/callbacks", tags=["callbacks"])
 #: Longest id we store or look up (message_events.provider_event_id, provider_message_id).
 MAX_ID_CHARS = 200
+RETRY_AFTER_SECONDS = 30
 
 
 def _invalid(field: str, problem: str) -> CallbackRejected:
@@ -111,8 +114,16 @@ def _endpoint(route: CallbackRoute) -> Callable[[Request], Awaitable[Response]]:
             return _reject(exc)
         if isinstance(answer, str):
             return PlainTextResponse(answer)
-        with session_scope() as session:
-            outcome = apply(session, route.provider, answer)
+        try:
+            with session_scope() as session:
+                outcome = apply(session, route.provider, answer)
+        except (OperationalError, InterfaceError):
+            log.warning("callback not stored: database unavailable", extra={"failure_key": "db"})
+            return JSONResponse(
+                {"error": "database_unavailable", "message": "try again later"},
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         dispatch_events(outcome.event_ids)
         ignored = outcome.ignored and not (outcome.applied or outcome.duplicates)
         return JSONResponse({"status": "ignored" if ignored else "ok", **outcome.answer()})
@@ -127,4 +138,6 @@ for _route in ROUTES:
         _endpoint(_route),
         methods=[_route.method],
         name=f"{_route.provider}_{_route.method.lower()}_callback",
+        responses=RESPONSES,
+        openapi_extra=openapi_extra(_route.provider, _route.method),
     )

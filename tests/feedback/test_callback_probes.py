@@ -108,3 +108,20 @@ def test_signed_callback_with_an_odd_message_id_is_4xx(
     response = call(client, odd)
     check(response)
     assert stored(session) == (0, 0)
+
+
+def test_database_down_answers_503_with_retry_after(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from automation.core.db import dispose_all
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:9/down")
+    get_settings.cache_clear()
+    dispose_all()
+    response = twilio(client, "42")
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "30"
+    assert response.json()["error"] == "database_unavailable"
+    assert "Traceback" not in response.text
+    get_settings.cache_clear()
+    dispose_all()
