@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -26,7 +27,6 @@ from automation.delivery.providers import ROUTES
 from automation.delivery.providers.base import CallbackRoute
 from automation.feedback.callbacks import apply
 from automation.feedback.results import dispatch_events
-from automation.ingest.callback_docs import RESPONSES, openapi_extra
 from channels.callback import CallbackRejected, CallbackRequest, CallbackResult
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,28 @@ router = APIRouter(prefix="/callbacks", tags=["callbacks"])
 #: Longest id we store or look up (message_events.provider_event_id, provider_message_id).
 MAX_ID_CHARS = 200
 RETRY_AFTER_SECONDS = 30
+_ERROR = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["error", "message"],
+                "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+            }
+        }
+    }
+}
+#: The answers every callback route may give (declared in the OpenAPI schema).
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "applied, duplicate, or ignored (a message we do not know)"},
+    400: {**_ERROR, "description": "body is not the provider's format"},
+    401: {**_ERROR, "description": "missing or wrong signature, or the secret is not set"},
+    403: {**_ERROR, "description": "subscription check with a wrong verify token"},
+    404: {**_ERROR, "description": "unknown route"},
+    413: {**_ERROR, "description": "body over MAX_BODY_BYTES"},
+    422: {**_ERROR, "description": "an id we cannot store or look up, named in the message"},
+    503: {**_ERROR, "description": "database unavailable; retry after Retry-After seconds"},
+}
 
 
 def _invalid(field: str, problem: str) -> CallbackRejected:
@@ -68,7 +90,7 @@ def check_results(results: Iterable[CallbackResult]) -> None:
 
 
 def _check_path(request: CallbackRequest) -> None:
-    """The path's message id (eSMS) is ASCII digits that fit a BIGINT."""
+    """A message id in the path is ASCII digits that fit a BIGINT."""
     raw = request.path_params.get("message_id")
     fits = raw is not None and raw.isascii() and raw.isdigit() and len(raw) <= 19
     if raw is not None and not (fits and 0 < int(raw) <= MAX_ROW_ID):
@@ -139,5 +161,5 @@ for _route in ROUTES:
         methods=[_route.method],
         name=f"{_route.provider}_{_route.method.lower()}_callback",
         responses=RESPONSES,
-        openapi_extra=openapi_extra(_route.provider, _route.method),
+        openapi_extra=_route.openapi,
     )

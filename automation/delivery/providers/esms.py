@@ -11,7 +11,13 @@ import hashlib
 import hmac
 
 from automation.core.config import Settings, get_settings
-from automation.delivery.providers.base import CallbackRoute, Sender, public_url
+from automation.delivery.providers.base import (
+    STRING,
+    CallbackRoute,
+    Sender,
+    public_url,
+    query_params,
+)
 from channels import esms
 from channels.base import Channel
 from channels.callback import CallbackRejected, CallbackRequest, CallbackResult, unauthorized
@@ -74,4 +80,12 @@ SENDERS = (
         sender_name=lambda s: s.esms_brandname or s.shop_name,
     ),
 )
-ROUTES = (CallbackRoute(NAME, "GET", PATH + "/{message_id}/{token}", _handle),)
+DOC = {
+    "parameters": [
+        {"name": "message_id", "in": "path", "required": True,
+         "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}},
+        {"name": "token", "in": "path", "required": True, "schema": STRING},
+        *query_params("SMSID", "SendStatus", "SendSuccess", "SendFailed"),
+    ]
+}
+ROUTES = (CallbackRoute(NAME, "GET", PATH + "/{message_id}/{token}", _handle, DOC),)

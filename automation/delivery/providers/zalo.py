@@ -8,7 +8,14 @@ verified with ZALO_APP_ID and ZALO_OA_SECRET.
 from __future__ import annotations
 
 from automation.core.config import Settings
-from automation.delivery.providers.base import CallbackRoute, Sender
+from automation.delivery.providers.base import (
+    OBJECT,
+    STRING,
+    CallbackRoute,
+    Sender,
+    body_schema,
+    header_param,
+)
 from automation.delivery.tokens import DbTokenStore
 from channels import zalo
 from channels.base import Channel
@@ -93,4 +100,12 @@ SENDERS = (
         settings_prefixes=("zalo",),
     ),
 )
-ROUTES = (CallbackRoute(NAME, "POST", "/zalo", _handle),)
+DOC = {
+    "parameters": [header_param("X-ZEvent-Signature")],
+    "requestBody": body_schema(
+        "application/json",
+        {"app_id": STRING, "event_name": STRING, "timestamp": STRING, "sender": OBJECT,
+         "recipient": OBJECT, "message": OBJECT},
+    ),
+}
+ROUTES = (CallbackRoute(NAME, "POST", "/zalo", _handle, DOC),)
