@@ -38,6 +38,11 @@ FOLLOW_UP_TYPES = ("segment.entered", "segment.exited")
 REASON_CHARS = 500
 
 
+class HandlerIncomplete(Exception):
+    """Raised by a handler that isolated part of its work which failed: what it did is kept
+    (its savepoint is released), the failure is recorded and the handler runs again."""
+
+
 def use_handlers(handlers: Iterable[EventHandler]) -> None:
     """Make ``handlers`` (in this order) the functions called for every processed event."""
     HANDLERS[:] = list(handlers)
@@ -91,7 +96,17 @@ def _run_handlers(session: Session, event: Event) -> dict[str, str]:
             continue
         try:
             with session.begin_nested():
-                handler(session, event)
+                try:
+                    handler(session, event)
+                except HandlerIncomplete as exc:  # keep its work, record the rest
+                    failures[name] = str(exc)[:REASON_CHARS]
+                    log.warning(
+                        "event handler incomplete: %s",
+                        failures[name],
+                        extra={"event_id": event.id, "handler": name,
+                               "failure_key": f"event-handler:{event.id}:{name}"},
+                    )
+                    continue
         except (OperationalError, InterfaceError):
             raise  # the database itself is failing: the whole attempt is retried later
         except Exception as exc:  # noqa: BLE001 - isolated, recorded on the event

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -15,11 +16,12 @@ from admin_cli.main import app
 from automation.core import clock, processing
 from automation.core.config import Settings
 from automation.core.eventlog import record_event
-from automation.core.models import Contact, Enrollment, Event, SegmentMembership
+from automation.core.models import Contact, Enrollment, Event, SegmentMembership, Sequence
 from automation.core.processing import process_event, process_pending_events
 from automation.runtime import handlers
 from automation.segments.rules import load_segment_text
 from automation.segments.store import apply_segments
+from automation.sequences import triggers
 from automation.sequences.schema import parse_sequence_text
 from automation.sequences.store import apply_definition
 
@@ -143,3 +145,50 @@ def test_events_failed_and_retry_commands(
     assert json.loads(runner.invoke(app, ["events", "failed", "--json"]).stdout) == []
     again = runner.invoke(app, ["events", "retry", "--all", "--json"])
     assert json.loads(again.stdout) == {"retried": [], "not_dead": []}
+
+
+SECOND = """
+sequence: welcome_second
+trigger: {event: lead.captured}
+steps:
+  - exit: done
+"""
+
+
+def test_one_failing_sequence_does_not_undo_the_others_on_the_trigger(
+    settings: Settings, session: Session, frozen_clock: clock.FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    contact_id, lead_id = _setup(session)
+    apply_definition(session, parse_sequence_text(textwrap.dedent(SECOND), "second.yaml"))
+    session.commit()
+    real_enroll = triggers.enroll
+    broken_sequence = {"on": True}
+
+    def enroll(session: Session, sequence: Any, *args: Any, **kwargs: Any) -> Any:
+        """The first sequence's enrolment writes, then fails (a definition from an old bug)."""
+        enrollment = real_enroll(session, sequence, *args, **kwargs)
+        if sequence.key == "welcome_on_lead" and broken_sequence["on"]:
+            raise OverflowError("date value out of range")
+        return enrollment
+
+    monkeypatch.setattr(triggers, "enroll", enroll)
+    assert process_event(session, lead_id) is False
+    session.commit()
+    keys = session.scalars(
+        select(Sequence.key).join(Enrollment, Enrollment.sequence_id == Sequence.id)
+    ).all()
+    assert keys == ["welcome_second"]  # kept; the failing one rolled back alone
+    event = session.get(Event, lead_id, populate_existing=True)
+    assert event is not None and event.failed_handlers == "handlers.sequence_triggers"
+    assert event.failure is not None and "welcome_on_lead: OverflowError" in event.failure
+
+    broken_sequence["on"] = False
+    assert process_event(session, lead_id) is True  # the retry enrols only the missing one
+    session.commit()
+    keys = session.scalars(
+        select(Sequence.key).join(Enrollment, Enrollment.sequence_id == Sequence.id)
+        .order_by(Sequence.key)
+    ).all()
+    assert keys == ["welcome_on_lead", "welcome_second"]
+    assert contact_id is not None
