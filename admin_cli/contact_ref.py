@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from automation.contacts.identity import AddressError, normalize_email, normalize_phone
 from automation.core.config import get_settings
 from automation.core.errors import InputError, NotFound
-from automation.core.models import Contact
+from automation.core.models import MAX_ROW_ID, Contact
 
 #: --help text of every option or argument that takes a contact.
 CONTACT_HELP = (
@@ -24,8 +24,7 @@ CONTACT_HELP = (
     "prefix id:, phone: or email: to force the kind."
 )
 FORMS = "give an id (42), a phone (0912 345 678), an e-mail (lan@example.vn), or id:/phone:/email:"
-#: Largest id a database row can have (BIGINT).
-MAX_ID = 2**63 - 1
+MAX_ID = MAX_ROW_ID
 PREFIXES = ("id", "phone", "email")
 
 

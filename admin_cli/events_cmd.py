@@ -1,13 +1,14 @@
-"""`mactl events`: see what came in."""
+"""`mactl events`: see what came in; dead events (failed) and processing them again (retry)."""
 
 from __future__ import annotations
 
 import typer
 from sqlalchemy import ColumnElement, or_, select
 
-from admin_cli.contact_ref import CONTACT_HELP, resolve_contact
+from admin_cli.contact_ref import CONTACT_HELP, parse_id, resolve_contact
 from admin_cli.contacts_cmd import event_summary
-from admin_cli.output import JSON, MAX_ROWS, load_settings, print_json, print_table
+from admin_cli.output import JSON, MAX_ROWS, console, load_settings, print_json, print_table
+from automation.core.errors import InputError
 from automation.core.models import Event
 
 app = typer.Typer(name="events", help="Stored canonical events (webhooks, internal events).")
@@ -69,3 +70,60 @@ def list_events(
             for e in events
         ],
     )
+
+
+@app.command("failed")
+def failed_events(
+    limit: int = typer.Option(100, min=1, max=MAX_ROWS, help="At most this many, newest first."),
+    as_json: bool = JSON,
+) -> None:
+    """List dead events (processing failed EVENT_MAX_ATTEMPTS times) with the reason."""
+    from automation.core.db import session_scope
+    from automation.core.processing import dead_events
+
+    settings = load_settings()
+    with session_scope(settings) as session:
+        rows = dead_events(session, limit)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        f"Dead events ({len(rows)})",
+        ["id", "type", "source", "contact", "attempts", "dead since", "reason"],
+        [
+            (r["id"], r["type"], r["source"], r["contact_id"], r["attempts"], r["dead_at"],
+             r["reason"])
+            for r in rows
+        ],
+    )
+
+
+@app.command("retry")
+def retry_events(
+    refs: list[str] = typer.Argument(  # noqa: B008
+        None, metavar="[ID]...", help="Dead event ids to process again."
+    ),
+    all_: bool = typer.Option(False, "--all", help="Retry every dead event."),
+    as_json: bool = JSON,
+) -> None:
+    """Process dead events again (attempts reset; only the handlers that failed run)."""
+    from automation.core.db import session_scope
+    from automation.core.processing import retry_dead_events
+
+    settings = load_settings()
+    ids = [parse_id(ref, "ID", "event id") for ref in refs or []]
+    if not ids and not all_:
+        raise InputError(
+            "no events named",
+            where="events retry",
+            fix="give dead event ids (see `mactl events failed`) or --all",
+        )
+    with session_scope(settings) as session:
+        retried = retry_dead_events(session, None if all_ else ids)
+    missing = sorted(set(ids) - set(retried))
+    if as_json:
+        print_json({"retried": retried, "not_dead": missing})
+        return
+    console().print(f"queued {len(retried)} event(s) again: {retried}")
+    if missing:
+        console().print(f"[yellow]not dead, skipped: {missing}[/yellow]")

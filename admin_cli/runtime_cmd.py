@@ -64,7 +64,8 @@ def worker(
         [], "--queue", "-Q", metavar="QUEUE", help="Only consume these queues (repeatable)."
     ),
 ) -> None:
-    """Run Dramatiq worker processes against Redis (needs REDIS_URL)."""
+    """Run Dramatiq worker processes against Redis (needs REDIS_URL); SIGTERM lets work in
+    flight finish (WORKER_SHUTDOWN_SECONDS) and returns queued work to Redis."""
     settings = load_settings()
     if not settings.redis_url:
         fail(
@@ -75,12 +76,14 @@ def worker(
     argv = [
         sys.executable,
         "-m",
-        "dramatiq",
+        "automation.runtime.launch",
         WORKER_MODULE,
         "--processes",
         str(processes or settings.worker_processes),
         "--threads",
         str(threads or settings.worker_threads),
+        "--worker-shutdown-timeout",
+        str(settings.worker_shutdown_seconds * 1000),
     ]
     if queues:
         argv += ["--queues", *queues]

@@ -35,6 +35,8 @@ TEST_SECRETS = {
     "EVENTS_WEBHOOK_SECRET": "events-test-secret",
     "SECRET_KEY": "test-secret-key-0123456789abcdef",
 }
+# Tests that read settings without the `settings` fixture must not write a generated key file.
+os.environ.setdefault("SECRET_KEY", TEST_SECRETS["SECRET_KEY"])
 
 
 def service_missing(what: str, exc: Exception) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import secrets
 import sys
 from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
@@ -13,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 DEV_SECRET_KEY = "dev-only-secret-key-change-me"
+MIN_SECRET_KEY_CHARS = 32
 
 
 class Settings(BaseSettings):
@@ -39,11 +43,17 @@ class Settings(BaseSettings):
 
     worker_processes: int = Field(2, ge=1, le=64)
     worker_threads: int = Field(8, ge=1, le=256)
+    worker_shutdown_seconds: int = Field(
+        60, ge=1, le=3600, description="on SIGTERM, how long work in flight may take to finish"
+    )
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     replay_window_seconds: int = Field(300, ge=1)
     cart_abandon_minutes: int = Field(60, ge=1)
     segment_refresh_minutes: int = Field(15, ge=0, description="time-based segment refresh")
     outbox_stale_seconds: int = Field(600, ge=10)
+    event_max_attempts: int = Field(
+        5, ge=1, le=100, description="failed processing attempts before an event is dead"
+    )
     log_level: str = "INFO"
 
     # Provider callbacks and tracking (CALLBACKS stream): secrets that sign provider webhooks.
@@ -206,11 +216,40 @@ def load_settings() -> Settings:
         raise SettingsError(
             f"configuration error: {name}: not valid JSON; use e.g. '{{\"sms\": 3}}'"
         ) from None
-    if not settings.is_sqlite and settings.secret_key == DEV_SECRET_KEY:
+    unset = "secret_key" not in settings.model_fields_set or not settings.secret_key
+    if not settings.is_sqlite and (unset or len(settings.secret_key) < MIN_SECRET_KEY_CHARS):
         raise SettingsError(
-            "configuration error: SECRET_KEY: set a long random value when using PostgreSQL"
+            f"configuration error: SECRET_KEY: with PostgreSQL set a random value of at least "
+            f"{MIN_SECRET_KEY_CHARS} characters, e.g. "
+            '`python -c "import secrets; print(secrets.token_urlsafe(48))"`'
         )
+    if settings.is_sqlite and unset:
+        settings.secret_key = embedded_secret_key(settings.database_url)
     return settings
+
+
+def embedded_secret_key(database_url: str) -> str:
+    """The embedded default's key: read from ``<database file>.secret_key``, made once if missing.
+
+    Generating it says so on stderr (signed links and callback tokens depend on it).
+    """
+    database = database_url.split(":///", 1)[1] if ":///" in database_url else ""
+    path = Path(database + ".secret_key") if database else Path("automation.secret_key")
+    if path.is_file():
+        key = path.read_text(encoding="utf-8").strip()
+        if len(key) >= MIN_SECRET_KEY_CHARS:
+            return key
+    key = secrets.token_urlsafe(48)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+    print(
+        f"SECRET_KEY is not set: generated one and saved it in {path} (keep that file; "
+        "set SECRET_KEY to choose your own)",
+        file=sys.stderr,
+    )
+    return key
 
 
 @lru_cache(maxsize=1)

@@ -17,9 +17,16 @@ _factories: dict[str, sessionmaker[Session]] = {}
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
-    """Create an engine; SQLite gets WAL mode and a busy timeout so threads can share it."""
+    """Create an engine; SQLite gets WAL mode and a busy timeout so threads can share it.
+
+    SQL parameters (names, addresses) are hidden from errors, so tracebacks never log them.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            hide_parameters=True,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -31,7 +38,9 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def get_engine(settings: Settings | None = None) -> Engine:

@@ -2,7 +2,13 @@
 
 Log records carry ids (contact_id, event_id, message_id), never addresses or names.
 As a safety net the formatter masks anything that looks like an email address or
-a phone number, and drops `extra` fields whose names say they hold personal data.
+a phone number, the value after a personal key (``first_name='Lan'``, ``"email": ...``)
+in messages and tracebacks, and drops `extra` fields whose names say they hold personal
+data. SQL parameters never reach a traceback (the engine hides them).
+
+Repeated failures are rate-limited: a record with a traceback (or a ``failure_key``
+extra) whose key was logged less than REPEAT_WINDOW seconds ago is dropped and counted;
+the next one logged after the window says how many were dropped (``repeated``).
 """
 
 from __future__ import annotations
@@ -11,12 +17,22 @@ import json
 import logging
 import re
 import sys
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 PERSONAL_KEYS = frozenset(
-    {"email", "phone", "first_name", "last_name", "name", "address", "to", "recipient"}
+    {"email", "phone", "first_name", "last_name", "name", "address", "to", "recipient",
+     "full_name", "zalo_user_id", "facebook_psid", "body", "text", "subject"}
 )
+#: ``key='value'``, ``"key": "value"``, ``key=value`` for every personal key (reprs, SQL, JSON).
+PERSONAL_VALUE_RE = re.compile(
+    r"""(?P<key>['"]?\b(?:"""
+    + "|".join(sorted(PERSONAL_KEYS, key=len, reverse=True))
+    + r""")\b['"]?\s*[:=]\s*)(?P<value>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s,)}\]]+)"""
+)
+REPEAT_WINDOW = 300.0
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 PHONE_RE = re.compile(
     r"(?<![\w.+])(?:(?:\+\d{1,3}[ .-]?|0)\d{2,4}(?:[ .-]?\d{2,4}){2,3}|84\d{9})(?![\w])"
@@ -30,8 +46,48 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
 
 
 def redact(text: str) -> str:
-    """Mask email addresses and phone numbers inside free text."""
+    """Mask email addresses, phone numbers and values of personal keys inside free text."""
+    text = PERSONAL_VALUE_RE.sub(lambda m: m.group("key") + "[redacted]", text)
     return PHONE_RE.sub("[phone]", EMAIL_RE.sub("[email]", text))
+
+
+class RepeatFilter(logging.Filter):
+    """Drop a failure logged again within ``window`` seconds under the same key; count it."""
+
+    def __init__(self, window: float | None = None) -> None:
+        super().__init__()
+        self.window = REPEAT_WINDOW if window is None else window
+        self._seen: dict[str, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(record: logging.LogRecord) -> str | None:
+        """The record's repeat key: its ``failure_key``, or logger + message + exception."""
+        explicit = getattr(record, "failure_key", None)
+        if explicit is not None:
+            return str(explicit)
+        if not record.exc_info or record.exc_info[1] is None:
+            return None
+        exc = record.exc_info[1]
+        return f"{record.name}|{record.msg}|{type(exc).__name__}|{str(exc)[:200]}"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a repeat inside the window; the first one after it carries ``repeated``."""
+        key = self.key(record)
+        if key is None:
+            return True
+        clock = time.monotonic()
+        with self._lock:
+            if len(self._seen) > 10_000:
+                self._seen.clear()
+            last, dropped = self._seen.get(key, (None, 0))
+            if last is not None and clock - last < self.window:
+                self._seen[key] = (last, dropped + 1)
+                return False
+            self._seen[key] = (clock, 0)
+        if dropped:
+            record.repeated = dropped
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -76,9 +132,10 @@ def configure_logging(level: str | int = "INFO") -> None:
     """Send every logger's records to stderr as JSON lines at `level` (idempotent)."""
     handler = _StderrHandler()
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
-    for existing in list(root.handlers):
-        if getattr(existing, "_automation_json", False):
+    for existing in list(root.handlers):  # ours, and plain-text ones (Dramatiq's basicConfig)
+        if getattr(existing, "_automation_json", False) or type(existing) is logging.StreamHandler:
             root.removeHandler(existing)
     handler._automation_json = True  # type: ignore[attr-defined]
     root.addHandler(handler)

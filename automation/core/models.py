@@ -26,6 +26,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from automation.core.clock import ensure_utc, now
 
 Id = BigInteger().with_variant(Integer, "sqlite")
+#: Largest id a database row can have (BIGINT).
+MAX_ROW_ID = 2**63 - 1
 Json = JSON().with_variant(JSONB(), "postgresql")
 
 
@@ -158,6 +160,12 @@ class Event(Base):
     received_at: Mapped[datetime] = mapped_column(default=now)
     processed_at: Mapped[datetime | None]
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Failed processing: attempts so far, the handlers still to run, the last reason;
+    # dead_at is set after EVENT_MAX_ATTEMPTS (the dead-event list, `mactl events failed`).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    failed_handlers: Mapped[str | None] = mapped_column(String(500))
+    failure: Mapped[str | None] = mapped_column(Text)
+    dead_at: Mapped[datetime | None]
 
 
 class Order(Base):

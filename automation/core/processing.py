@@ -1,7 +1,14 @@
-"""process_event: apply one stored event to the domain, exactly once.
+"""process_event: apply one stored event to the domain, exactly once, handler by handler.
+
+Each handler runs in its own SAVEPOINT: one that raises is rolled back alone, the others'
+work (facts, memberships, other sequences' enrollments) is kept. The event then counts a
+failed attempt and names the handlers still to run; the next attempt runs only those.
+After EVENT_MAX_ATTEMPTS failed attempts the event is dead (``dead_at`` and its reason):
+it leaves the pending list, so processing moves on, until ``retry_dead_events``.
 
 ``process_pending_events`` is the scheduler's catch-up: every stored event nobody
-processed yet (its queue message was lost, or a task of the pass just emitted it).
+processed yet (its queue message was lost, a handler failed, or a task of the pass
+just emitted it).
 """
 
 from __future__ import annotations
@@ -9,12 +16,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from automation.core import outbox
 from automation.core.claims import work_through
 from automation.core.clock import now
+from automation.core.config import get_settings
 from automation.core.models import Event
 
 log = logging.getLogger(__name__)
@@ -24,6 +35,12 @@ EventHandler = Callable[[Session, Event], None]
 HANDLERS: list[EventHandler] = []
 MAX_FOLLOW_UP_DEPTH = 3
 FOLLOW_UP_TYPES = ("segment.entered", "segment.exited")
+REASON_CHARS = 500
+
+
+class HandlerIncomplete(Exception):
+    """Raised by a handler that isolated part of its work which failed: what it did is kept
+    (its savepoint is released), the failure is recorded and the handler runs again."""
 
 
 def use_handlers(handlers: Iterable[EventHandler]) -> None:
@@ -31,29 +48,99 @@ def use_handlers(handlers: Iterable[EventHandler]) -> None:
     HANDLERS[:] = list(handlers)
 
 
-def process_event(session: Session, event_id: int, _depth: int = 0) -> bool:
-    """Run every handler for the event once; returns False if it was already processed.
+def handler_name(handler: EventHandler) -> str:
+    """The name an event records for a handler still to run (module.function)."""
+    module = getattr(handler, "__module__", "") or ""
+    return f"{module.rsplit('.', 1)[-1]}.{getattr(handler, '__name__', repr(handler))}"
 
-    Internal events the handlers record for the same contact (segment.entered / exited)
-    are processed right after, in the same transaction, so a sequence triggered by a
-    segment entry starts now rather than at the next scheduler pass.
+
+def process_event(
+    session: Session, event_id: int, _depth: int = 0, max_attempts: int | None = None
+) -> bool:
+    """Run every handler for the event once; returns True when all of them succeeded.
+
+    Returns False if the event was already processed, is dead, or a handler failed (the
+    failure is recorded on the event and the others' work kept). Internal events the
+    handlers record for the same contact (segment.entered / exited) are processed right
+    after, in the same transaction, so a sequence triggered by a segment entry starts now.
     """
     claimed = session.execute(
         update(Event)
-        .where(Event.id == event_id, Event.processed_at.is_(None))
+        .where(Event.id == event_id, Event.processed_at.is_(None), Event.dead_at.is_(None))
         .values(processed_at=now())
+        .execution_options(synchronize_session=False)
     )
     if claimed.rowcount == 0:  # type: ignore[attr-defined]
         return False
-    event = session.get(Event, event_id)
+    event = session.get(Event, event_id, populate_existing=True)
     assert event is not None
-    for handler in HANDLERS:
-        handler(session, event)
-    log.info("event processed", extra={"event_id": event_id, "type": event.type})
+    failures = _run_handlers(session, event)
+    if failures:
+        _record_failure(session, event, failures, max_attempts)
+    else:
+        event.failed_handlers = None
+        log.info("event processed", extra={"event_id": event_id, "type": event.type})
     if event.contact_id is not None and _depth < MAX_FOLLOW_UP_DEPTH:
         for follow_up in _follow_ups(session, event):
-            process_event(session, follow_up, _depth + 1)
-    return True
+            process_event(session, follow_up, _depth + 1, max_attempts)
+    return not failures
+
+
+def _run_handlers(session: Session, event: Event) -> dict[str, str]:
+    """Run the handlers the event still needs, each in a savepoint; name -> reason of failures."""
+    wanted = set(event.failed_handlers.split(",")) if event.failed_handlers else None
+    failures: dict[str, str] = {}
+    for handler in HANDLERS:
+        name = handler_name(handler)
+        if wanted is not None and name not in wanted:
+            continue
+        try:
+            with session.begin_nested():
+                try:
+                    handler(session, event)
+                except HandlerIncomplete as exc:  # keep its work, record the rest
+                    failures[name] = str(exc)[:REASON_CHARS]
+                    log.warning(
+                        "event handler incomplete: %s",
+                        failures[name],
+                        extra={"event_id": event.id, "handler": name,
+                               "failure_key": f"event-handler:{event.id}:{name}"},
+                    )
+                    continue
+        except (OperationalError, InterfaceError):
+            raise  # the database itself is failing: the whole attempt is retried later
+        except Exception as exc:  # noqa: BLE001 - isolated, recorded on the event
+            failures[name] = f"{type(exc).__name__}: {exc}"[:REASON_CHARS]
+            log.warning(
+                "event handler failed",
+                exc_info=True,
+                extra={
+                    "event_id": event.id,
+                    "handler": name,
+                    "failure_key": f"event-handler:{event.id}:{name}",
+                },
+            )
+    return failures
+
+
+def _record_failure(
+    session: Session, event: Event, failures: dict[str, str], max_attempts: int | None
+) -> None:
+    """Count a failed attempt; the event waits for the next pass, or is dead at the limit."""
+    if max_attempts is None:
+        max_attempts = get_settings().event_max_attempts
+    event.attempts = (event.attempts or 0) + 1
+    event.failed_handlers = ",".join(failures)[:500]
+    event.failure = "; ".join(f"{name}: {reason}" for name, reason in failures.items())
+    event.processed_at = None
+    if event.attempts >= max_attempts:
+        event.dead_at = now()
+        log.error(
+            "event dead after %d attempts",
+            event.attempts,
+            extra={"event_id": event.id, "type": event.type, "reason": event.failure},
+        )
+    session.flush()
 
 
 def _follow_ups(session: Session, event: Event) -> list[int]:
@@ -65,6 +152,7 @@ def _follow_ups(session: Session, event: Event) -> list[int]:
                 Event.contact_id == event.contact_id,
                 Event.type.in_(FOLLOW_UP_TYPES),
                 Event.processed_at.is_(None),
+                Event.dead_at.is_(None),
                 Event.id > event.id,
             )
             .order_by(Event.id)
@@ -74,10 +162,52 @@ def _follow_ups(session: Session, event: Event) -> list[int]:
 
 
 def process_pending_events(session: Session, at: datetime) -> int:
-    """Process, inline, every stored event received by ``at`` that is not processed yet."""
+    """Process, inline, every stored live event received by ``at`` that is not processed yet."""
     query = (
         select(Event.id)
-        .where(Event.processed_at.is_(None), Event.received_at <= at)
+        .where(Event.processed_at.is_(None), Event.dead_at.is_(None), Event.received_at <= at)
         .order_by(Event.id)
     )
     return work_through(session, query, Event, lambda event_id: process_event(session, event_id))
+
+
+def dead_events(session: Session, limit: int = 100) -> list[dict[str, Any]]:
+    """The dead-event list, newest first: id, type, source, contact, attempts, reason."""
+    rows = session.scalars(
+        select(Event).where(Event.dead_at.is_not(None)).order_by(Event.dead_at.desc()).limit(limit)
+    )
+    return [
+        {
+            "id": e.id,
+            "type": e.type,
+            "source": e.source,
+            "source_event_id": e.source_event_id,
+            "contact_id": e.contact_id,
+            "attempts": e.attempts,
+            "dead_at": e.dead_at.isoformat() if e.dead_at else None,
+            "handlers": e.failed_handlers.split(",") if e.failed_handlers else [],
+            "reason": e.failure,
+        }
+        for e in rows
+    ]
+
+
+def retry_dead_events(session: Session, ids: list[int] | None) -> list[int]:
+    """Make dead events (``ids``, or all when None) live again with fresh attempts.
+
+    Only the handlers that failed run again. The ids go to the process_event queue once
+    the transaction commits (or the scheduler's next pass picks them up).
+    """
+    query = select(Event.id).where(Event.dead_at.is_not(None)).order_by(Event.id)
+    if ids is not None:
+        query = query.where(Event.id.in_(ids))
+    revived = list(session.scalars(query))
+    if revived:
+        session.execute(
+            update(Event)
+            .where(Event.id.in_(revived))
+            .values(dead_at=None, attempts=0, processed_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        outbox.after_commit(session, "events", revived)
+    return revived

@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from automation.analytics.holdout import in_holdout
 from automation.core.events import SEGMENT_ENTERED
 from automation.core.models import Contact, Enrollment, Event, Sequence, SequenceVersion
+from automation.core.processing import HandlerIncomplete
 from automation.segments import in_segment
 from automation.sequences.engine import RUNNING, advance_enrollment, event_properties
 from automation.sequences.schema import (
@@ -127,18 +129,48 @@ def enroll(
 
 
 def enroll_from_event(session: Session, event: Event, now: datetime) -> list[int]:
-    """Enrol the event's contact in every active sequence whose trigger it matches."""
+    """Enrol the event's contact in every active sequence whose trigger it matches.
+
+    Each sequence is enrolled in its own SAVEPOINT: one that fails (a bug, a value out of
+    range) does not undo the others. The failures are raised together afterwards, so the
+    event records them and is retried; a retry skips sequences this event already enrolled.
+    """
     if event.contact_id is None:
         return []
     properties = event_properties(event)
     created: list[int] = []
+    failed: list[str] = []
     for sequence, version, definition in active_definitions(session):
         if not trigger_matches(definition, event.type, properties):
             continue
-        enrollment = enroll(session, sequence, version, event.contact_id, now, event)
+        if _enrolled_by(session, sequence.id, event):
+            continue
+        try:
+            with session.begin_nested():
+                enrollment = enroll(session, sequence, version, event.contact_id, now, event)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - isolated; raised together below
+            failed.append(f"{sequence.key}: {type(exc).__name__}: {exc}")
+            continue
         if enrollment is not None:
             created.append(enrollment.id)
+    if failed:
+        raise SequenceTriggerError("; ".join(failed))
     return created
+
+
+class SequenceTriggerError(HandlerIncomplete):
+    """One or more sequences failed to enrol a contact on an event (the others did)."""
+
+
+def _enrolled_by(session: Session, sequence_id: int, event: Event) -> bool:
+    query = select(Enrollment.id).where(
+        Enrollment.contact_id == event.contact_id,
+        Enrollment.sequence_id == sequence_id,
+        Enrollment.trigger_event_id == event.id,
+    )
+    return session.scalar(query.limit(1)) is not None
 
 
 def enroll_contact(

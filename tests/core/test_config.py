@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from automation.core.config import SettingsError, load_settings
+from automation.core.config import DEV_SECRET_KEY, SettingsError, load_settings
 
 
 @pytest.mark.parametrize(
@@ -42,3 +44,36 @@ def test_postgres_needs_a_real_secret_key(monkeypatch: pytest.MonkeyPatch) -> No
 def test_rate_limit_zero_means_unlimited(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROVIDER_RATE_LIMITS", '{"zalo_zns": 0, "esms": 30}')
     assert load_settings().provider_rate_limits == {"zalo_zns": 0.0, "esms": 30.0}
+
+
+@pytest.mark.parametrize("value", ["", "short-key", "x" * 31])
+def test_postgres_refuses_an_empty_or_short_secret_key(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@db/automation")
+    monkeypatch.setenv("SECRET_KEY", value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value).startswith("configuration error: SECRET_KEY: ")
+    assert "32 characters" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_embedded_default_generates_and_keeps_a_secret_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'data' / 'automation.db'}")
+    for value in (None, ""):
+        if value is None:
+            monkeypatch.delenv("SECRET_KEY", raising=False)
+        else:
+            monkeypatch.setenv("SECRET_KEY", value)
+        first = load_settings().secret_key
+        assert len(first) >= 32 and first != DEV_SECRET_KEY
+        kept = tmp_path / "data" / "automation.db.secret_key"
+        assert kept.read_text().strip() == first
+        assert kept.stat().st_mode & 0o077 == 0
+        assert load_settings().secret_key == first  # the same key after a restart
+    said = capsys.readouterr().err
+    assert said.count("generated one and saved it in") == 1 and str(kept) in said
+    monkeypatch.setenv("SECRET_KEY", "k" * 40)
+    assert load_settings().secret_key == "k" * 40

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from automation.core import logging as logging_module
 from automation.core.logging import configure_logging, redact
+from automation.core.models import Contact
 
 
 @pytest.fixture(autouse=True)
@@ -45,3 +50,71 @@ def test_redact_keeps_ids_and_dates() -> None:
         "order 1001 at 2026-11-02T09:00 total 1250000"
     )
     assert redact("zns 84912345678 ok") == "zns [phone] ok"
+
+
+def test_sql_tracebacks_carry_no_parameters_nor_names(
+    session: Session, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("INFO")
+    session.add(Contact(email="lan@example.vn", first_name="Lan", attributes={}, tags=[]))
+    session.commit()
+    try:
+        session.add(Contact(email="lan@example.vn", first_name="Thị Lan", attributes={}, tags=[]))
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        log = logging.getLogger("automation.test")
+        log.exception("import failed for %r", {"first_name": "Thị Lan"})
+    out = capsys.readouterr().err
+    record = json.loads(out.strip().splitlines()[-1])
+    assert "IntegrityError" in record["exception"]
+    assert "Thị Lan" not in out and "lan@example" not in out
+    assert "hidden due to hide_parameters" in record["exception"]
+    assert "'first_name': [redacted]" in record["message"]
+
+
+def test_personal_values_in_free_text_are_masked() -> None:
+    text = redact("Contact(first_name='Lan', zalo_user_id=\"28933\", id=3) {\"last_name\": \"Võ\"}")
+    assert text == (
+        'Contact(first_name=[redacted], zalo_user_id=[redacted], id=3) {"last_name": [redacted]}'
+    )
+
+
+def test_repeated_failures_are_rate_limited(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logging_module, "REPEAT_WINDOW", 0.3)
+    configure_logging("INFO")
+    log = logging.getLogger("automation.test")
+
+    def fail(event_id: int) -> None:
+        try:
+            raise OverflowError("date value out of range")
+        except OverflowError:
+            log.warning("event handler failed", exc_info=True,
+                        extra={"failure_key": f"event-handler:{event_id}"})
+
+    for _ in range(5):
+        fail(7)
+    fail(8)  # another key is not held back
+    log.info("plain lines are never held back")
+    log.info("plain lines are never held back")
+    time.sleep(0.35)
+    fail(7)
+    lines = [json.loads(line) for line in capsys.readouterr().err.strip().splitlines()]
+    assert [(r["message"], r.get("failure_key"), r.get("repeated")) for r in lines] == [
+        ("event handler failed", "event-handler:7", None),
+        ("event handler failed", "event-handler:8", None),
+        ("plain lines are never held back", None, None),
+        ("plain lines are never held back", None, None),
+        ("event handler failed", "event-handler:7", 4),
+    ]
+    assert sum("Traceback" in r.get("exception", "") for r in lines) == 3
+
+
+def test_dramatiq_plain_text_handler_is_replaced(capsys: pytest.CaptureFixture[str]) -> None:
+    logging.basicConfig(format="[%(asctime)s] [PID %(process)d] %(message)s", force=True)
+    configure_logging("INFO")
+    logging.getLogger("dramatiq.worker.Worker").info("Worker process is ready for action.")
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert json.loads(line)["logger"] == "dramatiq.worker.Worker"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from automation.core.config import Settings
 from channels.base import Channel
@@ -57,6 +58,28 @@ class CallbackRoute:
     method: str
     path: str
     handle: Handler
+    #: The route's OpenAPI parameters and requestBody (the handler reads the raw request).
+    openapi: dict[str, Any] | None = None
+
+
+STRING: dict[str, Any] = {"type": "string"}
+OBJECT: dict[str, Any] = {"type": "object"}
+
+
+def header_param(name: str) -> dict[str, Any]:
+    """An OpenAPI required header parameter (a signature header)."""
+    return {"name": name, "in": "header", "required": True, "schema": STRING}
+
+
+def query_params(*names: str) -> list[dict[str, Any]]:
+    """Optional OpenAPI string query parameters."""
+    return [{"name": n, "in": "query", "required": False, "schema": STRING} for n in names]
+
+
+def body_schema(media_type: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI requestBody: an object with ``properties`` in ``media_type``."""
+    schema = {"type": "object", "properties": properties}
+    return {"required": True, "content": {media_type: {"schema": schema}}}
 
 
 def public_url(settings: Settings, path: str) -> str:

@@ -18,7 +18,14 @@ from sqlalchemy import select
 from automation.core.config import Settings, get_settings
 from automation.core.models import Message
 from automation.core.models_sms import SmsPoolMember
-from automation.delivery.providers.base import CallbackRoute, Pooling, Sender, public_url
+from automation.delivery.providers.base import (
+    STRING,
+    CallbackRoute,
+    Pooling,
+    Sender,
+    public_url,
+    query_params,
+)
 from channels import esms
 from channels.base import Channel
 from channels.callback import CallbackRejected, CallbackRequest, CallbackResult, unauthorized
@@ -127,7 +134,15 @@ SENDERS = (
         unreachable={"108": "invalid phone number"},
     ),
 )
+DOC = {
+    "parameters": [
+        {"name": "message_id", "in": "path", "required": True,
+         "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}},
+        {"name": "token", "in": "path", "required": True, "schema": STRING},
+        *query_params("SMSID", "SendStatus", "SendSuccess", "SendFailed"),
+    ]
+}
 ROUTES = (
     CallbackRoute(NAME, "GET", PATH + "/pool/{pool_id}/{token}", _handle_pool),
-    CallbackRoute(NAME, "GET", PATH + "/{message_id}/{token}", _handle),
+    CallbackRoute(NAME, "GET", PATH + "/{message_id}/{token}", _handle, DOC),
 )

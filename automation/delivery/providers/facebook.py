@@ -7,7 +7,15 @@ events are signed with FACEBOOK_APP_SECRET.
 from __future__ import annotations
 
 from automation.core.config import Settings
-from automation.delivery.providers.base import CallbackRoute, Sender
+from automation.delivery.providers.base import (
+    OBJECT,
+    STRING,
+    CallbackRoute,
+    Sender,
+    body_schema,
+    header_param,
+    query_params,
+)
 from channels import facebook
 from channels.base import Channel
 from channels.callback import CallbackRequest, CallbackResult, required
@@ -46,7 +54,14 @@ SENDERS = (
         unreachable={"100/2018001": "no matching user", "551": "person not available"},
     ),
 )
+CHALLENGE_DOC = {"parameters": query_params("hub.mode", "hub.verify_token", "hub.challenge")}
+DOC = {
+    "parameters": [header_param("X-Hub-Signature-256")],
+    "requestBody": body_schema(
+        "application/json", {"object": STRING, "entry": {"type": "array", "items": OBJECT}}
+    ),
+}
 ROUTES = (
-    CallbackRoute(NAME, "GET", PATH, _challenge),
-    CallbackRoute(NAME, "POST", PATH, _handle),
+    CallbackRoute(NAME, "GET", PATH, _challenge, CHALLENGE_DOC),
+    CallbackRoute(NAME, "POST", PATH, _handle, DOC),
 )

@@ -10,7 +10,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from automation.core.config import Settings
-from automation.delivery.providers.base import CallbackRoute, Sender
+from automation.delivery.providers.base import (
+    OBJECT,
+    CallbackRoute,
+    Sender,
+    body_schema,
+)
 from automation.delivery.tokens import spend_once
 from channels import mailgun
 from channels.callback import (
@@ -44,4 +49,5 @@ def _handle(request: CallbackRequest, settings: Settings) -> list[CallbackResult
 
 
 SENDERS: tuple[Sender, ...] = ()
-ROUTES = (CallbackRoute(NAME, "POST", "/mailgun", _handle),)
+DOC = {"requestBody": body_schema("application/json", {"signature": OBJECT, "event-data": OBJECT})}
+ROUTES = (CallbackRoute(NAME, "POST", "/mailgun", _handle, DOC),)

@@ -7,7 +7,15 @@ StatusCallback URL only carries the message id (which the signature then covers)
 from __future__ import annotations
 
 from automation.core.config import Settings
-from automation.delivery.providers.base import CallbackRoute, Sender, public_url
+from automation.delivery.providers.base import (
+    STRING,
+    CallbackRoute,
+    Sender,
+    body_schema,
+    header_param,
+    public_url,
+    query_params,
+)
 from channels import twilio
 from channels.base import Channel
 from channels.callback import CallbackRequest, CallbackResult, required
@@ -50,4 +58,11 @@ SENDERS = (
         unreachable={"21211": "invalid phone number", "21614": "not a mobile number"},
     ),
 )
-ROUTES = (CallbackRoute(NAME, "POST", PATH, _handle),)
+DOC = {
+    "parameters": [header_param("X-Twilio-Signature"), *query_params("message_id")],
+    "requestBody": body_schema(
+        "application/x-www-form-urlencoded",
+        {n: STRING for n in ("MessageSid", "MessageStatus", "ErrorCode", "To")},
+    ),
+}
+ROUTES = (CallbackRoute(NAME, "POST", PATH, _handle, DOC),)

@@ -21,7 +21,14 @@ from sqlalchemy.orm import Session
 from automation.core.clock import ensure_utc
 from automation.core.config import Settings, get_settings
 from automation.core.models import ProviderToken
-from automation.delivery.providers.base import CallbackRoute, Sender
+from automation.delivery.providers.base import (
+    OBJECT,
+    STRING,
+    CallbackRoute,
+    Sender,
+    body_schema,
+    header_param,
+)
 from automation.delivery.tokens import DbTokenStore
 from channels import zalo
 from channels.base import Channel
@@ -141,4 +148,12 @@ SENDERS = (
         settings_prefixes=("zalo",),
     ),
 )
-ROUTES = (CallbackRoute(NAME, "POST", "/zalo", _handle),)
+DOC = {
+    "parameters": [header_param("X-ZEvent-Signature")],
+    "requestBody": body_schema(
+        "application/json",
+        {"app_id": STRING, "event_name": STRING, "timestamp": STRING, "sender": OBJECT,
+         "recipient": OBJECT, "message": OBJECT},
+    ),
+}
+ROUTES = (CallbackRoute(NAME, "POST", "/zalo", _handle, DOC),)

@@ -13,14 +13,16 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 from babel.numbers import get_currency_precision
 
 from automation.contacts.identity import AddressError, normalize_email, normalize_phone
 from automation.core.clock import ensure_utc, now
+from automation.core.config import get_settings
 from automation.core.errors import InputError
 from automation.core.events import CanonicalEvent
 
@@ -32,6 +34,8 @@ MAX_EMAIL = 320  # contacts.email
 # keeps a contact's summed total_spent inside BIGINT (2^63 - 1) for 9,000 such orders.
 MAX_MINOR_UNITS = 10**15
 MAX_QUANTITY = 1_000_000
+#: Event times before this are refused (a missing or default date, not a real event).
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 Headers = Mapping[str, str]
 
 
@@ -211,19 +215,42 @@ def currency_code(value: Any, field: str, default: str = "VND") -> str:
     return value.strip().upper()
 
 
-def timestamp(value: Any, field: str, assume_utc: bool = True) -> datetime:
-    """An ISO 8601 time as aware UTC; None/blank means now()."""
+def timestamp(value: Any, field: str, assume_utc: bool = False) -> datetime:
+    """An ISO 8601 time as aware UTC, within ``plausible_time``; None/blank means now().
+
+    A time without an offset is read in DEFAULT_TIMEZONE (UTC when ``assume_utc``).
+    """
     if value is None or value == "":
         return now()
     if not isinstance(value, str):
         raise PayloadError(field, "must be an ISO 8601 time like 2026-01-31T10:00:00+07:00")
     text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
     try:
-        return ensure_utc(datetime.fromisoformat(text))
-    except (ValueError, OverflowError):  # OverflowError: 0001-01-01 with a positive offset
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
         raise PayloadError(field, "must be an ISO 8601 time like 2026-01-31T10:00:00+07:00") from (
             None
         )
+    return plausible_time(parsed, field, assume_utc)
+
+
+def plausible_time(value: datetime, field: str, assume_utc: bool = False) -> datetime:
+    """``value`` as aware UTC (naive: DEFAULT_TIMEZONE, or UTC when ``assume_utc``), or a
+    PayloadError unless it lies between EARLIEST_TIME and now + 1 day."""
+    if value.tzinfo is None and not assume_utc:
+        value = value.replace(tzinfo=ZoneInfo(get_settings().default_timezone))
+    latest = now() + timedelta(days=1)
+    try:
+        value = ensure_utc(value)
+    except OverflowError:  # 0001-01-01 with a positive offset
+        value = EARLIEST_TIME - timedelta(days=1)
+    if not EARLIEST_TIME <= value <= latest:
+        raise PayloadError(
+            field,
+            f"must be between {EARLIEST_TIME.date()} and {latest.date()} (now + 1 day)",
+            "send the time the event happened, with its UTC offset",
+        )
+    return value
 
 
 def clean_email(value: Any) -> str | None:

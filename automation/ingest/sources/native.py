@@ -23,7 +23,12 @@ from automation.contacts.identity import AddressError, normalize_email, normaliz
 from automation.core import events as ev
 from automation.core.clock import ensure_utc
 from automation.core.events import CanonicalEvent, ContactData
-from automation.ingest.sources.base import MAX_MINOR_UNITS, PayloadError, Source
+from automation.ingest.sources.base import (
+    MAX_MINOR_UNITS,
+    PayloadError,
+    Source,
+    plausible_time,
+)
 
 MAX_BATCH = 1000
 EventType = Literal[
@@ -165,7 +170,10 @@ class NativeEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=200, description="your stable id: dedupe key")
     type: EventType
-    occurred_at: datetime = Field(description="ISO 8601; naive times are read as UTC")
+    occurred_at: datetime = Field(
+        description="ISO 8601 with offset; naive times are read in DEFAULT_TIMEZONE; "
+        "2000-01-01 to now + 1 day"
+    )
     contact: ContactIn
     properties: dict[str, Any] = Field(default_factory=dict)
 
@@ -207,6 +215,7 @@ class NativeSource(Source):
             if item.id in seen:
                 raise PayloadError(f"{where}id", f"duplicate id {item.id!r} in batch")
             seen.add(item.id)
+            item.occurred_at = plausible_time(item.occurred_at, f"{where}occurred_at")
             model = PROPERTY_MODELS.get(item.type)
             if model is not None:
                 try:
@@ -258,7 +267,7 @@ def canonical(item: NativeEvent) -> CanonicalEvent:
     return CanonicalEvent(
         type=item.type,
         source_event_id=item.id,
-        occurred_at=ensure_utc(item.occurred_at),
+        occurred_at=item.occurred_at,
         contact=contact,
         properties=item.properties,
     )

@@ -135,5 +135,7 @@ def order_contact(data: dict[str, Any]) -> ContactData:
 
 
 def gmt(data: dict[str, Any], key: str) -> Any:
-    """`<key>_gmt` (naive UTC in WooCommerce) else `<key>` (site local, read as UTC)."""
-    return timestamp(data.get(f"{key}_gmt") or data.get(key), f"{key}_gmt")
+    """`<key>_gmt` (naive UTC in WooCommerce) else `<key>` (site local: DEFAULT_TIMEZONE)."""
+    if data.get(f"{key}_gmt"):
+        return timestamp(data[f"{key}_gmt"], f"{key}_gmt", assume_utc=True)
+    return timestamp(data.get(key), key)
