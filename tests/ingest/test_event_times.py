@@ -60,10 +60,15 @@ def test_tomorrow_is_accepted_and_the_day_after_is_not(
                                             occurred_at=late)).status_code == 422
 
 
-def test_shop_webhook_with_a_year_one_date_is_422(client: TestClient, session: Session) -> None:
+def test_shop_webhook_with_a_year_one_date_is_quarantined(
+    client: TestClient, session: Session
+) -> None:
+    """A shop cannot fix a payload: it is kept quarantined with the field, never mapped."""
     order = fixture_json("shopify/orders_create.json")
     order["updated_at"] = "0001-01-01T00:00:00+07:00"
     response = post_shop(client, order, "orders/create")
-    assert response.status_code == 422, response.text
-    assert response.json()["field"] == "updated_at"
-    assert set(counts(session).values()) == {0}
+    assert response.status_code == 202, response.text
+    assert response.json()["reason"].startswith("updated_at: ")
+    stored = counts(session)
+    assert stored.pop("inbox") == 1
+    assert set(stored.values()) == {0}

@@ -134,15 +134,19 @@ SENDERS = (
         unreachable={"108": "invalid phone number"},
     ),
 )
-DOC = {
-    "parameters": [
-        {"name": "message_id", "in": "path", "required": True,
-         "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}},
-        {"name": "token", "in": "path", "required": True, "schema": STRING},
-        *query_params("SMSID", "SendStatus", "SendSuccess", "SendFailed"),
-    ]
-}
+def _doc(id_name: str) -> dict[str, object]:
+    """OpenAPI parameters of a callback path ``/<id_name>/<token>`` and eSMS's query."""
+    return {
+        "parameters": [
+            {"name": id_name, "in": "path", "required": True,
+             "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}},
+            {"name": "token", "in": "path", "required": True, "schema": STRING},
+            *query_params("SMSID", "SendStatus", "SendSuccess", "SendFailed"),
+        ]
+    }
+
+
 ROUTES = (
-    CallbackRoute(NAME, "GET", PATH + "/pool/{pool_id}/{token}", _handle_pool),
-    CallbackRoute(NAME, "GET", PATH + "/{message_id}/{token}", _handle, DOC),
+    CallbackRoute(NAME, "GET", PATH + "/pool/{pool_id}/{token}", _handle_pool, _doc("pool_id")),
+    CallbackRoute(NAME, "GET", PATH + "/{message_id}/{token}", _handle, _doc("message_id")),
 )
