@@ -12,6 +12,7 @@ from automation.core.clock import now
 from automation.core.errors import InputError
 from automation.core.events import ContactData
 from automation.core.models import Consent, Contact, ContactIdentity
+from automation.privacy.hashing import drop_erased
 
 
 class AddressError(InputError):
@@ -93,6 +94,7 @@ def upsert_contact(session: Session, source: str, data: ContactData) -> Contact 
     """Create or update the contact a payload describes; None when nothing identifies it."""
     data.email = lenient(normalize_email, data.email)
     data.phone = lenient(normalize_phone, data.phone)
+    drop_erased(session, data)
     if data.is_empty():
         return None
     contact, linked = _match(session, source, data)

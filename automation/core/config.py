@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     segment_refresh_minutes: int = Field(15, ge=0, description="time-based segment refresh")
     outbox_stale_seconds: int = Field(600, ge=10)
     log_level: str = "INFO"
+    retention_days_raw: int = Field(30, ge=1, description="days raw webhook payloads are kept")
+    retention_days_bodies: int = Field(90, ge=1, description="days message bodies are kept")
 
     # Provider callbacks and tracking (CALLBACKS stream): secrets that sign provider webhooks.
     mailgun_signing_key: str | None = None

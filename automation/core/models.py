@@ -445,3 +445,31 @@ class InboxDelivery(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     mapped_at: Mapped[datetime | None]
+
+
+# --------------------------------------------------------------------------- privacy
+Index("ix_inbox_received_at", InboxDelivery.received_at)
+
+
+class AuditEntry(Base):
+    """Who did what with `mactl` and when (apply, export, forget, DLQ replay); no personal data."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=now, index=True)
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Erasure(Base):
+    """That a contact's personal data was erased, and when (counts only, no personal data)."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(BigInteger, index=True)  # the anonymised row
+    erased_at: Mapped[datetime] = mapped_column(default=now)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -7,6 +7,7 @@
   due_enrollments  enrollments whose next_run_at has come (waits, wait_until timeouts)
   stale_outbox     stuck sending / lost queued / due deferred outbox rows sent again
   events_after     events emitted by the tasks above, so one pass is complete
+  retention        raw webhook payloads and message bodies past their retention days
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from automation.contacts.carts import detect_abandoned_carts
 from automation.core.processing import process_pending_events
 from automation.delivery.stale import requeue_stale
 from automation.inbox.worker import inbox_task
+from automation.privacy.retention import purge_expired
 from automation.segments.membership import refresh_time_based_segments
 from automation.sequences.due import run_due_enrollments
 
@@ -48,4 +50,5 @@ TASKS: tuple[Task, ...] = (
     Task("due_enrollments", run_due_enrollments),
     Task("stale_outbox", requeue_stale),
     Task("events_after", process_pending_events),
+    Task("retention", purge_expired),
 )
