@@ -56,8 +56,10 @@ def test_export_writes_everything_to_a_private_file_and_is_audited(
         "suppressed": False,
     }
     assert data["reachability"]["sms"]["suppressed"] is True
-    for key in ("attributes", "message_events", "enrollments", "memberships"):
-        assert key in data
+    assert [e["sequence"] for e in data["enrollments"]] == ["cart_recovery"]
+    assert [m["segment"] for m in data["memberships"]] == ["vip"]
+    assert data["message_events"][0]["payload"]["recipient"] == EMAIL
+    assert data["attributes"] == {"tinh": "Hà Nội"}
     [entry] = _audit()
     assert (entry["actor"], entry["action"], entry["target"]) == (
         "thu.nguyen",
@@ -104,7 +106,7 @@ def test_apply_and_dlq_replay_are_audited(
 ) -> None:
     segment = tmp_path / "vip.yaml"
     segment.write_text(
-        "segment: vip\nname: Khách VIP\nrule: {field: total_spent, gte: 1000000}\n",
+        "segment: big_spenders\nname: Khách chi nhiều\nrule: {field: total_spent, gte: 1000000}\n",
         encoding="utf-8",
     )
     dry = runner.invoke(app, ["apply", str(segment), "--dry-run"])

@@ -11,11 +11,16 @@ from automation.core.models import (
     Cart,
     Consent,
     ContactIdentity,
+    Enrollment,
     Event,
     InboxDelivery,
     Message,
     MessageEvent,
     Order,
+    Segment,
+    SegmentMembership,
+    Sequence,
+    SequenceVersion,
     Suppression,
 )
 from tests.delivery.conftest import dsettings, esms_server, smtp_sink, zns_server  # noqa: F401
@@ -106,6 +111,24 @@ def person(session: Session) -> dict[str, int]:
     )
     session.add_all([mine, other])
     session.flush()
+    sequence = Sequence(key="cart_recovery")
+    segment = Segment(
+        key="vip", name="VIP", rules={"field": "total_spent", "gte": 1}, definition_hash="x"
+    )
+    session.add_all([sequence, segment])
+    session.flush()
+    version = SequenceVersion(
+        sequence_id=sequence.id, version=1, definition={}, definition_hash="x"
+    )
+    session.add(version)
+    session.flush()
+    enrollment = Enrollment(
+        sequence_id=sequence.id,
+        version_id=version.id,
+        contact_id=lan.id,
+        context={"email": EMAIL, "cart_total": 1_250_000},
+    )
+    session.add_all([enrollment, SegmentMembership(segment_id=segment.id, contact_id=lan.id)])
     session.add(
         MessageEvent(
             message_id=message.id,
@@ -124,4 +147,5 @@ def person(session: Session) -> dict[str, int]:
         "cart": cart.id,
         "inbox_mine": mine.id,
         "inbox_other": other.id,
+        "enrollment": enrollment.id,
     }

@@ -18,12 +18,14 @@ from automation.core.models import (
     Consent,
     Contact,
     ContactIdentity,
+    Enrollment,
     Erasure,
     Event,
     InboxDelivery,
     Message,
     MessageEvent,
     Order,
+    SegmentMembership,
     Suppression,
 )
 from automation.delivery.send import deliver_batch
@@ -63,6 +65,8 @@ def test_forget_erases_personal_data_and_keeps_aggregates(
     result = session.scalars(select(MessageEvent)).one()
     assert result.payload == {"event": "delivered"}
     assert session.get_one(Cart, person["cart"]).recovery_url is None
+    assert session.get_one(Enrollment, person["enrollment"]).context == {"cart_total": 1_250_000}
+    assert session.scalar(select(func.count()).select_from(SegmentMembership)) == 1  # kept
     mine = session.get_one(InboxDelivery, person["inbox_mine"])
     other = session.get_one(InboxDelivery, person["inbox_other"])
     assert (mine.body, mine.headers) == (b"", {})  # matched case-insensitively, local phone
