@@ -22,7 +22,8 @@ from automation.core.models import (
 )
 
 app = typer.Typer(
-    name="contacts", help="Contacts: show one (identities, consents, rollups, events), import CSV."
+    name="contacts",
+    help="Contacts: show one, import CSV, export or forget a person (personal data).",
 )
 
 

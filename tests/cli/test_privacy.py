@@ -98,6 +98,19 @@ def test_a_bad_reference_is_one_line(settings: Settings) -> None:
     assert result.stderr.count("\n") == 1 and "CONTACT" in result.stderr
 
 
+def test_export_to_a_missing_folder_is_one_line_and_not_audited(
+    settings: Settings, session: Session, person: dict[str, int], tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-folder" / "lan.json"
+    result = runner.invoke(app, ["contacts", "export", EMAIL, "--out", str(missing)])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "no-such-folder" in result.stderr
+    assert _audit() == []  # nothing stored half-way: no entry for an export that failed
+    to_stdout = runner.invoke(app, ["contacts", "export", f"id:{person['contact']}"])
+    assert to_stdout.exit_code == 0 and json.loads(to_stdout.stdout)["contact"]["email"] == EMAIL
+    assert [e["details"]["out"] for e in _audit()] == ["stdout"]
+
+
 def test_apply_and_dlq_replay_are_audited(
     settings: Settings,
     session: Session,
