@@ -94,10 +94,11 @@ def upsert_contact(session: Session, source: str, data: ContactData) -> Contact 
     """Create or update the contact a payload describes; None when nothing identifies it."""
     data.email = lenient(normalize_email, data.email)
     data.phone = lenient(normalize_phone, data.phone)
-    drop_erased(session, data)
     if data.is_empty():
         return None
     contact, linked = _match(session, source, data)
+    if drop_erased(session, data, contact) and contact is None and data.is_empty():
+        return None  # only a forgotten address identified the person
     fresh = contact is None  # then _match saw every address unowned: no claim checks needed
     if contact is None:
         contact = Contact(attributes={}, tags=[], last_inbound_at={})

@@ -30,7 +30,7 @@ from automation.core.models import (
     Suppression,
 )
 from automation.core.vocabulary import CONSENT_CHANNELS
-from automation.privacy.hashing import address_hash
+from automation.privacy.hashing import address_hash, contact_addresses
 from automation.segments.evaluate import matches
 from automation.segments.nodes import REACH_KINDS, ReachCond
 
@@ -42,12 +42,6 @@ def row(obj: Base) -> dict[str, Any]:
         value = getattr(obj, column.key)
         out[column.key] = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
     return out
-
-
-def contact_addresses(contact: Contact) -> list[str]:
-    """The contact's addresses on every channel (email, phone, Zalo user id, PSID)."""
-    values = (contact.email, contact.phone, contact.zalo_user_id, contact.facebook_psid)
-    return [v for v in values if v]
 
 
 def export_contact(

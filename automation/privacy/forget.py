@@ -34,8 +34,7 @@ from automation.core.models import (
     Suppression,
 )
 from automation.core.vocabulary import CONSENT_CHANNELS
-from automation.privacy.export import contact_addresses
-from automation.privacy.hashing import ERASED, address_hash
+from automation.privacy.hashing import ERASED, address_hash, contact_addresses
 from automation.privacy.scrub import phone_forms, redact, scrub
 
 BATCH = 500

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from automation.core.config import get_settings
 from automation.core.events import ContactData
-from automation.core.models import Suppression
+from automation.core.models import Contact, Suppression
 from automation.core.vocabulary import CONSENT_CHANNELS
 
 PREFIX = "erased:"
@@ -57,13 +57,23 @@ FIELD_CHANNELS = {
 }
 
 
-def drop_erased(session: Session, data: ContactData) -> set[str]:
+def contact_addresses(contact: Contact) -> list[str]:
+    """The contact's addresses on every channel (email, phone, Zalo user id, PSID)."""
+    values = (contact.email, contact.phone, contact.zalo_user_id, contact.facebook_psid)
+    return [v for v in values if v]
+
+
+def drop_erased(session: Session, data: ContactData, contact: Contact | None = None) -> set[str]:
     """Remove erased addresses (and the consents they carry) from ``data``; the ones removed.
 
     A person who asked to be forgotten is not re-collected by the next webhook or import:
-    the address is not stored again, so it can be neither matched nor messaged.
+    the address is not stored again, so it can be neither matched nor messaged. Addresses
+    already stored on the matched ``contact`` are not looked up (the usual repeat customer
+    costs no query).
     """
-    erased = erased_addresses(session, (getattr(data, f) for f in FIELD_CHANNELS))
+    known = contact_addresses(contact) if contact is not None else []
+    candidates = (getattr(data, f) for f in FIELD_CHANNELS)
+    erased = erased_addresses(session, (a for a in candidates if a not in known))
     for field_name, channels in FIELD_CHANNELS.items():
         if getattr(data, field_name) in erased:
             setattr(data, field_name, None)
