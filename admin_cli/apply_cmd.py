@@ -17,6 +17,7 @@ from admin_cli.output import (
 )
 from automation.apply import ApplyError, Plan, apply_paths
 from automation.core.db import session_scope
+from automation.privacy import audit
 
 app = typer.Typer()
 
@@ -54,6 +55,13 @@ def apply_command(
     with session_scope() as session:
         try:
             plan = apply_paths(session, paths, dry_run=dry_run)
+            if plan.applied:
+                audit.record(
+                    session,
+                    "apply",
+                    None,
+                    {"paths": [str(p) for p in paths], "counts": plan.counts()},
+                )
         except ApplyError as exc:
             if as_json:
                 print_json({"applied": False, "problems": exc.problems})

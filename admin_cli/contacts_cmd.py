@@ -27,7 +27,7 @@ from automation.core.vocabulary import CONSENT_CHANNELS, DENIED, GRANTED
 app = typer.Typer(
     name="contacts",
     help="Contacts: show one (identities, consent evidence, rollups, events), record a "
-    "consent, import CSV.",
+    "consent, import CSV, export or forget a person (personal data).",
 )
 
 

@@ -9,6 +9,7 @@ from admin_cli.output import JSON, MAX_ROWS, console, load_settings, print_json,
 from automation.core.db import session_scope
 from automation.core.errors import InputError
 from automation.delivery.deadletter import list_failed, redis_dead_counts, replay
+from automation.privacy import audit
 
 app = typer.Typer(name="dlq", help="Dead letters: messages that failed for good (list, replay).")
 
@@ -74,6 +75,7 @@ def replay_cmd(
         )
     with session_scope(settings) as session:
         replayed, refused = replay(session, None if all_ else ids)
+        audit.record(session, "dlq.replay", None, {"all": all_, "ids": ids, "replayed": replayed})
     missing = sorted(set(ids) - set(replayed) - set(refused))
     if as_json:
         print_json({"replayed": replayed, "not_failed": missing, "refused": refused})

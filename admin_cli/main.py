@@ -11,6 +11,7 @@ import typer
 
 from admin_cli import (
     apply_cmd,
+    audit_cmd,
     contacts_cmd,
     db_cmd,
     demo_cmd,
@@ -19,6 +20,7 @@ from admin_cli import (
     enrollments_cmd,
     events_cmd,
     inbox_cmd,
+    privacy_cmd,
     report_cmd,
     runtime_cmd,
     segments_cmd,
@@ -61,8 +63,12 @@ for module in (
     sendtest_cmd,
     report_cmd,
     inbox_cmd,
+    audit_cmd,
 ):
     app.add_typer(module.app)
+
+# privacy_cmd adds `contacts export` and `contacts forget` to the contacts group.
+assert privacy_cmd.app is contacts_cmd.app
 
 
 def main() -> None:

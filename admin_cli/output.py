@@ -58,9 +58,14 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def json_text(data: Any) -> str:
+    """Data as indented UTF-8 JSON text (datetimes as ISO-8601)."""
+    return json.dumps(data, ensure_ascii=False, indent=2, default=_json_default)
+
+
 def print_json(data: Any) -> None:
     """Print data as indented UTF-8 JSON (datetimes as ISO-8601) on stdout."""
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default))
+    typer.echo(json_text(data))
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

@@ -28,6 +28,7 @@ from automation.core.db import is_postgres
 from automation.core.errors import InputError
 from automation.core.events import ContactData
 from automation.core.models import Contact, ContactIdentity
+from automation.privacy.hashing import drop_erased
 
 __all__ = [
     "AddressError",
@@ -177,6 +178,8 @@ def upsert_contact(session: Session, source: str, data: ContactData) -> Contact 
         # the same person: serialise matching per phone until this transaction ends.
         session.execute(select(func.pg_advisory_xact_lock(func.hashtext(data.phone))))
     contact, how = _match(session, source, data)
+    if drop_erased(session, data, contact) and contact is None and data.is_empty():
+        return None  # only a forgotten address identified the person
     if contact is None:
         contact = Contact(attributes={}, tags=[], last_inbound_at={})
         session.add(contact)

@@ -40,6 +40,7 @@ from automation.contacts.rows import (
 from automation.core.clock import now
 from automation.core.models import Contact, ContactIdentity
 from automation.core.vocabulary import MARKETING
+from automation.privacy.hashing import erased_addresses
 
 __all__ = [
     "ImportFileError",
@@ -108,6 +109,7 @@ class _Batch:
         self.drafts: list[_Draft] = []
         self.index: dict[tuple[str, str], _Draft] = {}  # unique identifiers
         self.phones: dict[str, list[_Draft]] = {}  # phone -> contacts on it, oldest first
+        self.erased: set[str] = set()
 
     def load(self, parsed: list[ParsedRow]) -> None:
         """Fetch every stored contact any row of the batch may refer to."""
@@ -115,6 +117,9 @@ class _Batch:
         for row in parsed:
             for name, value in row.ids.items():
                 wanted[name].add(value)
+        self.erased = erased_addresses(
+            self.session, {v for name in ADDRESS_COLUMNS for v in wanted[name]}
+        )
         conn = self.session.connection()
         contact_ids: dict[int, set[str]] = {}
         if wanted["external_id"]:
@@ -163,6 +168,18 @@ class _Batch:
 
     def apply(self, row: ParsedRow) -> None:
         """Merge one row into its contact (found, or new); records a conflict as a row error."""
+        erased = [name for name in ADDRESS_COLUMNS if row.ids.get(name) in self.erased]
+        if erased:
+            self.report.failed += 1
+            self.report.errors.append(
+                RowError(
+                    row.row,
+                    erased[0],
+                    f"this {erased[0]} was erased on its owner's request (mactl contacts forget)",
+                    "remove the row: a forgotten address is not collected again",
+                )
+            )
+            return
         matches: dict[int, tuple[str, _Draft]] = {}
         for name in UNIQUE_IDS:
             draft = self.index.get((name, row.ids.get(name, "")))

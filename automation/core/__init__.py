@@ -5,5 +5,6 @@ from automation.core import (  # noqa: F401, E402
     models_analytics,
     models_consent,
     models_inbox,
+    models_privacy,
     models_sms,
 )

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
         5, ge=1, le=100, description="failed processing attempts before an event is dead"
     )
     log_level: str = "INFO"
+    retention_days_raw: int = Field(30, ge=1, description="days raw webhook payloads are kept")
+    retention_days_bodies: int = Field(90, ge=1, description="days message bodies are kept")
 
     # Provider callbacks and tracking (CALLBACKS stream): secrets that sign provider webhooks.
     mailgun_signing_key: str | None = None

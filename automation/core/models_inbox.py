@@ -44,3 +44,7 @@ class InboxDelivery(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     mapped_at: Mapped[datetime | None]
+
+
+# Retention purges by age.
+Index("ix_inbox_received_at", InboxDelivery.received_at)

@@ -26,6 +26,8 @@ Profiles (COMPLIANCE_PROFILE):
 FREQUENCY_CAPS and SEND_WINDOWS (JSON, per consent channel) override either profile.
 Transactional messages skip all marketing rules but are never sent to a hard-bounced
 address (or one suppressed with scope ``all``), nor when transactional consent is denied.
+An erased address (`mactl contacts forget`) is found through its keyed hash and skipped
+for every purpose.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from automation.core.clock import ensure_utc
 from automation.core.config import Settings, get_settings
 from automation.core.models import Consent, Contact, Message, Suppression
 from automation.core.vocabulary import CONSENT_CHANNEL, MARKETING, Status
+from automation.privacy.hashing import address_hash
 
 HARD_REASONS = frozenset({"hard_bounce", "invalid_address", "bounced"})
 WINDOW = timedelta(hours=24)
@@ -125,12 +128,18 @@ class Candidate:
     address: str | None
 
 
-def _suppressions(session: Session, items: list[Candidate]) -> dict[tuple[str, str], Suppression]:
+def _suppressions(
+    session: Session, items: list[Candidate], secret: str
+) -> dict[tuple[str, str], Suppression]:
+    """Suppression rows by (channel, address), also found through an erased address's hash."""
     addresses = {c.address for c in items if c.address}
     if not addresses:
         return {}
-    rows = session.scalars(select(Suppression).where(Suppression.address.in_(addresses)))
-    return {(row.channel, row.address): row for row in rows}
+    hashed = {address_hash(a, secret): a for a in addresses}
+    rows = session.scalars(
+        select(Suppression).where(Suppression.address.in_(addresses | hashed.keys()))
+    )
+    return {(row.channel, hashed.get(row.address, row.address)): row for row in rows}
 
 
 def _consents(session: Session, items: list[Candidate]) -> dict[tuple[int, str, str], str]:
@@ -196,7 +205,7 @@ def evaluate(
     """Decide for every candidate (bulk queries: suppressions, reachability, consents, caps)."""
     settings = settings or get_settings()
     profile = profile or profile_from_settings(settings)
-    suppressed = _suppressions(session, items)
+    suppressed = _suppressions(session, items, settings.secret_key)
     unreachable = unreachable_rows(session, {c.contact.id for c in items})
     consents = strictest_on_phone(session, [c.contact for c in items], _consents(session, items))
     counts, oldest = _recent_counts(session, items, profile, now, settings.outbox_stale_seconds)

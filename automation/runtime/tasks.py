@@ -10,6 +10,7 @@
   sms_pools        advertising SMS pools whose window is over: sent, or rows fall back
   zalo_tokens      refresh the Zalo OA token pair before it expires, even when idle
   events_after     events emitted by the tasks above, so one pass is complete
+  retention        raw webhook payloads and message bodies past their retention days
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from automation.delivery.pools import flush_pools
 from automation.delivery.providers.zalo import refresh_ahead
 from automation.delivery.stale import requeue_stale
 from automation.inbox.worker import inbox_task
+from automation.privacy.retention import purge_expired
 from automation.segments.membership import refresh_time_based_segments
 from automation.sequences.bulk import process_segment_events
 from automation.sequences.due import run_due_enrollments
@@ -62,4 +64,5 @@ TASKS: tuple[Task, ...] = (
     Task("sms_pools", flush_pools),
     Task("zalo_tokens", refresh_ahead),
     Task("events_after", pending_events),
+    Task("retention", purge_expired),
 )
