@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from automation.core import events as ev
 from automation.core.clock import ensure_utc, now
+from automation.core.db import dialect_insert
 from automation.core.models import Cart, Contact, Event, Order
 
 STATUS = {
@@ -59,8 +59,7 @@ def _time(value: Any, default: datetime) -> datetime:
 
 def _insert_ignore(session: Session, model: Any, values: dict[str, Any]) -> None:
     """INSERT ... ON CONFLICT (source, external_id) DO NOTHING on either backend."""
-    module: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = module.insert(model).values(**values).on_conflict_do_nothing(
+    stmt = dialect_insert(session)(model).values(**values).on_conflict_do_nothing(
         index_elements=["source", "external_id"]
     )
     session.execute(stmt)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from automation.core.clock import now
+from automation.core.db import dialect_insert
 from automation.core.models import Event
 
 
@@ -37,29 +36,11 @@ def record_event(
         "received_at": now(),
         "payload": {"properties": properties},
     }
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt: Any = (
-            postgresql.insert(Event)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["source", "source_event_id"])
-        )
-    elif dialect == "sqlite":
-        stmt = (
-            sqlite.insert(Event)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["source", "source_event_id"])
-        )
-    else:  # pragma: no cover - only the two supported backends
-        exists = session.scalar(
-            select(Event.id).where(Event.source == source, Event.source_event_id == source_event_id)
-        )
-        if exists is not None:
-            return None
-        event = Event(**values)
-        session.add(event)
-        session.flush()
-        return event
+    stmt = (
+        dialect_insert(session)(Event)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["source", "source_event_id"])
+    )
     session.flush()
     new_id = session.execute(stmt.returning(Event.id)).scalar_one_or_none()
     if new_id is None:
@@ -85,10 +66,10 @@ def record_events(session: Session, rows: list[dict[str, Any]]) -> int:
     ]
     if not values:
         return 0
-    dialect = session.get_bind().dialect.name
-    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.flush()
-    stmt = insert_fn(Event).on_conflict_do_nothing(index_elements=["source", "source_event_id"])
+    stmt = dialect_insert(session)(Event).on_conflict_do_nothing(
+        index_elements=["source", "source_event_id"]
+    )
     for start in range(0, len(values), 500):  # executemany: one cached statement
         session.execute(stmt, values[start : start + 500])
     return len(values)

@@ -17,10 +17,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from automation.core import outbox
+from automation.core.db import dialect_insert, is_postgres
 from automation.core.models import Contact, Enrollment, Event, Message, MessageEvent, Sequence
 from automation.core.vocabulary import ENGAGEMENT
 from automation.segments import load_rule, matches
@@ -49,7 +49,7 @@ ENGAGED_TYPES = ENGAGEMENT  # one engagement meaning for segments and sequences
 
 def lock_enrollment(session: Session, enrollment_id: int) -> Enrollment | None:
     """Load the enrollment with a row lock (PostgreSQL) / the write lock (SQLite), fresh."""
-    if session.get_bind().dialect.name == "sqlite":
+    if not is_postgres(session):
         session.execute(
             update(Enrollment)
             .where(Enrollment.id == enrollment_id)
@@ -325,10 +325,8 @@ def trigger_properties(session: Session, enrollment: Enrollment) -> dict[str, An
 
 def insert_message(session: Session, values: dict[str, Any]) -> int | None:
     """INSERT the outbox row unless (enrollment_id, step_key) exists; the new id or None."""
-    dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
     stmt = (
-        module.insert(Message)
+        dialect_insert(session)(Message)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["enrollment_id", "step_key"])
         .returning(Message.id)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from automation.analytics.holdout import in_holdout
+from automation.core.db import is_postgres
 from automation.core.events import SEGMENT_ENTERED
 from automation.core.models import Contact, Enrollment, Event, Sequence, SequenceVersion
 from automation.core.processing import HandlerIncomplete
@@ -74,7 +75,7 @@ def reentry_allows(
 def _lock_contact(session: Session, contact_id: int) -> bool:
     """Serialise enrolment decisions per contact (PostgreSQL row lock); False if gone."""
     query = select(Contact.id).where(Contact.id == contact_id)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         query = query.with_for_update()
     return session.scalar(query) is not None
 
