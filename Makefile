@@ -30,3 +30,4 @@ bench:  ## every benchmark, each with its same-run baseline (PostgreSQL + Redis;
 	$(PYTHON) bench/enroll.py
 	$(PYTHON) bench/events.py
 	$(PYTHON) bench/segments.py --contacts 300000 --events 1500000
+	$(PYTHON) bench/report.py
