@@ -6,6 +6,7 @@ import math
 import re
 import sys
 from functools import lru_cache
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
@@ -44,6 +45,10 @@ class Settings(BaseSettings):
     cart_abandon_minutes: int = Field(60, ge=1)
     segment_refresh_minutes: int = Field(15, ge=0, description="time-based segment refresh")
     outbox_stale_seconds: int = Field(600, ge=10)
+    delivery_ambiguous_marketing: Literal["skip", "resend"] = Field(
+        "skip",
+        description="a marketing row in flight at a crash: skip (ends unknown) or resend",
+    )
     log_level: str = "INFO"
 
     # Provider callbacks and tracking (CALLBACKS stream): secrets that sign provider webhooks.
