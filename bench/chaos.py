@@ -111,11 +111,13 @@ class Report:
     ambiguous: int = 0
     ambiguous_delivered: int = 0
     ambiguous_transactional: int = 0
+    ambiguous_unexplained: int = 0
     dup_keyed: int = 0
     repeats_deduped: int = 0
     dup_marketing: int = 0
     dup_transactional: int = 0
     dup_bound: int = 0
+    in_flight_at_kill: int = 0
     lost: list[int] = field(default_factory=list)
     drain_seconds: float = 0.0
     faults: dict[str, Counter[str]] = field(default_factory=dict)
@@ -138,12 +140,13 @@ class Report:
             f"sent:                     {self.sent}",
             f"failed:                   {sum(self.failed.values())} ({failed})",
             f"ambiguous (unknown):      {self.ambiguous} "
-            f"(the provider had accepted {self.ambiguous_delivered} of them)",
+            f"(the provider had accepted {self.ambiguous_delivered} of them; all were "
+            f"'sending' at the kill or the outage: {self.ambiguous_unexplained == 0})",
             f"duplicates, provider dedupes on our key (eSMS RequestId): {self.dup_keyed}"
             f" (repeats the provider deduped: {self.repeats_deduped})",
             f"duplicates elsewhere:     marketing {self.dup_marketing}, transactional "
-            f"{self.dup_transactional} (bound: {self.dup_bound} calls in flight at the kill "
-            f"and the outage)",
+            f"{self.dup_transactional} (bound: {self.dup_bound} rows claimed at the kill and "
+            f"the outage; HTTP calls in flight at the kill: {self.in_flight_at_kill})",
             f"lost:                     {len(self.lost)}",
             f"time to drain:            {self.drain_seconds:.1f} s",
             f"final statuses:           {dict(self.statuses)}",
@@ -226,8 +229,8 @@ def seed(engine: sa.Engine, n: int) -> dict[str, tuple[int, str, str]]:
 def counts(engine: sa.Engine) -> Counter[str]:
     """Outbox rows per status (read directly, not through the proxy)."""
     with engine.connect() as conn:
-        return Counter(dict(conn.execute(sa.text(
-            "SELECT status, count(*) FROM messages GROUP BY status")).tuples().all()))
+        return Counter({str(k): int(v) for k, v in conn.execute(sa.text(
+            "SELECT status, count(*) FROM messages GROUP BY status"))})
 
 
 def sending_rows(engine: sa.Engine) -> set[int]:
@@ -291,6 +294,7 @@ def run(setup: Setup, work: Path) -> Report:
 
         at_share(setup.kill_at, "the kill")
         bound |= sending_rows(engine)
+        report.in_flight_at_kill = sum(len(p.in_flight()) for p in providers.values())
         procs[1].kill9()
         say(f"{time.monotonic() - started:.1f}s: worker-1 killed (SIGKILL) with "
             f"{len(bound)} rows sending")
@@ -393,6 +397,7 @@ def figures(report: Report, engine: sa.Engine, rows: dict[str, tuple[int, str, s
             report.ambiguous += 1
             report.ambiguous_delivered += bool(keys)
             report.ambiguous_transactional += purpose != "marketing"
+            report.ambiguous_unexplained += mid not in bound
         if row.status in PENDING or (row.status == "sent" and not keys):
             report.lost.append(mid)
         if channel == "sms":  # eSMS dedupes on RequestId: the recipient gets one per key

@@ -31,10 +31,10 @@ def test_chaos_run_loses_nothing_and_never_sends_marketing_twice(
     assert report.lost == [], report.lines()
     assert report.dup_keyed == 0 and report.dup_marketing == 0, report.lines()
     assert report.dup_transactional <= report.dup_bound, report.lines()
-    # Only marketing rows may end unknown; every refusal names its provider's reason.
+    # Only marketing rows end unknown, and only rows claimed at the kill or the outage.
     assert report.statuses["unknown"] == report.ambiguous
-    assert report.ambiguous_transactional == 0
+    assert report.ambiguous_transactional == 0 and report.ambiguous_unexplained == 0
     assert set(report.statuses) <= {"sent", "failed", "unknown"}, report.statuses
-    assert report.sent >= 0.9 * 300, report.lines()
+    assert sum(report.failed.values()) <= 10, report.lines()  # ~1% refused for good
     assert report.webhooks_while_redis_down == 5 == report.webhooks_processed
     assert report.pg_refused > 0
