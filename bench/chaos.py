@@ -91,6 +91,9 @@ class Setup:
     flush_at: float = 0.4
     pg_outage_at: float = 0.6
     outage_seconds: float = 4.0
+    #: Longer than the slowest live batch (50 rows, 8 calls at a time, 15 s timeouts and
+    #: Retry-After waits), or a live row is taken for a crashed one (see the README).
+    stale_seconds: int = 120
     faults: Faults = field(default_factory=lambda: Faults(
         error=0.04, throttle=0.04, timeout=0.005, drop=0.02, reject=0.01))
     provider_delay: float = 0.02
@@ -146,7 +149,8 @@ class Report:
             f" (repeats the provider deduped: {self.repeats_deduped})",
             f"duplicates elsewhere:     marketing {self.dup_marketing}, transactional "
             f"{self.dup_transactional} (bound: {self.dup_bound} rows claimed at the kill and "
-            f"the outage; HTTP calls in flight at the kill: {self.in_flight_at_kill})",
+            f"the outage; HTTP calls in flight (both workers) at the kill: "
+            f"{self.in_flight_at_kill})",
             f"lost:                     {len(self.lost)}",
             f"time to drain:            {self.drain_seconds:.1f} s",
             f"final statuses:           {dict(self.statuses)}",
@@ -256,7 +260,8 @@ def run(setup: Setup, work: Path) -> Report:
     env = base_env(
         DATABASE_URL=pg_proxy.url(db_url), REDIS_URL=setup.redis_url, **SECRETS,
         TEMPLATES_DIR=str(work / "templates"), OUTBOX_FILE=str(work / "outbox.jsonl"),
-        LOG_LEVEL="WARNING", COMPLIANCE_PROFILE="none", OUTBOX_STALE_SECONDS="10",
+        LOG_LEVEL="WARNING", COMPLIANCE_PROFILE="none",
+        OUTBOX_STALE_SECONDS=str(setup.stale_seconds),
         DELIVERY_MIN_BACKOFF_MS="300", DELIVERY_MAX_BACKOFF_MS="3000",
         DELIVERY_MAX_ATTEMPTS="12", WORKER_THREADS=str(setup.threads),
         PROVIDER_RATE_LIMITS='{"esms": 0, "zalo_zns": 0, "smtp": 0, "messenger": 0}',
