@@ -24,7 +24,7 @@ def test_chaos_run_loses_nothing_and_never_sends_marketing_twice(
 ) -> None:
     lines: list[str] = []
     setup = Setup(messages=300, threads=4, outage_seconds=3.0, provider_delay=0.05,
-                  stale_seconds=30, faults=Faults(error=0.04, throttle=0.04, drop=0.02,
+                  stale_seconds=45, faults=Faults(error=0.04, throttle=0.04, drop=0.02,
                                                   reject=0.01),
                   drain_timeout=100.0, pg_admin_url=PG_ADMIN_URL, redis_url=SYSTEM_REDIS_URL,
                   log=lines.append)
