@@ -2,7 +2,7 @@
 PYTHON ?= $(shell test -x .venv/bin/python && echo .venv/bin/python || echo python)
 MACTL ?= $(PYTHON) -m admin_cli.main
 
-.PHONY: install test lint typecheck demo run bench
+.PHONY: install test lint typecheck demo run bench chaos
 
 install:  ## editable install with the test tools
 	$(PYTHON) -m pip install -e ".[test]"
@@ -31,3 +31,6 @@ bench:  ## every benchmark, each with its same-run baseline (PostgreSQL + Redis;
 	$(PYTHON) bench/events.py
 	$(PYTHON) bench/segments.py --contacts 300000 --events 1500000
 	$(PYTHON) bench/report.py
+
+chaos:  ## faults in one run: SIGKILL, Redis flush, PostgreSQL refusing, faulty providers (5,000 messages)
+	$(PYTHON) bench/chaos.py --messages 5000

@@ -9,6 +9,7 @@ import secrets
 import sys
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
@@ -53,6 +54,10 @@ class Settings(BaseSettings):
     outbox_stale_seconds: int = Field(600, ge=10)
     event_max_attempts: int = Field(
         5, ge=1, le=100, description="failed processing attempts before an event is dead"
+    )
+    delivery_ambiguous_marketing: Literal["skip", "resend"] = Field(
+        "skip",
+        description="a marketing row in flight at a crash: skip (ends unknown) or resend",
     )
     log_level: str = "INFO"
     retention_days_raw: int = Field(30, ge=1, description="days raw webhook payloads are kept")

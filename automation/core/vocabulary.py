@@ -83,6 +83,8 @@ class Status:
     FAILED: Final = "failed"
     SKIPPED: Final = "skipped"
     POOLED: Final = "pooled"  # held in an advertising SMS pool (automation.delivery.pools)
+    #: The provider call was in flight at a crash: it may or may not have gone out.
+    UNKNOWN: Final = "unknown"
 
 
 #: Forward-only order of message states; a result never moves a message backwards.
@@ -90,6 +92,7 @@ STATUS_RANK: Final[dict[str, int]] = {
     Status.QUEUED: 0,
     Status.DEFERRED: 0,
     Status.SENDING: 1,
+    Status.UNKNOWN: 1,  # a provider callback may still tell what happened
     Status.SENT: 2,
     Status.DELIVERED: 3,
     Status.READ: 4,

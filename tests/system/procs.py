@@ -392,3 +392,284 @@ class Providers:
             "SHOP_NAME": "Lụa Hà Đông",
             "PROVIDER_RATE_LIMITS": '{"esms": 0, "zalo_zns": 0, "smtp": 0}',
         }
+
+
+# --------------------------------------------------------------------------- faults
+
+
+@dataclass
+class Faults:
+    """Shares of requests a faulty provider answers badly (drawn per request, seeded).
+
+    ``error`` -> HTTP 500 (SMTP 451), ``throttle`` -> 429 with Retry-After: 1,
+    ``timeout`` -> no answer for ``hang`` seconds then a dropped connection, ``drop`` ->
+    the connection is closed without an answer. None of them accepts the message.
+    ``reject`` is the share of rows (by key) the provider refuses for good.
+    """
+
+    error: float = 0.0
+    throttle: float = 0.0
+    timeout: float = 0.0
+    drop: float = 0.0
+    reject: float = 0.0
+    hang: float = 16.0
+    seed: int = 11
+
+    def draw(self, rng: Any) -> str:
+        """The fault for one request ("" = answer normally)."""
+        roll = rng.random()
+        for name in ("error", "throttle", "timeout", "drop"):
+            share = float(getattr(self, name))
+            if roll < share:
+                return name
+            roll -= share
+        return ""
+
+    def rejects(self, key: str) -> bool:
+        """True when the row with this key is refused for good (same answer every time)."""
+        digest = hashlib.sha256(f"{self.seed}:{key}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32 < self.reject
+
+
+#: Success and permanent-refusal answers per provider kind, and the request's row key.
+KINDS: dict[str, dict[str, Any]] = {
+    "zns": {
+        "key": lambda b: str(b.get("tracking_id")),
+        "ok": lambda b: {"error": 0, "message": "Success",
+                         "data": {"msg_id": f"zns-{b.get('tracking_id')}", "sent_time": "0"}},
+        "reject": {"error": -108, "message": "Phone number is invalid"},
+        "to": lambda b: str(b.get("phone")),
+    },
+    "esms": {
+        "key": lambda b: str(b.get("RequestId")),
+        "ok": lambda b: {"CodeResult": "100", "SMSID": f"sms-{b.get('RequestId')}"},
+        "reject": {"CodeResult": "108", "ErrorMessage": "Phone number format invalid"},
+        "to": lambda b: str(b.get("Phone")),
+    },
+    "messenger": {
+        "key": lambda b: str((b.get("recipient") or {}).get("id")),
+        "ok": lambda b: {"recipient_id": (b.get("recipient") or {}).get("id"),
+                         "message_id": f"m_{time.monotonic_ns()}"},
+        "reject": {"error": {"code": 551, "message": "This person isn't available right now"}},
+        "to": lambda b: str((b.get("recipient") or {}).get("id")),
+    },
+}
+
+
+@dataclass
+class FaultyProvider:
+    """A loopback JSON provider (ZNS, eSMS or Messenger Send API) that misbehaves on purpose.
+
+    Every request is recorded (``hits``) before it is answered; ``accepted`` lists, per
+    recipient, the keys of requests answered with success (an eSMS RequestId accepted
+    before is answered 124 "duplicate", as eSMS does, and not delivered again).
+    """
+
+    kind: str
+    faults: Faults = field(default_factory=Faults)
+    delay: float = 0.0
+    hits: list[Hit] = field(default_factory=list)
+    accepted: dict[str, list[str]] = field(default_factory=dict)
+    fault_counts: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        import random
+
+        server, spec, lock = self, KINDS[self.kind], threading.Lock()
+        rng = random.Random(self.faults.seed)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    body = {}
+                hit = Hit(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                with lock:
+                    server.hits.append(hit)
+                    fault = server.faults.draw(rng)
+                    server.fault_counts[fault or "ok"] += 1
+                time.sleep(server.delay)
+                if fault in ("timeout", "drop"):
+                    if fault == "timeout":
+                        time.sleep(server.faults.hang)
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                with lock:  # a duplicate check and its record are one step
+                    status, payload, headers = server.answer(spec, body, fault)
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    for name, value in {"Content-Type": "application/json", **headers}.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                except OSError:  # the client was killed mid-request: not delivered
+                    return
+                hit.answered = True
+                if server.is_success(payload):
+                    with lock:
+                        server.accepted.setdefault(spec["to"](body), []).append(spec["key"](body))
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def answer(
+        self, spec: dict[str, Any], body: dict[str, Any], fault: str
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """(status, JSON body, headers) for one request that gets an answer."""
+        if fault == "error":
+            return 500, {"error": "internal"}, {}
+        if fault == "throttle":
+            return 429, {"error": "slow down"}, {"Retry-After": "1"}
+        key = spec["key"](body)
+        if self.faults.rejects(spec["to"](body)):
+            return (400 if self.kind == "messenger" else 200), spec["reject"], {}
+        if self.kind == "esms" and key in self.accepted.get(spec["to"](body), []):
+            self.fault_counts["deduped"] += 1
+            return 200, {"CodeResult": "124", "ErrorMessage": "Duplicate RequestId"}, {}
+        return 200, spec["ok"](body), {}
+
+    @staticmethod
+    def is_success(payload: dict[str, Any]) -> bool:
+        """True for a success answer of any kind (not a refusal, not a duplicate)."""
+        return payload.get("error") == 0 or payload.get("CodeResult") == "100" or (
+            "message_id" in payload)
+
+    def in_flight(self) -> set[str]:
+        """Recipients of requests received and not answered yet."""
+        spec = KINDS[self.kind]
+        return {spec["to"](h.body) for h in list(self.hits) if not h.answered}
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class FaultySmtp:
+    """aiosmtpd handler answering 451 for a share of messages, 550 for rejected rows.
+
+    ``accepted`` lists, per recipient, the Message-IDs of messages answered 250.
+    """
+
+    def __init__(self, faults: Faults) -> None:
+        import random
+
+        self.faults, self.rng, self.lock = faults, random.Random(faults.seed), threading.Lock()
+        self.accepted: dict[str, list[str]] = {}
+        self.fault_counts: Counter[str] = Counter()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        from email import message_from_bytes, policy
+
+        to = envelope.rcpt_tos[0]
+        with self.lock:
+            fault = self.faults.draw(self.rng)
+            self.fault_counts[fault or "ok"] += 1
+        if fault:
+            return "451 4.3.0 Temporary failure, try again"
+        if self.faults.rejects(to):
+            return "550 5.1.1 No such user"
+        mid = str(message_from_bytes(envelope.content, policy=policy.default)["Message-ID"])
+        with self.lock:
+            self.accepted.setdefault(to, []).append(mid)
+        return "250 OK"
+
+
+def start_faulty_smtp(faults: Faults) -> tuple[FaultySmtp, str, Controller]:
+    """Start a faulty aiosmtpd server; returns (handler, smtp:// URL, controller)."""
+    handler, port = FaultySmtp(faults), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    return handler, f"smtp://127.0.0.1:{port}", controller
+
+
+class TcpProxy:
+    """A TCP proxy in front of a server (PostgreSQL, Redis) that can refuse for a while.
+
+    ``outage(seconds)`` cuts every open connection and answers new ones by closing them
+    at once until the time is up; the server behind it is never touched.
+    """
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.down_until = 0.0
+        self.lock = threading.Lock()
+        self.conns: set[socket.socket] = set()
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(256)
+        self.port = int(self.listener.getsockname()[1])
+        self.refused = 0
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, url: str) -> str:
+        """``url`` with its host:port replaced by the proxy's."""
+        scheme, rest = url.split("://", 1)
+        creds, _, hostpath = rest.rpartition("@")
+        path = hostpath.split("/", 1)[1] if "/" in hostpath else ""
+        return f"{scheme}://{creds + '@' if creds else ''}127.0.0.1:{self.port}/{path}"
+
+    def outage(self, seconds: float) -> None:
+        """Drop every open connection and refuse new ones for ``seconds``."""
+        self.down_until = time.monotonic() + seconds
+        with self.lock:
+            conns, self.conns = set(self.conns), set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if time.monotonic() < self.down_until:
+                self.refused += 1
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self.lock:
+                self.conns |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with self.lock:
+            self.conns.discard(src)
+            self.conns.discard(dst)
+
+    def close(self) -> None:
+        """Stop accepting and cut every connection."""
+        self.closed = True
+        self.outage(0)
+        self.listener.close()

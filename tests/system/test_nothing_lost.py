@@ -4,8 +4,9 @@ Redis is flushed twice (the events' processing messages, then the outbox hand-of
 and the worker is killed with SIGKILL while a slow Zalo ZNS call is in flight. After a
 restart and a few `mactl scheduler --once --now ...` passes, every event is processed,
 every due step ran and every message was sent exactly once: each idempotency key
-(ZNS tracking_id, e-mail Message-ID) reached the provider once, except the one send
-that was in flight when the worker died, which may be repeated with the same key.
+(ZNS tracking_id, e-mail Message-ID) reached the provider once, except a transactional
+send in flight when the worker died, which may be repeated with the same key. A marketing
+row claimed at the kill is not sent again: it ends ``unknown`` (DELIVERY_AMBIGUOUS_MARKETING).
 """
 
 from __future__ import annotations
@@ -144,8 +145,10 @@ def test_system_flush_and_kill_lose_nothing_and_send_once(
         in_flight = unanswered()
         workers[-1].kill9()
         in_flight |= unanswered()
-        snapshot = Counter(m["status"] for m in statuses(pg_engine))
-        assert snapshot["sending"] >= 1, snapshot  # the killed send is stuck in "sending"
+        at_kill = {m["id"] for m in statuses(pg_engine) if m["status"] == "sending"}
+        assert at_kill, "the killed send is stuck in 'sending'"
+        marketing = {m["id"] for m in rows(pg_engine, "SELECT id FROM messages "
+                                           "WHERE purpose = 'marketing'")}
 
         # 3. Redis is flushed again, the worker restarts, scheduler passes recover the rest.
         flush()
@@ -154,30 +157,35 @@ def test_system_flush_and_kill_lose_nothing_and_send_once(
         t3 = t2 + timedelta(minutes=10)
         scheduler(t3, env, tmp_path)
 
-        def all_sent() -> bool:
-            return all(m["status"] == "sent" for m in statuses(pg_engine))
+        def all_ended() -> bool:
+            return all(m["status"] in ("sent", "unknown") for m in statuses(pg_engine))
 
-        wait_for(all_sent, 40, "every message sent", tuple(workers[-1:]))
+        wait_for(all_ended, 40, "every message sent (or unknown)", tuple(workers[-1:]))
         scheduler(t3 + timedelta(hours=1), env, tmp_path)  # nothing left: sends nothing
         time.sleep(1.0)
 
         final = statuses(pg_engine)
         assert len(final) == 2 * LEADS + 2 * ORDERS
-        assert all(m["status"] == "sent" for m in final), final
+        unknown = {m["id"] for m in final if m["status"] == "unknown"}
+        assert unknown <= at_kill & marketing, (unknown, at_kill)  # in flight, marketing
+        assert all(m["status"] == "sent" for m in final if m["id"] not in unknown), final
         assert len({(m["enrollment_id"], m["step_key"]) for m in final}) == len(final)
         unprocessed = rows(pg_engine, "SELECT count(*) AS n FROM events WHERE processed_at IS NULL")
         assert unprocessed[0]["n"] == 0
 
         zns = providers.zns.key_counts()
-        assert set(zns) == {str(i) for i in zalo_ids}, zns  # none missing, none unknown
+        sent_zalo = {str(i) for i in zalo_ids - unknown}
+        assert sent_zalo <= set(zns) <= {str(i) for i in zalo_ids}, zns  # none missing
         repeated = {key: n for key, n in zns.items() if n > 1}
+        assert not {int(k) for k in repeated} & marketing, repeated  # marketing: at most once
         assert set(repeated) <= in_flight and all(n == 2 for n in repeated.values()), (
             f"ZNS sends repeated beyond the one in flight at the kill: {repeated}, "
             f"in flight: {in_flight}"
         )
         email_ids = {m["id"] for m in final if m["channel"] == "email"}
         mails = Counter(m["Message-ID"] for m in providers.smtp.recorder.parsed())
-        assert {int(k.split("-")[1].split("@")[0]) for k in mails} == email_ids
+        mailed = {int(k.split("-")[1].split("@")[0]) for k in mails}
+        assert email_ids - unknown <= mailed <= email_ids
         assert set(mails.values()) == {1}, mails
         assert providers.esms.hits == []
     finally:
