@@ -268,6 +268,9 @@ def run(setup: Setup, work: Path) -> Report:
         ZALO_ACCESS_TOKEN="chaos-token", ZALO_ZNS_API_BASE=providers["zns"].url,
         ESMS_API_KEY="k", ESMS_SECRET_KEY="s", ESMS_BRANDNAME="SHOPVN",
         ESMS_API_BASE=providers["esms"].url, SMTP_URL=smtp_url,
+        # One customer-care request per row (RequestId = row id: the key eSMS dedupes on);
+        # advertising pools have their own crash tests (RequestId = pool id).
+        ESMS_AD_POOL_SECONDS="0",
         EMAIL_FROM="Cửa hàng <no-reply@shop.example.vn>", SHOP_NAME="Lụa Hà Đông",
         FACEBOOK_PAGE_TOKEN="chaos-page-token", FACEBOOK_GRAPH_BASE=providers["messenger"].url,
     )

@@ -163,7 +163,9 @@ def _claimable(session: Session, contact: Contact, column: Any, value: str | Non
     return owner is None or owner == contact.id
 
 
-def upsert_contact(session: Session, source: str, data: ContactData) -> Contact | None:
+def upsert_contact(
+    session: Session, source: str, data: ContactData, _rematched: bool = False
+) -> Contact | None:
     """Create or update the contact a payload describes; None when nothing identifies it.
 
     A contact linked by phone alone keeps its names and settings (blanks are filled);
@@ -180,13 +182,20 @@ def upsert_contact(session: Session, source: str, data: ContactData) -> Contact 
     contact, how = _match(session, source, data)
     if drop_erased(session, data, contact) and contact is None and data.is_empty():
         return None  # only a forgotten address identified the person
+    created = contact is None
     if contact is None:
         contact = Contact(attributes={}, tags=[], last_inbound_at={})
         session.add(contact)
-    for column in (Contact.email, Contact.zalo_user_id, Contact.facebook_psid):
-        value = getattr(data, column.key)
-        if value and _claimable(session, contact, column, value):
-            setattr(contact, column.key, value)
+    with session.no_autoflush:
+        for column in (Contact.email, Contact.zalo_user_id, Contact.facebook_psid):
+            value = getattr(data, column.key)
+            if value and _claimable(session, contact, column, value):
+                setattr(contact, column.key, value)
+            elif value and created and not _rematched:
+                # Nobody owned this address when we matched: a concurrent writer has just
+                # created this very person. Match again rather than make a second contact.
+                session.expunge(contact)
+                return upsert_contact(session, source, data, _rematched=True)
     if data.phone:
         contact.phone = data.phone  # phones may be shared: no claim needed
     for name in ("first_name", "last_name", "locale", "timezone"):

@@ -182,3 +182,27 @@ def test_concurrent_payloads_on_one_phone_make_one_person(
         first.close()
         second.close()
     assert session.scalar(select(func.count()).select_from(Contact)) == 1
+
+
+def test_a_person_created_by_a_concurrent_writer_after_matching_is_not_duplicated(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race window of two workers mapping one new person's orders at once: this call
+    matched nothing, and before it claims the email the other writer has committed that
+    person. It must use that contact, not create an empty second one."""
+    from automation.contacts import identity
+
+    first = upsert_contact(session, "shopify", ContactData(external_id="7", email="bob@example.vn"))
+    session.commit()
+    real_match = identity._match
+    calls: list[int] = []
+
+    def match_before_the_other_commit(*args: object) -> object:
+        calls.append(1)
+        return (None, "") if len(calls) == 1 else real_match(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(identity, "_match", match_before_the_other_commit)
+    again = upsert_contact(session, "shopify", ContactData(external_id="7", email="bob@example.vn"))
+    session.commit()
+    assert first is not None and again is not None and again.id == first.id
+    assert session.scalar(select(func.count()).select_from(Contact)) == 1
