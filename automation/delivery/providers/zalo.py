@@ -2,7 +2,9 @@
 
 Sending is configured by ZALO_ACCESS_TOKEN, or ZALO_APP_ID + ZALO_APP_SECRET +
 ZALO_REFRESH_TOKEN (refreshing, tokens kept in the provider_tokens table). Webhooks are
-verified with ZALO_APP_ID and ZALO_OA_SECRET.
+verified with ZALO_APP_ID and ZALO_OA_SECRET, stored raw in the inbox (source
+``zalo_callback``, one row per event even when Zalo retries) and answered at once; the
+inbox worker applies them (automation.inbox.callbacks).
 
 Tokens: the access token lives about 25 h, the single-use refresh token about
 ZALO_REFRESH_TOKEN_DAYS (90). The scheduler task :func:`refresh_ahead` refreshes the pair
@@ -21,7 +23,7 @@ from sqlalchemy.orm import Session
 from automation.core.clock import ensure_utc
 from automation.core.config import Settings, get_settings
 from automation.core.models import ProviderToken
-from automation.delivery.providers.base import CallbackRoute, Sender
+from automation.delivery.providers.base import CallbackRoute, Inbox, Sender
 from automation.delivery.tokens import DbTokenStore
 from channels import zalo
 from channels.base import Channel
@@ -141,4 +143,6 @@ SENDERS = (
         settings_prefixes=("zalo",),
     ),
 )
-ROUTES = (CallbackRoute(NAME, "POST", "/zalo", _handle),)
+#: Zalo disables a webhook that is not answered within 2 seconds: store, answer, apply later.
+INBOX = Inbox(source="zalo_callback", key=zalo.callback_key, parse=zalo.parse_stored)
+ROUTES = (CallbackRoute(NAME, "POST", "/zalo", _handle, inbox=INBOX),)
