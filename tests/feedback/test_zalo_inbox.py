@@ -40,7 +40,9 @@ def post(client: TestClient, body: bytes, secret: str = OA_SECRET) -> Any:
     return client.post("/callbacks/zalo", content=body, headers=signed(body, secret))
 
 
-def received(msg_id: str, tracking_id: int | None = None, timestamp: str = "1602560967477") -> bytes:
+def received(
+    msg_id: str, tracking_id: int | None = None, timestamp: str = "1602560967477"
+) -> bytes:
     """A ZNS user_received_message webhook body."""
     message: dict[str, Any] = {"delivery_time": "1602960467432", "msg_id": msg_id}
     if tracking_id is not None:
