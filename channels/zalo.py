@@ -289,3 +289,19 @@ def parse_callback(data: dict[str, Any]) -> list[CallbackResult]:
             )
         ]
     return [CallbackResult(IGNORED)]
+
+
+def callback_key(body: bytes) -> tuple[str, str]:
+    """A verified webhook's (topic, dedupe key): event name + msg_id(s) (else the sender)
+    + timestamp, identical across Zalo's retries of one event."""
+    data = json_body(body)
+    name = str(data.get("event_name", ""))
+    message = as_dict(data.get("message"))
+    ids = message.get("msg_ids") or [message.get("msg_id")]
+    what = ",".join(str(i) for i in ids if i) or str(as_dict(data.get("sender")).get("id", ""))
+    return name, f"{name}:{what}:{data.get('timestamp', '')}"
+
+
+def parse_stored(body: bytes) -> list[CallbackResult]:
+    """The results of a stored (already verified) webhook body."""
+    return parse_callback(json_body(body))

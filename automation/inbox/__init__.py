@@ -4,6 +4,8 @@
     mapping   raw delivery -> canonical events (pure; the edge and the worker share it)
     store     canonical events -> contacts, identities, consents and events rows
     worker    map a stored delivery (actor and scheduler pass), quarantine, replay, list
+    callbacks provider callbacks stored raw (sources from the provider registry), applied
+              by the worker through automation.feedback.callbacks
 
 A delivery is `pending` until mapped, then `mapped`, `ignored` (nothing we act on) or
 `quarantined` (mapping failed: `reason` says why; `mactl inbox replay` tries again).

@@ -21,6 +21,8 @@ from automation.core.db import is_postgres
 from automation.core.models_inbox import InboxDelivery
 from automation.core.processing import process_event
 from automation.inbox import IGNORED, MAPPED, PENDING, QUARANTINED
+from automation.inbox.callbacks import SOURCES as CALLBACK_SOURCES
+from automation.inbox.callbacks import apply_stored
 from automation.inbox.mapping import stored_events
 from automation.inbox.record import writer
 from automation.inbox.store import store_events
@@ -40,6 +42,9 @@ def settle(row: InboxDelivery, status: str, reason: str | None) -> None:
 def map_delivery(session: Session, inbox_id: int) -> list[int]:
     """Map one pending delivery in the session's transaction; returns new event ids.
 
+    A shop delivery becomes events; a provider callback's results are applied to its
+    messages and contacts (automation.inbox.callbacks).
+
     A row that is not pending (or, on PostgreSQL, locked by another mapper) is skipped.
     Database errors propagate; the caller commits.
     """
@@ -52,6 +57,10 @@ def map_delivery(session: Session, inbox_id: int) -> list[int]:
     if row is None:
         return []
     row.attempts += 1
+    if row.source in CALLBACK_SOURCES:  # a provider callback: apply its results
+        status, reason, event_ids = apply_stored(session, row)
+        settle(row, status, reason)
+        return event_ids
     try:
         events = stored_events(row.source, row.topic, row.dedupe_key, row.body, row.headers or {})
     except Ignored as exc:

@@ -7,10 +7,17 @@ signed call about a message we do not know gets 200 with ``{"status": "ignored"}
 a log line, so providers stop retrying. A signed call whose ids cannot be stored or looked
 up (a Unicode digit, beyond BIGINT, a NUL character, over 200 characters) gets 422
 naming the field, and stores nothing.
+
+A route with an ``Inbox`` (a provider that must be answered within seconds) is stored
+raw in the inbox after the signature check, through the webhooks' group committer, and
+answered 200 ``{"status": "ok", "inbox_ids": [...], "duplicate": ...}`` at once; the
+inbox worker (or the scheduler's inbox pass) applies it. A retry of the same event is
+stored once. An unreachable database answers 503 (automation.ingest.unavailable).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -24,9 +31,11 @@ from automation.core.config import get_settings
 from automation.core.db import session_scope
 from automation.core.models import MAX_ROW_ID
 from automation.delivery.providers import ROUTES
-from automation.delivery.providers.base import CallbackRoute
+from automation.delivery.providers.base import CallbackRoute, Inbox
 from automation.feedback.callbacks import apply
 from automation.feedback.results import dispatch_events
+from automation.inbox.callbacks import edge_delivery, nothing_to_apply
+from automation.ingest.webhooks import committer
 from channels.callback import CallbackRejected, CallbackRequest, CallbackResult
 
 log = logging.getLogger(__name__)
@@ -124,6 +133,17 @@ async def _read(request: Request) -> CallbackRequest:
     )
 
 
+async def _store(inbox: Inbox, body: bytes, results: list[CallbackResult]) -> JSONResponse:
+    """Store a verified callback in the inbox (once per event) and answer; apply later."""
+    if nothing_to_apply(results):
+        return JSONResponse({"status": "ignored", "inbox_ids": [], "duplicate": False})
+    future = committer(get_settings()).submit([edge_delivery(inbox, body)])
+    recorded = await asyncio.wrap_future(future)
+    return JSONResponse(
+        {"status": "ok", "inbox_ids": recorded.ids, "duplicate": recorded.duplicate}
+    )
+
+
 def _endpoint(route: CallbackRoute) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
@@ -136,6 +156,8 @@ def _endpoint(route: CallbackRoute) -> Callable[[Request], Awaitable[Response]]:
             return _reject(exc)
         if isinstance(answer, str):
             return PlainTextResponse(answer)
+        if route.inbox is not None:
+            return await _store(route.inbox, received.body, answer)
         try:
             with session_scope() as session:
                 outcome = apply(session, route.provider, answer)

@@ -243,6 +243,11 @@ def test_system_full_flow_postgres_redis(
         answer = httpx.post(f"{base}/callbacks/mailgun", json=mailgun, timeout=10)
         assert answer.status_code == 200 and answer.json()["status"] == "ok", answer.text
 
+        # The Zalo callback was stored and answered; the worker applies it from the inbox.
+        wait_for(
+            lambda: {m["id"]: m["status"] for m in messages(pg_engine)}[confirmation["id"]]
+            == "delivered", 30, "the worker to apply the stored Zalo callback", procs,
+        )
         status = {m["id"]: m["status"] for m in messages(pg_engine)}
         assert status[confirmation["id"]] == "delivered"
         assert status[welcome["id"]] == "delivered"

@@ -51,6 +51,19 @@ class Sender:
 
 
 @dataclass(frozen=True)
+class Inbox:
+    """A callback stored raw in the inbox and applied later by the worker (answered at once).
+
+    For providers that must be answered fast (Zalo: 2 seconds): the route verifies and
+    stores; ``automation.inbox.callbacks`` applies the stored body.
+    """
+
+    source: str  # the inbox rows' source column (distinct from every shop source)
+    key: Callable[[bytes], tuple[str, str]]  # verified body -> (topic, dedupe key)
+    parse: Callable[[bytes], list[CallbackResult]]  # stored body -> its results
+
+
+@dataclass(frozen=True)
 class CallbackRoute:
     """One HTTP route under ``/callbacks`` that a provider calls us back on."""
 
@@ -60,6 +73,7 @@ class CallbackRoute:
     handle: Handler
     #: The route's OpenAPI parameters and requestBody (the handler reads the raw request).
     openapi: dict[str, Any] | None = None
+    inbox: Inbox | None = None  # set: store in the inbox and answer, apply afterwards
 
 
 STRING: dict[str, Any] = {"type": "string"}

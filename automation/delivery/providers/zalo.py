@@ -2,7 +2,9 @@
 
 Sending is configured by ZALO_ACCESS_TOKEN, or ZALO_APP_ID + ZALO_APP_SECRET +
 ZALO_REFRESH_TOKEN (refreshing, tokens kept in the provider_tokens table). Webhooks are
-verified with ZALO_APP_ID and ZALO_OA_SECRET.
+verified with ZALO_APP_ID and ZALO_OA_SECRET, stored raw in the inbox (source
+``zalo_callback``, one row per event even when Zalo retries) and answered at once; the
+inbox worker applies them (automation.inbox.callbacks).
 
 Tokens: the access token lives about 25 h, the single-use refresh token about
 ZALO_REFRESH_TOKEN_DAYS (90). The scheduler task :func:`refresh_ahead` refreshes the pair
@@ -25,6 +27,7 @@ from automation.delivery.providers.base import (
     OBJECT,
     STRING,
     CallbackRoute,
+    Inbox,
     Sender,
     body_schema,
     header_param,
@@ -156,4 +159,6 @@ DOC = {
          "recipient": OBJECT, "message": OBJECT},
     ),
 }
-ROUTES = (CallbackRoute(NAME, "POST", "/zalo", _handle, DOC),)
+#: Zalo disables a webhook that is not answered within 2 seconds: store, answer, apply later.
+INBOX = Inbox(source="zalo_callback", key=zalo.callback_key, parse=zalo.parse_stored)
+ROUTES = (CallbackRoute(NAME, "POST", "/zalo", _handle, DOC, inbox=INBOX),)
