@@ -26,7 +26,7 @@ USER app
 # Files the demo transport writes (OUTBOX_FILE) and the SQLite default live here.
 VOLUME ["/app/var"]
 ENV OUTBOX_FILE=/app/var/outbox.jsonl \
-    DATABASE_URL=sqlite:////app/var/automation.core.db
+    DATABASE_URL=sqlite:////app/var/automation.db
 
 EXPOSE 8000
 # For the HTTP roles (run, serve); docker-compose.yml disables it for worker and scheduler.

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
-    database_url: str = Field("sqlite:///./automation.core.db", description="SQLAlchemy URL")
+    database_url: str = Field("sqlite:///./automation.db", description="SQLAlchemy URL")
     redis_url: str | None = Field(None, description="unset = in-process broker")
     public_base_url: str = "http://127.0.0.1:8000"
     secret_key: str = DEV_SECRET_KEY
