@@ -119,6 +119,7 @@ def prepare(
             "template_id": rendered.template_id,
             "params": rendered.params or None,
             "buttons": rendered.buttons or None,
+            "pool": (message.rendered or {}).get("pool"),  # the step's pool: wait
         }.items()
         if v is not None
     }

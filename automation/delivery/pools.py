@@ -300,11 +300,17 @@ def _flush(
     members = _members(session, pool_id)
     waiting = _recheck(session, members, result, settings)
     if not any(m.status == Status.SENT for m, *_ in members) and len(waiting) < spec.min_size:
+        patient = [m for m, *_ in waiting if (m.rendered or {}).get("pool") == "wait"]
         for message, contact, _ in waiting:
-            skip(session, message, contact, f"pool below {spec.min_size} phones", result)
-        pool.status, pool.error = EXPIRED, f"{len(waiting)} phones < {spec.min_size}"
+            if message not in patient:
+                skip(session, message, contact, f"pool below {spec.min_size} phones", result)
+        if patient:  # steps that say `pool: wait`: the pool stays open another window
+            pool.status, pool.closes_at = OPEN, now() + timedelta(seconds=spec.window(settings))
+            pool.error = f"{len(waiting)} phones < {spec.min_size}: waiting another window"
+        else:
+            pool.status, pool.error = EXPIRED, f"{len(waiting)} phones < {spec.min_size}"
         _commit(session, result)
-        log.info("pool %s expired with %s phones", pool_id, len(waiting))
+        log.info("pool %s below minimum with %s phones", pool_id, len(waiting))
         return
     _commit(session, result)
     everyone = [m.id for m, *_ in members if m.status != Status.DEFERRED]

@@ -333,7 +333,7 @@ def _insert_messages(
         literal("queued"),
         literal(0),
         bindparam("fallback", list(step.fallback), type_=_messages.c.fallback.type),
-        bindparam("rendered", {}, type_=_messages.c.rendered.type),
+        bindparam("rendered", step.outbox_rendered(), type_=_messages.c.rendered.type),
         bindparam("links", {}, type_=_messages.c.links.type),
         bindparam("created_at", now, type_=_messages.c.created_at.type),
         bindparam("updated_at", now, type_=_messages.c.updated_at.type),

@@ -269,7 +269,7 @@ class _Run:
                 "status": "queued",
                 "attempts": 0,
                 "fallback": list(step.fallback),
-                "rendered": {},
+                "rendered": step.outbox_rendered(),
                 "links": {},
                 "created_at": self.now,
                 "updated_at": self.now,

@@ -181,7 +181,7 @@ def _wait_until(
 def _send(ctx: Ctx, body: Any, line: int, step_id: str | None, step_line: int) -> SendStep:
     example = "send: {channel: email, template: cart_recovery/reminder}"
     spec = need_mapping(ctx, body, line, "send", example)
-    check_keys(ctx, spec, ("channel", "template", "fallback"), "send")
+    check_keys(ctx, spec, ("channel", "template", "fallback", "pool"), "send")
     if "channel" not in spec or "template" not in spec:
         raise ctx.error(line, "send needs channel: and template:", example)
     channel = _channel(ctx, spec["channel"], line_at(spec, "channel"))
@@ -218,7 +218,14 @@ def _send(ctx: Ctx, body: Any, line: int, step_id: str | None, step_line: int) -
                 "list each channel once, not the main channel",
             )
         fallback.append(name)
-    return SendStep(channel, template, tuple(fallback), step_id, step_line)
+    pool = spec.get("pool", "fallback")
+    if pool not in ("fallback", "wait"):
+        raise ctx.error(
+            line_at(spec, "pool"),
+            f"pool {pool!r} is not known",
+            "write pool: wait (keep waiting for 30 phones) or pool: fallback (the default)",
+        )
+    return SendStep(channel, template, tuple(fallback), step_id, step_line, pool == "wait")
 
 
 def _channel(ctx: Ctx, value: Any, line: int) -> str:

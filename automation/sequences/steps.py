@@ -95,6 +95,13 @@ class SendStep:
     fallback: tuple[str, ...] = ()
     id: str | None = None
     line: int = field(default=0, compare=False)
+    #: ``pool: wait``: an advertising SMS pool that cannot reach its minimum keeps this row
+    #: for another window instead of sending its fallback.
+    pool_wait: bool = False
+
+    def outbox_rendered(self) -> dict[str, str]:
+        """What the outbox row carries from the step before it is rendered."""
+        return {"pool": "wait"} if self.pool_wait else {}
 
 
 @dataclass(frozen=True)

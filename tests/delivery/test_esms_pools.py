@@ -78,7 +78,8 @@ def psettings(
 
 
 def rows(session: Session, count: int, fallback: list[str] | None = None,
-         channel: str = "sms", purpose: str = "marketing", start: int = 0) -> list[int]:
+         channel: str = "sms", purpose: str = "marketing", start: int = 0,
+         rendered: dict[str, str] | None = None) -> list[int]:
     """``count`` contacts with SMS marketing consent and one queued row each (bulk)."""
     ids = list(session.scalars(insert(Contact).returning(Contact.id), [
         {"email": f"c{n}@example.vn", "phone": f"+8490{n:07d}", "timezone": "Asia/Ho_Chi_Minh",
@@ -91,7 +92,8 @@ def rows(session: Session, count: int, fallback: list[str] | None = None,
     ])
     mids = list(session.scalars(insert(Message).returning(Message.id), [
         {"step_key": "s1", "contact_id": c, "channel": channel, "purpose": purpose,
-         "template": "t/ad", "status": "queued", "attempts": 0, "rendered": {}, "links": {},
+         "template": "t/ad", "status": "queued", "attempts": 0, "rendered": rendered or {},
+         "links": {},
          "fallback": fallback or []}
         for c in ids
     ]))
@@ -186,6 +188,44 @@ def test_pool_of_29_sends_nothing_and_each_row_falls_back_after_the_window(
     emails = session.scalars(select(Message).where(Message.fallback_from_id.in_(ids))).all()
     assert len(emails) == 29 and {m.channel for m in emails} == {"email"}
     assert session.scalars(select(SmsPool.status)).one() == "expired"
+
+
+def test_a_step_that_says_pool_wait_keeps_its_rows_for_another_window(
+    session: Session, psettings: Settings, esms: tuple[Loopback, Esms],
+    frozen_clock: clock.FrozenClock,
+) -> None:
+    server, _ = esms
+    ids = rows(session, 29, fallback=["email"], rendered={"pool": "wait"})
+    send(session, ids, psettings)
+    frozen_clock.advance(timedelta(seconds=300))
+    result = flush(session, psettings)
+    assert ad_hits(server) == [] and result.fallbacks == []
+    assert statuses(session, ids) == {"pooled": 29}
+    assert session.scalars(select(SmsPool.status)).one() == "open"
+    late = rows(session, 1, start=29)  # joins the same open pool: 30 phones
+    send(session, late, psettings)
+    frozen_clock.advance(timedelta(seconds=300))
+    flush(session, psettings)
+    (body,) = ad_hits(server)
+    assert len(body["Phones"]) == 30
+    assert statuses(session, ids + late) == {"sent": 30}
+
+
+def test_send_step_pool_option_parses_and_names_a_bad_value() -> None:
+    from automation.core.errors import DefinitionError
+    from automation.sequences.schema import parse_sequence_text
+
+    text = (
+        "sequence: promo\ntrigger: {event: order.created}\nsteps:\n"
+        "  - send: {channel: sms, template: winback/offer, fallback: [email], pool: %s}\n"
+    )
+    (step,) = parse_sequence_text(text % "wait").steps
+    assert step.pool_wait and step.outbox_rendered() == {"pool": "wait"}
+    (step,) = parse_sequence_text(text % "fallback").steps
+    assert not step.pool_wait and step.outbox_rendered() == {}
+    with pytest.raises(DefinitionError) as info:
+        parse_sequence_text(text % "later")
+    assert "pool 'later' is not known" in str(info.value) and ":4:" in str(info.value)
 
 
 def test_pool_of_5001_is_split_into_two_requests_with_their_own_request_ids(
