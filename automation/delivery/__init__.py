@@ -11,6 +11,3 @@ sweep of lost or due outbox rows). Channels, queues and consent words live in
 automation.core.vocabulary.
 """
 
-from automation.core.vocabulary import CHANNEL_QUEUE, CONSENT_CHANNEL, QUEUES
-
-__all__ = ["CHANNEL_QUEUE", "CONSENT_CHANNEL", "QUEUES"]  # re-exported for older imports

@@ -20,8 +20,7 @@ import orjson
 
 from automation.core.events import CanonicalEvent
 from automation.ingest.sources import SOURCES, PayloadError, Source
-from automation.ingest.sources.base import MAX_ID as MAX_ID_LENGTH
-from automation.ingest.sources.base import stable_key
+from automation.ingest.sources.base import MAX_ID, stable_key
 
 KEY_LENGTH = 200  # inbox.dedupe_key and events.source_event_id
 TOPIC_LENGTH = 128
@@ -29,13 +28,13 @@ TOPIC_LENGTH = 128
 HEADER_PREFIXES = ("x-shopify-", "shopify-", "x-haravan-", "x-sapo-", "x-wc-webhook-",
                    "x-event-")
 CONTACT_LIMITS = {
-    "external_id": MAX_ID_LENGTH, "email": 320, "phone": 20, "zalo_user_id": 64,
+    "external_id": MAX_ID, "email": 320, "phone": 20, "zalo_user_id": 64,
     "facebook_psid": 64, "first_name": 120, "last_name": 120, "locale": 16, "timezone": 64,
 }
 # an integer orjson would turn into a float (beyond 64 bits): below -2**63 or above 2**64-1
 WIDE_INTEGER = re.compile(rb"-[0-9]{19}|[0-9]{20}")
-PROPERTY_LIMITS = {"order_id": MAX_ID_LENGTH, "cart_id": MAX_ID_LENGTH,
-                   "checkout_token": MAX_ID_LENGTH, "currency": 3}
+PROPERTY_LIMITS = {"order_id": MAX_ID, "cart_id": MAX_ID,
+                   "checkout_token": MAX_ID, "currency": 3}
 
 
 @dataclass

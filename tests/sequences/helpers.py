@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-import automation.sequences.handlers  # noqa: F401  registers the process_event handlers
 from automation.core import clock
 from automation.core.eventlog import record_event
 from automation.core.models import Contact, Enrollment, Message, MessageEvent
