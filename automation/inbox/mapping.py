@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +30,11 @@ CONTACT_LIMITS = {
     "external_id": MAX_ID, "email": 320, "phone": 20, "zalo_user_id": 64,
     "facebook_psid": 64, "first_name": 120, "last_name": 120, "locale": 16, "timezone": 64,
 }
-# an integer orjson would turn into a float (beyond 64 bits): below -2**63 or above 2**64-1
-WIDE_INTEGER = re.compile(rb"-[0-9]{19}|[0-9]{20}")
+# An integer orjson would turn into a float (beyond 64 bits: below -2**63 or above
+# 2**64-1) has at least 20 digits, or 19 after a minus. Digits are folded to "0" first,
+# then two substring searches find such a run (a regex scan cost 100 us on a 7 KB order).
+DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+WIDE_POSITIVE, WIDE_NEGATIVE = b"0" * 20, b"-" + b"0" * 19
 PROPERTY_LIMITS = {"order_id": MAX_ID, "cart_id": MAX_ID,
                    "checkout_token": MAX_ID, "currency": 3}
 
@@ -137,12 +139,19 @@ def read_json(body: bytes) -> Any:
     The standard library's errors (JSONDecodeError, UnicodeDecodeError, RecursionError,
     ValueError for more than 4,300 digits) propagate.
     """
-    if not WIDE_INTEGER.search(body):
+    if not has_wide_integer(body):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
             pass
     return json.loads(body)
+
+
+def has_wide_integer(body: bytes) -> bool:
+    """True when the body holds a digit run orjson could read as a lossy float (also
+    inside strings: then the standard library decodes it, which is only slower)."""
+    folded = body.translate(DIGITS_AS_ZERO)
+    return WIDE_POSITIVE in folded or WIDE_NEGATIVE in folded
 
 
 def stored_events(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -17,6 +19,14 @@ from automation.ingest import (
     webhooks,
 )
 from automation.runtime import wiring
+from automation.runtime.heap import freeze_startup_objects
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """Start-up: freeze the start-up heap (no collector pauses on the request path)."""
+    freeze_startup_objects()
+    yield
 
 
 def create_app() -> FastAPI:
@@ -26,6 +36,7 @@ def create_app() -> FastAPI:
         title="Marketing automation ingest",
         version="0.1.0",
         description="Shop webhooks and native events in; health and Prometheus metrics.",
+        lifespan=lifespan,
     )
     app.include_router(webhooks.router)
     app.include_router(haravan_verify.router)

@@ -9,6 +9,7 @@ PayloadError naming the field; names are cut to MAX_NAME characters.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -179,6 +180,16 @@ def optional_ident(value: Any, field: str) -> str | None:
     return ident(value, field)
 
 
+@functools.lru_cache(maxsize=512)
+def currency_digits(code: str) -> int:
+    """Minor-unit digits of an ISO 4217 code from Babel (cached: the lookup is slow);
+    an unknown code counts two."""
+    try:
+        return int(get_currency_precision(code))
+    except Exception:  # noqa: BLE001 - unknown code: assume two decimals
+        return 2
+
+
 def minor_units(value: Any, currency: str, field: str) -> int:
     """A decimal amount ("199.00", 199, 1.5) as integer minor units of the currency.
 
@@ -194,10 +205,7 @@ def minor_units(value: Any, currency: str, field: str) -> int:
         raise PayloadError(field, "must be a decimal amount like \"199000.00\"") from None
     if not amount.is_finite():
         raise PayloadError(field, "must be a finite decimal amount")
-    try:
-        digits = get_currency_precision(currency.upper())
-    except Exception:  # noqa: BLE001 - unknown code: assume two decimals
-        digits = 2
+    digits = currency_digits(currency.upper())
     # Compared before any arithmetic: scaling 1e999999999 overflows, quantize fails past
     # 28 digits, and BIGINT columns end at 2^63 - 1 (then the worker would fail for ever).
     if amount.copy_abs() > Decimal(MAX_MINOR_UNITS).scaleb(-digits):
