@@ -38,7 +38,7 @@ START = datetime(2026, 5, 1, tzinfo=UTC)
 
 def store_story(contacts: int, days: int) -> int:
     """Store the demo's shop events (history first) unprocessed; returns how many."""
-    from automation.ingest.store import store_events
+    from automation.inbox.store import store_events
 
     from automation.core.db import session_scope
     from automation.ingest.sources.native import NativeSource
@@ -106,9 +106,9 @@ def main() -> None:
         try:
             with session_scope() as session:
                 apply_paths(session, [ROOT / "playbooks"], at=START)
-            stored = store_story(args.contacts, args.days)
             end = START + timedelta(days=args.days)
-            fake.set(end)
+            fake.set(end)  # the story's events are checked against "now" when parsed
+            stored = store_story(args.contacts, args.days)
             print(f"{stored:,} shop events stored for {args.contacts:,} contacts "
                   f"over {args.days} days", flush=True)
             processing.use_handlers([])
