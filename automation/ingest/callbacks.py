@@ -17,7 +17,6 @@ stored once. An unreachable database answers 503 (automation.ingest.unavailable)
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -137,8 +136,7 @@ async def _store(inbox: Inbox, body: bytes, results: list[CallbackResult]) -> JS
     """Store a verified callback in the inbox (once per event) and answer; apply later."""
     if nothing_to_apply(results):
         return JSONResponse({"status": "ignored", "inbox_ids": [], "duplicate": False})
-    future = committer(get_settings()).submit([edge_delivery(inbox, body)])
-    recorded = await asyncio.wrap_future(future)
+    recorded = await committer(get_settings()).store([edge_delivery(inbox, body)])
     return JSONResponse(
         {"status": "ok", "inbox_ids": recorded.ids, "duplicate": recorded.duplicate}
     )

@@ -16,7 +16,6 @@ later by the worker from the stored row (the scheduler maps rows left pending).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -45,7 +44,7 @@ from automation.ingest.sources import (
     Source,
     WooCommerceSource,
 )
-from automation.ingest.sources.base import Ignored
+from automation.ingest.sources.base import Ignored, LoweredHeaders, lowered
 from automation.ingest.sources.native import NativeBatch, NativeEvent
 
 log = logging.getLogger(__name__)
@@ -132,21 +131,21 @@ def secret_for(source: Source) -> str:
     return str(value)
 
 
-def verify(source: Source, request: Request, secret: str, body: bytes) -> None:
+def verify(source: Source, headers: LoweredHeaders, secret: str, body: bytes) -> None:
     """Signature check per source; 401 on failure."""
     try:
         if isinstance(source, NativeSource):
             signatures.verify_native(
                 secret,
                 body,
-                request.headers.get("x-signature"),
-                request.headers.get("x-timestamp"),
+                headers.get("x-signature"),
+                headers.get("x-timestamp"),
                 clock.now().timestamp(),
                 get_settings().replay_window_seconds,
             )
         else:
             header = source.signature_header
-            signatures.verify_base64_hmac(secret, body, source.signature(request.headers), header)
+            signatures.verify_base64_hmac(secret, body, source.signature(headers), header)
     except signatures.SignatureError as exc:
         raise Rejected(401, "unauthorized", {"error": exc.error, "message": exc.message}) from None
 
@@ -236,15 +235,16 @@ async def ingest(request: Request, source: Source) -> tuple[JSONResponse, str, s
     """Run one webhook request through every check; returns (response, outcome, topic)."""
     settings = get_settings()
     body = await read_body(request, settings.max_body_bytes)
-    topic = source.delivery(request.headers).topic
+    headers = lowered(request.headers)
+    topic = source.delivery(headers).topic
     if (
         isinstance(source, WooCommerceSource)
         and not topic
-        and not source.signature(request.headers)
+        and not source.signature(headers)
         and PING.fullmatch(body.strip())
     ):
         return JSONResponse({"ok": True, "ping": True}), "ping", "ping"
-    verify(source, request, secret_for(source), body)
+    verify(source, headers, secret_for(source), body)
     if source.topic_header and not topic:
         raise Rejected(
             422,
@@ -259,13 +259,13 @@ async def ingest(request: Request, source: Source) -> tuple[JSONResponse, str, s
         return ignored(topic, "unknown topic"), "ignored", topic
     payload = decode(body)
     try:
-        deliveries = edge_deliveries(source, topic, request.headers, body, payload)
+        deliveries = edge_deliveries(source, topic, headers, body, payload)
     except PayloadError as exc:
         error = {"error": "invalid_payload", "field": exc.field, "message": exc.message}
         raise Rejected(422, "invalid", {**error, "fix": exc.fix}) from None
     except Ignored as exc:
         return ignored(topic, str(exc)), "ignored", topic
-    result = await asyncio.wrap_future(committer(settings).submit(deliveries))
+    result = await committer(settings).store(deliveries)
     if result.duplicate:
         return JSONResponse({"duplicate": True, "inbox_ids": result.ids}), "duplicate", topic
     EVENTS_STORED.labels(source=source.name).inc(len(result.new_ids))

@@ -131,11 +131,22 @@ class Source(ABC):
         return events
 
 
+class LoweredHeaders(dict[str, str]):
+    """Headers whose names are already lower-case (built once per request by `lowered`)."""
+
+
+def lowered(headers: Headers) -> LoweredHeaders:
+    """The headers with lower-case names; returned as is when they already are."""
+    if isinstance(headers, LoweredHeaders):
+        return headers
+    return LoweredHeaders((key.lower(), value) for key, value in headers.items())
+
+
 def header(headers: Headers, *names: str) -> str | None:
     """The first non-blank value among the header names (case-insensitive), trimmed."""
-    lowered = {key.lower(): value for key, value in headers.items()}
+    found = lowered(headers)
     for name in names:
-        value = lowered.get(name.lower(), "").strip()
+        value = found.get(name.lower(), "").strip()
         if value:
             return value
     return None
