@@ -117,8 +117,19 @@ class GroupCommitter:
 
     def record(self, requests: list[list[Delivery]]) -> list[Recorded]:
         """record_batch on the thread's own connection, held between batches (a pooled
-        checkout would cost a ping and a reset round trip per batch); any failure drops
-        it, and the next batch connects afresh."""
+        checkout costs a ping and a reset round trip per batch). A held connection that
+        died meanwhile (a database restart) is replaced and the batch tried once more:
+        the insert is idempotent, so a commit that did land answers "duplicate"."""
+        fresh = self.connection is None
+        try:
+            return self.record_on_held(requests)
+        except (OperationalError, InterfaceError):
+            if fresh:
+                raise
+            return self.record_on_held(requests)
+
+    def record_on_held(self, requests: list[list[Delivery]]) -> list[Recorded]:
+        """record_batch on the held connection (connecting first); a failure drops it."""
         if self.connection is None:
             self.connection = self.factory.kw["bind"].connect()
         session = self.factory(bind=self.connection)

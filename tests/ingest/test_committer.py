@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from concurrent.futures import Future
 
-from sqlalchemy import event, select
+import pytest
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
 from automation.core.config import Settings
@@ -55,3 +57,37 @@ def test_a_cancelled_request_is_skipped_and_the_loop_keeps_going(
     assert answer.new_ids and committer.submit(delivery("kept")).result(timeout=10).duplicate
     keys = set(session.scalars(select(InboxDelivery.dedupe_key)))
     assert keys == {"kept"}
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # a server restart: PostgreSQL only
+def test_a_held_connection_that_died_is_replaced_and_the_batch_still_lands(
+    settings: Settings, session: Session
+) -> None:
+    """The committer keeps its connection between batches; a database restart (here: its
+    backend terminated) must not fail the next request."""
+    committer = GroupCommitter(session_factory(settings), lambda ids: None)
+    assert committer.submit(delivery("before")).result(timeout=10).new_ids
+    held = committer.connection
+    assert held is not None
+    pid = held.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    held.rollback()
+    session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    session.commit()
+    answer = committer.submit(delivery("after")).result(timeout=10)
+    assert answer.new_ids
+    keys = set(session.scalars(select(InboxDelivery.dedupe_key)))
+    assert keys == {"before", "after"}
+
+
+def test_event_loop_callers_are_answered_through_their_loop(
+    settings: Settings, session: Session
+) -> None:
+    committer = GroupCommitter(session_factory(settings), lambda ids: None)
+
+    async def two_requests() -> list[Recorded]:
+        return list(await asyncio.gather(
+            committer.store(delivery("a")), committer.store(delivery("a"))
+        ))
+
+    first, second = asyncio.run(two_requests())
+    assert first.new_ids and second.duplicate and second.ids == first.ids
