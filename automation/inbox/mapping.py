@@ -19,7 +19,7 @@ import orjson
 
 from automation.core.events import CanonicalEvent
 from automation.ingest.sources import SOURCES, PayloadError, Source
-from automation.ingest.sources.base import MAX_ID, stable_key
+from automation.ingest.sources.base import MAX_ID, Ignored, stable_key
 
 KEY_LENGTH = 200  # inbox.dedupe_key and events.source_event_id
 TOPIC_LENGTH = 128
@@ -106,12 +106,21 @@ def edge_deliveries(
 ) -> list[Delivery]:
     """What the request path stores: one delivery per event (native batches: per item).
 
-    A payload that fails mapping is refused for sources that refuse (PayloadError
-    propagates: 422) and otherwise stored quarantined with the reason. Ignored propagates.
+    A shop delivery that names itself (the platform's delivery id header) is stored raw,
+    unmapped: the worker maps it and quarantines or ignores what fails, so the request
+    path never pays for mapping (a third of its CPU). Otherwise the payload is mapped
+    here: for the dedupe key when no header gives one, and for native events, which are
+    refused when they fail (PayloadError propagates: 422); a shop payload that fails is
+    stored quarantined with the reason. Ignored (a test delivery) propagates.
     """
-    delivery_id = source.delivery(headers).key
+    delivery = source.delivery(headers)
+    if delivery.test:
+        raise Ignored("test delivery")
+    delivery_id = delivery.key
     kept = kept_headers(headers)
     topic = topic[:TOPIC_LENGTH]
+    if delivery_id and not source.refuse_invalid:
+        return [Delivery(source.name, topic, stable_key(delivery_id), body, kept)]
     try:
         events = map_payload(source, topic, headers, payload)
     except PayloadError as exc:

@@ -4,10 +4,12 @@ Synchronous checks (refused with 4xx; nothing stored): size -> 413; WooCommerce'
 unsigned ping -> 200; secret configured -> else 503 naming the variable; signature (and
 for native events the replay window) -> 401; topic header present -> 422; topic known ->
 else 202 ignored; JSON well-formed (syntax, UTF-8, nesting depth, integer size, no NUL
-character) -> 422 naming the problem. Then the payload is mapped in memory
-(automation.inbox.mapping): native events that fail are refused with 422 naming the
-field; shop deliveries that fail are stored quarantined with the reason and answered
-202, because a shop cannot fix a payload and drops or disables a failing webhook.
+character) -> 422 naming the problem. A shop delivery with the platform's delivery id
+is then stored raw (the worker maps it and quarantines what fails: a shop cannot fix a
+payload and drops or disables a failing webhook); native events, and shop deliveries
+without that id, are mapped in memory first (automation.inbox.mapping.edge_deliveries):
+native events that fail are refused with 422 naming the field, such shop deliveries are
+stored quarantined with the reason and answered 202.
 Finally ONE INSERT ... ON CONFLICT DO NOTHING into the inbox, committed together with
 concurrent requests (automation.inbox.committer), and the answer; a redelivery answers
 200 duplicate. Contacts, consents, events and rollups are written

@@ -52,6 +52,16 @@ def run_worker() -> list[int]:
         session.close()
 
 
+def settled(session: Session, response: Response) -> InboxDelivery:
+    """The inbox row of a 202 answer once the worker has mapped it (status, reason)."""
+    assert response.status_code == 202, response.text
+    run_worker()
+    session.expire_all()
+    row = session.get(InboxDelivery, response.json()["inbox_ids"][0])
+    assert row is not None
+    return row
+
+
 def fixture_json(name: str) -> dict[str, Any]:
     """A vendor payload from tests/fixtures, decoded."""
     data: dict[str, Any] = json.loads((FIXTURES / name).read_bytes())
