@@ -1,8 +1,8 @@
 """Benchmark segment evaluation on PostgreSQL: compiler vs hand-written SQL, and incremental.
 
-Loads N contacts and M events (plus messages, engagement, suppressions and consents) into a
-throw-away PostgreSQL database with INSERT ... SELECT generate_series, ANALYZEs, applies the
-shipped segments (playbooks/segments), then for each segment times whole-base evaluation
+Loads N contacts and M events (plus messages, engagement, suppressions, consents and
+unreachable channels) into a throw-away PostgreSQL database with INSERT ... SELECT
+generate_series, ANALYZEs, applies the shipped segments (playbooks/segments), then for each segment times whole-base evaluation
 through the compiler against a hand-written query for the same segment in the same run
 (count(*) over each, alternating, best of --repeat) and prints the ratio (target <= 1.3).
 Finally it times incremental evaluation for ~1000 random contacts: every shipped segment
@@ -114,6 +114,14 @@ LOAD_SQL = [
         'bench', :now
     FROM generate_series(1, :contacts, 17) AS g
     """,
+    """
+    INSERT INTO channel_reachability (contact_id, channel, state, reason, address, since)
+    SELECT g, ch.channel, 'unreachable', 'bench', ch.address, :now
+    FROM generate_series(1, :contacts, 41) AS g
+    CROSS JOIN LATERAL (VALUES ('email', 'c' || g || '@shop.vn'),
+                               ('sms', '+849' || lpad(g::text, 8, '0'))) AS ch(channel, address)
+    WHERE (ch.channel = 'email' AND g % 10 <> 0) OR (ch.channel = 'sms' AND g % 3 <> 0)
+    """,
     "SELECT setval(pg_get_serial_sequence('contacts', 'id'), :contacts)",
     "SELECT setval(pg_get_serial_sequence('messages', 'id'), :messages)",
 ]
@@ -127,26 +135,39 @@ HAND_WRITTEN: dict[str, str] = {
                                WHERE s.channel = 'email' AND s.address = c.email)
                AND NOT EXISTS (SELECT 1 FROM consents k WHERE k.contact_id = c.id
                                AND k.channel = 'email' AND k.purpose = 'marketing'
-                               AND k.status = 'denied'))
+                               AND k.status = 'denied')
+               AND NOT EXISTS (SELECT 1 FROM channel_reachability r
+                               WHERE r.contact_id = c.id AND r.state = 'unreachable'
+                               AND r.channel = 'email' AND r.address = c.email))
            OR (c.phone <> ''
                AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.channel = 'sms'
                                AND s.address IN (c.phone, ltrim(c.phone, '+')))
                AND NOT EXISTS (SELECT 1 FROM consents k WHERE k.contact_id = c.id
                                AND k.channel = 'sms' AND k.purpose = 'marketing'
-                               AND k.status = 'denied'))
+                               AND k.status = 'denied')
+               AND NOT EXISTS (SELECT 1 FROM channel_reachability r
+                               WHERE r.contact_id = c.id AND r.state = 'unreachable'
+                               AND r.channel = 'sms' AND r.address = c.phone))
            OR ((c.phone <> '' OR c.zalo_user_id <> '')
                AND NOT EXISTS (SELECT 1 FROM suppressions s
                                WHERE s.channel IN ('zalo', 'zalo_zns', 'zalo_oa')
                                AND s.address IN (c.phone, ltrim(c.phone, '+'), c.zalo_user_id))
                AND NOT EXISTS (SELECT 1 FROM consents k WHERE k.contact_id = c.id
                                AND k.channel = 'zalo' AND k.purpose = 'marketing'
-                               AND k.status = 'denied'))
+                               AND k.status = 'denied')
+               AND NOT EXISTS (SELECT 1 FROM channel_reachability r
+                               WHERE r.contact_id = c.id AND r.state = 'unreachable'
+                               AND ((r.channel = 'zalo_zns' AND r.address = c.phone)
+                                    OR (r.channel = 'zalo_oa' AND r.address = c.zalo_user_id))))
            OR (c.facebook_psid <> ''
                AND NOT EXISTS (SELECT 1 FROM suppressions s
                                WHERE s.channel = 'messenger' AND s.address = c.facebook_psid)
                AND NOT EXISTS (SELECT 1 FROM consents k WHERE k.contact_id = c.id
                                AND k.channel = 'messenger' AND k.purpose = 'marketing'
-                               AND k.status = 'denied'))
+                               AND k.status = 'denied')
+               AND NOT EXISTS (SELECT 1 FROM channel_reachability r
+                               WHERE r.contact_id = c.id AND r.state = 'unreachable'
+                               AND r.channel = 'messenger' AND r.address = c.facebook_psid))
     """,
     "engaged_30d": """
         SELECT m.contact_id FROM message_events me JOIN messages m ON m.id = me.message_id
