@@ -20,8 +20,8 @@ redis://127.0.0.1:6379/12, flushed: never point it at a shared database).
    claim, consent/suppression/cap policy, render, rate limiter (Redis), HTTP send,
    status + ``message.sent`` event.
 
-Prints throughput of both, their ratio (issue 10: >= 0.5, and above 833 rows/s) and the worker processes' RSS
-(target < 200 MB).
+Prints throughput of both, their ratio (issue 10: >= 0.5, and above 833 rows/s) and the
+worker processes' RSS (target < 200 MB).
 """
 
 from __future__ import annotations

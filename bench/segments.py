@@ -2,8 +2,9 @@
 
 Loads N contacts and M events (plus messages, engagement, suppressions, consents and
 unreachable channels) into a throw-away PostgreSQL database with INSERT ... SELECT
-generate_series, ANALYZEs, applies the shipped segments (playbooks/segments), then for each segment times whole-base evaluation
-through the compiler against a hand-written query for the same segment in the same run
+generate_series, ANALYZEs, applies the shipped segments (playbooks/segments), then for
+each segment times whole-base evaluation through the compiler against a hand-written query
+for the same segment in the same run
 (count(*) over each, alternating, best of --repeat) and prints the ratio (target <= 1.3).
 Finally it times incremental evaluation for ~1000 random contacts: every shipped segment
 for one contact (load facts + decide: target p99 <= 5 ms), and evaluate_contact including
