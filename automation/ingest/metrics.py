@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
@@ -24,10 +26,18 @@ ENQUEUE_FAILURES = Counter(
 router = APIRouter(tags=["operations"])
 
 
+@functools.cache
+def _children(source: str, outcome: str) -> tuple[Counter, Histogram]:
+    """The labelled series of one (source, outcome), looked up once (labels() takes a lock
+    and builds a key on every call)."""
+    return WEBHOOKS.labels(source=source, outcome=outcome), LATENCY.labels(source=source)
+
+
 def observe(source: str, outcome: str, seconds: float) -> None:
     """Count one webhook request and record its latency."""
-    WEBHOOKS.labels(source=source, outcome=outcome).inc()
-    LATENCY.labels(source=source).observe(seconds)
+    requests, latency = _children(source, outcome)
+    requests.inc()
+    latency.observe(seconds)
 
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics")
