@@ -38,27 +38,18 @@ Answer: TypeAlias = tuple["asyncio.Future[Recorded]", "Recorded | BaseException"
 
 
 class GroupCommitter:
-    """Committer threads for one database, plus an enqueuer thread for mapping messages.
-
-    `writers` threads take batches from one queue, each on its own connection: while one
-    waits for its commit to reach the disk, the next takes the requests that arrived
-    meanwhile (PostgreSQL flushes concurrent commits together). SQLite has one writer.
-    """
+    """A committer thread for one database, plus an enqueuer thread for mapping messages."""
 
     def __init__(
-        self,
-        factory: sessionmaker[Session],
-        enqueue: Callable[[list[int]], None],
-        writers: int = 1,
+        self, factory: sessionmaker[Session], enqueue: Callable[[list[int]], None]
     ) -> None:
         self.factory = factory
         self.enqueue = enqueue
-        self.writers = writers
         self.work: queue.SimpleQueue[Work] = queue.SimpleQueue()
         self.to_enqueue: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
         self.started = False
         self.lock = threading.Lock()
-        self.held = threading.local()  # each committer thread's connection
+        self.connection: Connection | None = None
 
     def submit(self, deliveries: list[Delivery]) -> Future[Recorded]:
         """Queue one request's deliveries; the future resolves after their commit."""
@@ -77,14 +68,11 @@ class GroupCommitter:
         return await future
 
     def start(self) -> None:
-        """Start the threads (daemon: a request in flight keeps the process busy anyway)."""
+        """Start both threads (daemon: a request in flight keeps the process busy anyway)."""
         with self.lock:
             if self.started:
                 return
-            for n in range(self.writers):
-                threading.Thread(
-                    target=self.commit_loop, name=f"inbox-commit-{n}", daemon=True
-                ).start()
+            threading.Thread(target=self.commit_loop, name="inbox-commit", daemon=True).start()
             threading.Thread(target=self.enqueue_loop, name="inbox-enqueue", daemon=True).start()
             self.started = True
 
@@ -132,7 +120,7 @@ class GroupCommitter:
         checkout costs a ping and a reset round trip per batch). A held connection that
         died meanwhile (a database restart) is replaced and the batch tried once more:
         the insert is idempotent, so a commit that did land answers "duplicate"."""
-        fresh = getattr(self.held, "connection", None) is None
+        fresh = self.connection is None
         try:
             return self.record_on_held(requests)
         except (OperationalError, InterfaceError):
@@ -142,17 +130,16 @@ class GroupCommitter:
 
     def record_on_held(self, requests: list[list[Delivery]]) -> list[Recorded]:
         """record_batch on the held connection (connecting first); a failure drops it."""
-        connection: Connection | None = getattr(self.held, "connection", None)
-        if connection is None:
-            connection = self.held.connection = self.factory.kw["bind"].connect()
-        session = self.factory(bind=connection)
+        if self.connection is None:
+            self.connection = self.factory.kw["bind"].connect()
+        session = self.factory(bind=self.connection)
         try:
             return record_batch(session, requests)
         except BaseException:
             session.close()
-            connection.invalidate()
-            connection.close()
-            self.held.connection = None
+            self.connection.invalidate()
+            self.connection.close()
+            self.connection = None
             raise
         finally:
             session.close()

@@ -55,7 +55,6 @@ MAX_DEPTH = 64
 NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # an unescaped \u0000 escape
 COMMITTERS: dict[str, GroupCommitter] = {}
 ENQUEUE_CHUNK = 100
-COMMIT_WRITERS = 3  # bench/ingest.py: 1 -> 2 writers raised PostgreSQL throughput (note)
 PING = re.compile(rb"webhook_id=\d+")
 REF_TEMPLATE = "#/components/schemas/{model}"
 NATIVE_SCHEMA = TypeAdapter(NativeEvent | NativeBatch).json_schema(ref_template=REF_TEMPLATE)
@@ -225,14 +224,11 @@ def enqueue(ids: list[int]) -> None:
 
 
 def committer(settings: Settings) -> GroupCommitter:
-    """This process's group committer for the configured database (PostgreSQL: overlapping
-    writers, COMMIT_WRITERS; SQLite: one)."""
+    """This process's group committer for the configured database."""
     found = COMMITTERS.get(settings.database_url)
     if found is None:
-        factory = session_factory(settings)
-        writers = COMMIT_WRITERS if factory.kw["bind"].dialect.name == "postgresql" else 1
         found = COMMITTERS.setdefault(
-            settings.database_url, GroupCommitter(factory, enqueue, writers)
+            settings.database_url, GroupCommitter(session_factory(settings), enqueue)
         )
     return found
 
