@@ -36,6 +36,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from common import load_average
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -325,7 +326,8 @@ def main() -> None:
         top = profile_top(profile) if profile.exists() else []
     print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.orders} distinct "
           f"signed Shopify orders, uvicorn workers={args.workers}, "
-          f"redis={'yes' if args.redis_url else 'no (stub broker)'}, LOG_LEVEL={args.log_level}")
+          f"redis={'yes' if args.redis_url else 'no (stub broker)'}, LOG_LEVEL={args.log_level}, "
+          f"{load_average()}")
     bare = results["bare"]["rps"]
     for name, r in results.items():
         ratio = r["rps"] / bare if bare else float("nan")
