@@ -38,9 +38,8 @@ START = datetime(2026, 5, 1, tzinfo=UTC)
 
 def store_story(contacts: int, days: int) -> int:
     """Store the demo's shop events (history first) unprocessed; returns how many."""
-    from automation.inbox.store import store_events
-
     from automation.core.db import session_scope
+    from automation.inbox.store import store_events
     from automation.ingest.sources.native import NativeSource
     from demo.data import Story, make_people
 

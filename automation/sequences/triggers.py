@@ -14,7 +14,7 @@ from automation.analytics.holdout import in_holdout
 from automation.core.db import is_postgres
 from automation.core.events import SEGMENT_ENTERED
 from automation.core.models import Contact, Enrollment, Event, Sequence, SequenceVersion
-from automation.core.processing import HandlerIncomplete
+from automation.core.processing import BatchFailed, HandlerIncomplete, isolated
 from automation.segments import in_segment
 from automation.sequences.engine import RUNNING, advance_enrollment, event_properties
 from automation.sequences.schema import (
@@ -147,9 +147,9 @@ def enroll_from_event(session: Session, event: Event, now: datetime) -> list[int
         if _enrolled_by(session, sequence.id, event):
             continue
         try:
-            with session.begin_nested():
+            with isolated(session):
                 enrollment = enroll(session, sequence, version, event.contact_id, now, event)
-        except (OperationalError, InterfaceError):
+        except (OperationalError, InterfaceError, BatchFailed):
             raise
         except Exception as exc:  # noqa: BLE001 - isolated; raised together below
             failed.append(f"{sequence.key}: {type(exc).__name__}: {exc}")
