@@ -23,7 +23,7 @@ from automation.core.models import Enrollment, Event, Message, MessageEvent, Ord
 from automation.core.models_analytics import Attribution, GoalConversion
 from automation.core.vocabulary import ENGAGEMENT, Status
 from automation.sequences.schema import filters_match
-from automation.sequences.store import load_version
+from automation.sequences.store import load_version, may_react
 
 CLICKS = frozenset(ENGAGEMENT["clicked"])
 VIEWS = frozenset((*ENGAGEMENT["opened"], Status.DELIVERED))
@@ -35,12 +35,16 @@ def record_conversions(session: Session, event: Event) -> None:
     """process_event handler: attribution on orders, revenue back on cancel/refund, goals."""
     if event.contact_id is None or event.type.startswith(NOT_GOALS):
         return
+    goals = may_react(session, "goals", event.type)
+    if event.type != ev.ORDER_CREATED and event.type not in REVERSING and not goals:
+        return  # no attribution, no revenue to follow, no sequence counts it as a goal
     order = event_order(session, event)
     if event.type == ev.ORDER_CREATED and order is not None:
         attribute_order(session, event, order)
     if event.type in REVERSING and order is not None:
         sync_revenue(session, order)
-    credit_goals(session, event, order)
+    if goals:
+        credit_goals(session, event, order)
 
 
 def event_order(session: Session, event: Event) -> Order | None:

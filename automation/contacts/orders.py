@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from automation.contacts.locks import lock_contact
 from automation.core import events as ev
 from automation.core.clock import ensure_utc, now
 from automation.core.db import dialect_insert
@@ -65,12 +66,6 @@ def _insert_ignore(session: Session, model: Any, values: dict[str, Any]) -> None
     session.execute(stmt)
 
 
-def lock_contact(session: Session, contact_id: int | None) -> None:
-    """Serialise rollup work per contact (row lock on PostgreSQL; SQLite has one writer)."""
-    if contact_id is not None:
-        session.execute(select(Contact.id).where(Contact.id == contact_id).with_for_update())
-
-
 def apply_order_event(session: Session, event: Event) -> Order | None:
     """Upsert the Order row for the event, then recompute the affected contacts' rollups."""
     props = _properties(event)
@@ -78,7 +73,8 @@ def apply_order_event(session: Session, event: Event) -> Order | None:
     if not order_id:
         return None
     external_id = str(order_id)
-    lock_contact(session, event.contact_id)
+    if event.contact_id is not None:
+        lock_contact(session, event.contact_id)  # serialise rollup work per contact
     placed = _time(props.get("placed_at"), event.occurred_at)
     _insert_ignore(
         session,

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -30,6 +30,7 @@ from automation.core import outbox
 from automation.core.claims import BATCH, MAX_BATCHES, claim, each
 from automation.core.clock import now
 from automation.core.config import get_settings
+from automation.core.eventlog import recorded_events
 from automation.core.models import Event
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ MAX_FOLLOW_UP_DEPTH = 3
 FOLLOW_UP_TYPES = ("segment.entered", "segment.exited")
 REASON_CHARS = 500
 _OPTIMISTIC = "events.optimistic_batch"  # session.info flag while process_events runs a batch
+_MEMO = "events.batch_memo"  # session.info: what the events of one batch share (batch_memo)
+T = TypeVar("T")
 
 
 class HandlerIncomplete(Exception):
@@ -70,6 +73,27 @@ def isolated(session: Session) -> Iterator[None]:
         raise
     except Exception as exc:  # noqa: BLE001 - the batch is redone with savepoints
         raise BatchFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+def in_batch(session: Session) -> bool:
+    """True while the session runs an optimistic batch of events (``process_events``)."""
+    return _MEMO in session.info
+
+
+def batch_memo(session: Session, key: str, load: Callable[[], T]) -> T:
+    """``load()`` computed once per optimistic batch and shared by all of its events
+    (definitions, contacts already locked); outside a batch, computed on every call.
+
+    The batch is one transaction, so what it memoises cannot change under it except by
+    its own writes; a memo the handlers write to must be kept current by them.
+    """
+    memo: dict[str, Any] | None = session.info.get(_MEMO)
+    if memo is None:
+        return load()
+    if key not in memo:
+        memo[key] = load()
+    value: T = memo[key]
+    return value
 
 
 def use_handlers(handlers: Iterable[EventHandler]) -> None:
@@ -109,13 +133,19 @@ def process_event(
 def _apply(session: Session, event: Event, depth: int, max_attempts: int | None) -> bool:
     """Run the claimed event's handlers, record the outcome, then its follow-up events."""
     event_id = event.id
+    recorded_before = recorded_events(session)
     failures = _run_handlers(session, event)
     if failures:
         _record_failure(session, event, failures, max_attempts)
     else:
         event.failed_handlers = None
         log.info("event processed", extra={"event_id": event_id, "type": event.type})
-    if event.contact_id is not None and depth < MAX_FOLLOW_UP_DEPTH:
+    # In a batch, other pending events are claimed in id order; only what this event's
+    # handlers recorded can be a follow-up, so nothing recorded means nothing to look for.
+    recorded = recorded_events(session) != recorded_before
+    if event.contact_id is not None and depth < MAX_FOLLOW_UP_DEPTH and (
+        recorded or not in_batch(session)
+    ):
         for follow_up in _follow_ups(session, event):
             process_event(session, follow_up, depth + 1, max_attempts)
     return not failures
@@ -232,9 +262,11 @@ def process_events(session: Session, ids: list[int], skip: set[int] | None = Non
     """
     skip = skip if skip is not None else set()
     session.info[_OPTIMISTIC] = True
+    session.info[_MEMO] = {}
     try:
         done = _process_claimed(session, ids)
         session.info.pop(_OPTIMISTIC, None)
+        session.info.pop(_MEMO, None)
         session.commit()
         return done
     except (OperationalError, InterfaceError):
@@ -245,6 +277,7 @@ def process_events(session: Session, ids: list[int], skip: set[int] | None = Non
         log.info("event batch redone one event at a time: %s: %s", type(exc).__name__, exc)
     finally:
         session.info.pop(_OPTIMISTIC, None)
+        session.info.pop(_MEMO, None)
 
     def one(event_id: int) -> bool:
         succeeded = process_event(session, event_id)

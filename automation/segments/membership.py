@@ -19,6 +19,7 @@ from automation.core.db import dialect_insert
 from automation.core.eventlog import record_events
 from automation.core.events import SEGMENT_ENTERED, SEGMENT_EXITED
 from automation.core.models import Segment, SegmentMembership
+from automation.core.processing import batch_memo
 from automation.segments.compile import compile_rule
 from automation.segments.evaluate import evaluate, load_facts, needs_of
 from automation.segments.store import all_segments, rule_of
@@ -157,7 +158,7 @@ def evaluate_contact(session: Session, contact_id: int, now: datetime) -> list[t
 
     Returns [(segment key, "entered" | "exited")].
     """
-    segments = all_segments(session)
+    segments = batch_memo(session, "segments", lambda: all_segments(session))
     if not segments:
         return []
     facts = load_facts(

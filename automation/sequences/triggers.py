@@ -11,10 +11,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from automation.analytics.holdout import in_holdout
-from automation.core.db import is_postgres
+from automation.contacts.locks import lock_contact
 from automation.core.events import SEGMENT_ENTERED
-from automation.core.models import Contact, Enrollment, Event, Sequence, SequenceVersion
-from automation.core.processing import BatchFailed, HandlerIncomplete, isolated
+from automation.core.models import Enrollment, Event, Sequence, SequenceVersion
+from automation.core.processing import BatchFailed, HandlerIncomplete, batch_memo, isolated
 from automation.segments import in_segment
 from automation.sequences.engine import RUNNING, advance_enrollment, event_properties
 from automation.sequences.schema import (
@@ -72,14 +72,6 @@ def reentry_allows(
     return last is None or last <= now - reentry.after
 
 
-def _lock_contact(session: Session, contact_id: int) -> bool:
-    """Serialise enrolment decisions per contact (PostgreSQL row lock); False if gone."""
-    query = select(Contact.id).where(Contact.id == contact_id)
-    if is_postgres(session):
-        query = query.with_for_update()
-    return session.scalar(query) is not None
-
-
 def enroll(
     session: Session,
     sequence: Sequence,
@@ -94,7 +86,7 @@ def enroll(
     Returns None when the contact may not enter. Flushes, never commits.
     """
     definition = version_definition(version)
-    if not _lock_contact(session, contact_id):
+    if not lock_contact(session, contact_id):  # serialise enrolment decisions per contact
         return None
     if (
         check_audience
@@ -125,7 +117,7 @@ def enroll(
     )
     session.add(enrollment)
     session.flush()
-    advance_enrollment(session, enrollment.id, now)
+    advance_enrollment(session, enrollment.id, now, locked=enrollment)
     return enrollment
 
 
@@ -141,7 +133,8 @@ def enroll_from_event(session: Session, event: Event, now: datetime) -> list[int
     properties = event_properties(event)
     created: list[int] = []
     failed: list[str] = []
-    for sequence, version, definition in active_definitions(session):
+    definitions = batch_memo(session, "sequences", lambda: active_definitions(session))
+    for sequence, version, definition in definitions:
         if not trigger_matches(definition, event.type, properties):
             continue
         if _enrolled_by(session, sequence.id, event):
