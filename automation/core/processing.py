@@ -146,8 +146,8 @@ def _apply(session: Session, event: Event, depth: int, max_attempts: int | None)
     if event.contact_id is not None and depth < MAX_FOLLOW_UP_DEPTH and (
         recorded or not in_batch(session)
     ):
-        for follow_up in _follow_ups(session, event):
-            process_event(session, follow_up, depth + 1, max_attempts)
+        for follow_up in _claim_follow_ups(session, event):
+            _apply(session, follow_up, depth + 1, max_attempts)
     return not failures
 
 
@@ -211,22 +211,28 @@ def _record_failure(
     session.flush()
 
 
-def _follow_ups(session: Session, event: Event) -> list[int]:
+def _claim_follow_ups(session: Session, event: Event) -> list[Event]:
+    """Claim, with one UPDATE, the contact's pending segment events stored after ``event``."""
     # SKIP LOCKED: an event another worker is claiming is theirs (and no lock cycle forms).
-    return list(
-        session.scalars(
-            select(Event.id)
-            .where(
-                Event.contact_id == event.contact_id,
-                Event.type.in_(FOLLOW_UP_TYPES),
-                Event.processed_at.is_(None),
-                Event.dead_at.is_(None),
-                Event.id > event.id,
-            )
-            .order_by(Event.id)
-            .with_for_update(skip_locked=True)
+    pending = (
+        select(Event.id)
+        .where(
+            Event.contact_id == event.contact_id,
+            Event.type.in_(FOLLOW_UP_TYPES),
+            Event.processed_at.is_(None),
+            Event.dead_at.is_(None),
+            Event.id > event.id,
         )
+        .with_for_update(skip_locked=True)
     )
+    claimed = session.scalars(
+        update(Event)
+        .where(Event.id.in_(pending.scalar_subquery()))
+        .values(processed_at=now())
+        .returning(Event),
+        execution_options={"populate_existing": True},
+    ).all()
+    return sorted(claimed, key=lambda e: e.id)
 
 
 def process_pending_events(session: Session, at: datetime) -> int:
