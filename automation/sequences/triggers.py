@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from automation.analytics.holdout import in_holdout
 from automation.contacts.locks import lock_contact
+from automation.core.clock import ensure_utc
 from automation.core.events import SEGMENT_ENTERED
 from automation.core.models import Enrollment, Event, Sequence, SequenceVersion
 from automation.core.processing import BatchFailed, HandlerIncomplete, batch_memo, isolated
@@ -62,14 +63,15 @@ def reentry_allows(
     base = (Enrollment.sequence_id == sequence_id, Enrollment.contact_id == contact_id)
     if reentry.mode == "never":
         return session.scalar(select(Enrollment.id).where(*base).limit(1)) is None
-    running = session.scalar(
-        select(Enrollment.id).where(*base, Enrollment.state.in_(RUNNING)).limit(1)
-    )
-    if running is not None:
+    running, last = session.execute(
+        select(
+            func.count().filter(Enrollment.state.in_(RUNNING)), func.max(Enrollment.entered_at)
+        ).where(*base)
+    ).one()
+    if running:
         return False
-    last = session.scalar(select(func.max(Enrollment.entered_at)).where(*base))
     assert reentry.after is not None
-    return last is None or last <= now - reentry.after
+    return last is None or ensure_utc(last) <= now - reentry.after
 
 
 def enroll(
