@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from automation.contacts.locks import lock_contact
 from automation.core import events as ev
@@ -58,12 +60,14 @@ def _time(value: Any, default: datetime) -> datetime:
     return default
 
 
-def _insert_ignore(session: Session, model: Any, values: dict[str, Any]) -> None:
-    """INSERT ... ON CONFLICT (source, external_id) DO NOTHING on either backend."""
-    stmt = dialect_insert(session)(model).values(**values).on_conflict_do_nothing(
-        index_elements=["source", "external_id"]
-    )
-    session.execute(stmt)
+def _upsert_locked(session: Session, model: Any, values: dict[str, Any]) -> Any:
+    """The row for (source, external_id), inserted from ``values`` when new, locked and
+    fresh, in one statement: INSERT ... ON CONFLICT DO UPDATE (a no-op) ... RETURNING."""
+    insert = dialect_insert(session)(model).values(**values)
+    stmt = insert.on_conflict_do_update(
+        index_elements=["source", "external_id"], set_={"source": insert.excluded.source}
+    ).returning(model)
+    return session.scalars(stmt, execution_options={"populate_existing": True}).one()
 
 
 def apply_order_event(session: Session, event: Event) -> Order | None:
@@ -76,7 +80,7 @@ def apply_order_event(session: Session, event: Event) -> Order | None:
     if event.contact_id is not None:
         lock_contact(session, event.contact_id)  # serialise rollup work per contact
     placed = _time(props.get("placed_at"), event.occurred_at)
-    _insert_ignore(
+    order: Order = _upsert_locked(
         session,
         Order,
         {
@@ -89,12 +93,6 @@ def apply_order_event(session: Session, event: Event) -> Order | None:
             "placed_at": placed,
         },
     )
-    order = session.scalars(
-        select(Order)
-        .where(Order.source == event.source, Order.external_id == external_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
     previous_contact = order.contact_id
     if event.contact_id is not None:
         order.contact_id = event.contact_id
@@ -136,27 +134,38 @@ def next_status(current: str, type_: str, props: dict[str, Any], order: Order) -
 
 
 def recompute_rollups(session: Session, contact_id: int) -> None:
-    """orders_count, total_spent, first/last_order_at from the contact's counted orders."""
-    count, spent, first, last = session.execute(
-        select(
-            func.count(Order.id),
-            func.coalesce(func.sum(Order.total), 0),
-            func.min(Order.placed_at),
-            func.max(Order.placed_at),
-        ).where(Order.contact_id == contact_id, Order.status.not_in(NOT_COUNTED))
-    ).one()
-    session.execute(
+    """orders_count, total_spent, first/last_order_at from the contact's counted orders.
+
+    One UPDATE with the aggregates as subqueries; the loaded contact (if any) gets the
+    new values without another round trip.
+    """
+    counted = (Order.contact_id == contact_id, Order.status.not_in(NOT_COUNTED))
+    values = {
+        "orders_count": select(func.count(Order.id)).where(*counted).scalar_subquery(),
+        "total_spent": select(func.coalesce(func.sum(Order.total), 0))
+        .where(*counted)
+        .scalar_subquery(),
+        "first_order_at": select(func.min(Order.placed_at)).where(*counted).scalar_subquery(),
+        "last_order_at": select(func.max(Order.placed_at)).where(*counted).scalar_subquery(),
+        "updated_at": now(),
+    }
+    row = session.execute(
         update(Contact)
         .where(Contact.id == contact_id)
-        .values(
-            orders_count=int(count),
-            total_spent=int(spent),
-            first_order_at=ensure_utc(first) if first else None,
-            last_order_at=ensure_utc(last) if last else None,
-            updated_at=now(),
-        )
-        .execution_options(synchronize_session="fetch")
-    )
+        .values(**values)
+        .returning(*(getattr(Contact, name) for name in values))
+        .execution_options(synchronize_session=False)
+    ).first()
+    contact = session.identity_map.get(identity_key(Contact, contact_id))
+    if row is None or contact is None:
+        return
+    for name, value in zip(values, row, strict=True):
+        if isinstance(value, datetime):
+            value = ensure_utc(value)
+        set_committed_value(contact, name, int(value) if name in ROLLUP_INTS else value)
+
+
+ROLLUP_INTS = ("orders_count", "total_spent")
 
 
 def mark_converted(session: Session, source: str, order: Order) -> int:
@@ -194,7 +203,7 @@ def apply_cart_event(session: Session, event: Event) -> Cart | None:
     cart_id = props.get("cart_id")
     if not cart_id:
         return None
-    _insert_ignore(
+    cart: Cart = _upsert_locked(
         session,
         Cart,
         {
@@ -206,12 +215,6 @@ def apply_cart_event(session: Session, event: Event) -> Cart | None:
             "updated_at": event.occurred_at,
         },
     )
-    cart = session.scalars(
-        select(Cart)
-        .where(Cart.source == event.source, Cart.external_id == str(cart_id)[:128])
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
     if event.contact_id is not None:
         cart.contact_id = event.contact_id
     total = props.get("total")
