@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from automation.analytics.definition import MAX_WINDOW, NOT_GOALS, Analytics
+from automation.contacts.orders import stored_order
 from automation.core import events as ev
 from automation.core.clock import now
 from automation.core.db import dialect_insert
@@ -53,9 +54,7 @@ def event_order(session: Session, event: Event) -> Order | None:
     order_id = props.get("order_id") if isinstance(props, dict) else None
     if not order_id or not event.type.startswith("order."):
         return None
-    return session.scalar(
-        select(Order).where(Order.source == event.source, Order.external_id == str(order_id))
-    )
+    return stored_order(session, event.source, str(order_id))
 
 
 def _analytics(session: Session, version_id: int, cache: dict[int, Analytics]) -> Analytics:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -23,6 +23,7 @@ from automation.core import events as ev
 from automation.core.clock import ensure_utc, now
 from automation.core.db import dialect_insert
 from automation.core.models import Cart, Contact, Event, Order
+from automation.core.processing import batch_memo
 
 STATUS = {
     ev.ORDER_CREATED: "open",
@@ -114,7 +115,24 @@ def apply_order_event(session: Session, event: Event) -> Order | None:
         recompute_rollups(session, contact_id)
     if event.type in CONVERTING:
         mark_converted(session, event.source, order)
+    _orders_seen(session)[(event.source, external_id)] = order
     return order
+
+
+def _orders_seen(session: Session) -> dict[tuple[str, str], Order]:
+    seen: dict[tuple[str, str], Order] = batch_memo(session, "orders", dict)
+    return seen
+
+
+def stored_order(session: Session, source: str, external_id: str) -> Order | None:
+    """The Order row for (source, external id): the one this event batch just wrote, or
+    from the database."""
+    order = _orders_seen(session).get((source, external_id))
+    if order is not None:
+        return order
+    return session.scalar(
+        select(Order).where(Order.source == source, Order.external_id == external_id)
+    )
 
 
 def next_status(current: str, type_: str, props: dict[str, Any], order: Order) -> str:
@@ -170,31 +188,19 @@ ROLLUP_INTS = ("orders_count", "total_spent")
 
 def mark_converted(session: Session, source: str, order: Order) -> int:
     """Carts this order completes: its checkout_token, and the buyer's other open carts."""
-    when = now()
-    converted = 0
+    completed = []
     if order.checkout_token:
-        result = session.execute(
-            update(Cart)
-            .where(
-                Cart.source == source,
-                Cart.external_id == order.checkout_token,
-                Cart.converted_at.is_(None),
-            )
-            .values(converted_at=when)
-        )
-        converted += int(result.rowcount)  # type: ignore[attr-defined]
+        completed.append(and_(Cart.source == source, Cart.external_id == order.checkout_token))
     if order.contact_id is not None:
-        result = session.execute(
-            update(Cart)
-            .where(
-                Cart.contact_id == order.contact_id,
-                Cart.converted_at.is_(None),
-                Cart.abandoned_at.is_(None),
-            )
-            .values(converted_at=when)
-        )
-        converted += int(result.rowcount)  # type: ignore[attr-defined]
-    return converted
+        completed.append(and_(Cart.contact_id == order.contact_id, Cart.abandoned_at.is_(None)))
+    if not completed:
+        return 0
+    result = session.execute(
+        update(Cart)
+        .where(Cart.converted_at.is_(None), or_(*completed))
+        .values(converted_at=now())
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def apply_cart_event(session: Session, event: Event) -> Cart | None:
