@@ -27,7 +27,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from automation.core import outbox
-from automation.core.claims import BATCH, MAX_BATCHES, claim, each
+from automation.core.claims import each, work_in_batches
 from automation.core.clock import now
 from automation.core.config import get_settings
 from automation.core.eventlog import recorded_events
@@ -247,15 +247,9 @@ def process_pending_events(session: Session, at: datetime) -> int:
         .where(Event.processed_at.is_(None), Event.dead_at.is_(None), Event.received_at <= at)
         .order_by(Event.id)
     )
-    total = 0
-    skip: set[int] = set()
-    for _ in range(MAX_BATCHES):
-        batch = query.where(Event.id.not_in(skip)) if skip else query
-        ids = claim(session, batch.limit(BATCH), Event)
-        if not ids:
-            break
-        total += process_events(session, ids, skip)
-    return total
+    return work_in_batches(
+        session, query, Event, lambda ids, skip: process_events(session, ids, skip)
+    )
 
 
 def process_events(session: Session, ids: list[int], skip: set[int] | None = None) -> int:
