@@ -7,7 +7,7 @@ and the demo's simulated shop month (demo/data.py: order history, leads, checkou
 orders, shipments) is stored through the ingest store without being processed. Then, with
 the clock at the end of the month:
 
-1. baseline: the scheduler's event pass with no handlers (claim + commit per event only);
+1. baseline: the scheduler's event pass with no handlers (its batched claim + commit only);
 2. the same events again (processed_at reset) with the runtime's handler table: orders
    and carts, segments, sequence exits, wake-ups and triggers, their follow-up
    segment events, and the first messages queued.

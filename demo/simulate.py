@@ -122,7 +122,7 @@ class Simulation:
 
     def ingest(self, payloads: list[dict[str, Any]], drain: bool = True) -> list[int]:
         """Parse native payloads, store them (one transaction) and process the new events."""
-        from automation.core.processing import process_event
+        from automation.core.processing import process_events
         from automation.inbox.store import store_events
         from automation.ingest.sources.native import NativeSource
 
@@ -130,9 +130,8 @@ class Simulation:
         with self.factory() as session:
             result = store_events(session, "native", events)
             session.commit()
-            for event_id in result.new_ids:
-                process_event(session, event_id)
-                session.commit()
+            if result.new_ids:
+                process_events(session, list(result.new_ids))
         self.shop_events += len(result.new_ids)
         if drain:
             self.drain()
@@ -140,7 +139,7 @@ class Simulation:
 
     def drain(self) -> None:
         """Process every stored, unprocessed event and send what is due, until quiet."""
-        from automation.core.processing import process_event
+        from automation.core.processing import process_events
 
         for _ in range(50):
             with self.factory() as session:
@@ -149,9 +148,8 @@ class Simulation:
                         select(Event.id).where(Event.processed_at.is_(None)).order_by(Event.id)
                     )
                 )
-                for event_id in ids:
-                    process_event(session, event_id)
-                    session.commit()
+                for start in range(0, len(ids), 200):
+                    process_events(session, ids[start : start + 200])
             sent = self.deliver()
             if not ids and not sent:
                 return
@@ -211,7 +209,7 @@ class Simulation:
 
     def engage_until(self, until: datetime) -> None:
         """Record the opens and clicks due before ``until`` (as tracking would)."""
-        from automation.core.processing import process_event
+        from automation.core.processing import process_events
         from automation.feedback.results import record_message_event
 
         while self.clicks and self.clicks[0][0] < until:
@@ -232,9 +230,8 @@ class Simulation:
                     properties={"link_index": 0} if kind == "clicked" else {},
                 )
                 session.commit()
-                for event_id in result.event_ids:
-                    process_event(session, event_id)
-                    session.commit()
+                if result.event_ids:
+                    process_events(session, list(result.event_ids))
 
     def run_pass(self, at: datetime) -> None:
         """One scheduler pass as of ``at``, then process and deliver what it produced."""

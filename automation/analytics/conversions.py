@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from automation.analytics.definition import MAX_WINDOW, NOT_GOALS, Analytics
+from automation.contacts.orders import stored_order
 from automation.core import events as ev
 from automation.core.clock import now
 from automation.core.db import dialect_insert
@@ -23,7 +24,7 @@ from automation.core.models import Enrollment, Event, Message, MessageEvent, Ord
 from automation.core.models_analytics import Attribution, GoalConversion
 from automation.core.vocabulary import ENGAGEMENT, Status
 from automation.sequences.schema import filters_match
-from automation.sequences.store import load_version
+from automation.sequences.store import load_version, may_react
 
 CLICKS = frozenset(ENGAGEMENT["clicked"])
 VIEWS = frozenset((*ENGAGEMENT["opened"], Status.DELIVERED))
@@ -35,12 +36,16 @@ def record_conversions(session: Session, event: Event) -> None:
     """process_event handler: attribution on orders, revenue back on cancel/refund, goals."""
     if event.contact_id is None or event.type.startswith(NOT_GOALS):
         return
+    goals = may_react(session, "goals", event.type)
+    if event.type != ev.ORDER_CREATED and event.type not in REVERSING and not goals:
+        return  # no attribution, no revenue to follow, no sequence counts it as a goal
     order = event_order(session, event)
     if event.type == ev.ORDER_CREATED and order is not None:
         attribute_order(session, event, order)
     if event.type in REVERSING and order is not None:
         sync_revenue(session, order)
-    credit_goals(session, event, order)
+    if goals:
+        credit_goals(session, event, order)
 
 
 def event_order(session: Session, event: Event) -> Order | None:
@@ -49,9 +54,7 @@ def event_order(session: Session, event: Event) -> Order | None:
     order_id = props.get("order_id") if isinstance(props, dict) else None
     if not order_id or not event.type.startswith("order."):
         return None
-    return session.scalar(
-        select(Order).where(Order.source == event.source, Order.external_id == str(order_id))
-    )
+    return stored_order(session, event.source, str(order_id))
 
 
 def _analytics(session: Session, version_id: int, cache: dict[int, Analytics]) -> Analytics:

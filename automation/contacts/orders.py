@@ -13,13 +13,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
+from automation.contacts.locks import lock_contact
 from automation.core import events as ev
 from automation.core.clock import ensure_utc, now
 from automation.core.db import dialect_insert
 from automation.core.models import Cart, Contact, Event, Order
+from automation.core.processing import batch_memo
 
 STATUS = {
     ev.ORDER_CREATED: "open",
@@ -57,18 +61,14 @@ def _time(value: Any, default: datetime) -> datetime:
     return default
 
 
-def _insert_ignore(session: Session, model: Any, values: dict[str, Any]) -> None:
-    """INSERT ... ON CONFLICT (source, external_id) DO NOTHING on either backend."""
-    stmt = dialect_insert(session)(model).values(**values).on_conflict_do_nothing(
-        index_elements=["source", "external_id"]
-    )
-    session.execute(stmt)
-
-
-def lock_contact(session: Session, contact_id: int | None) -> None:
-    """Serialise rollup work per contact (row lock on PostgreSQL; SQLite has one writer)."""
-    if contact_id is not None:
-        session.execute(select(Contact.id).where(Contact.id == contact_id).with_for_update())
+def _upsert_locked(session: Session, model: Any, values: dict[str, Any]) -> Any:
+    """The row for (source, external_id), inserted from ``values`` when new, locked and
+    fresh, in one statement: INSERT ... ON CONFLICT DO UPDATE (a no-op) ... RETURNING."""
+    insert = dialect_insert(session)(model).values(**values)
+    stmt = insert.on_conflict_do_update(
+        index_elements=["source", "external_id"], set_={"source": insert.excluded.source}
+    ).returning(model)
+    return session.scalars(stmt, execution_options={"populate_existing": True}).one()
 
 
 def apply_order_event(session: Session, event: Event) -> Order | None:
@@ -78,9 +78,10 @@ def apply_order_event(session: Session, event: Event) -> Order | None:
     if not order_id:
         return None
     external_id = str(order_id)
-    lock_contact(session, event.contact_id)
+    if event.contact_id is not None:
+        lock_contact(session, event.contact_id)  # serialise rollup work per contact
     placed = _time(props.get("placed_at"), event.occurred_at)
-    _insert_ignore(
+    order: Order = _upsert_locked(
         session,
         Order,
         {
@@ -93,12 +94,6 @@ def apply_order_event(session: Session, event: Event) -> Order | None:
             "placed_at": placed,
         },
     )
-    order = session.scalars(
-        select(Order)
-        .where(Order.source == event.source, Order.external_id == external_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
     previous_contact = order.contact_id
     if event.contact_id is not None:
         order.contact_id = event.contact_id
@@ -120,7 +115,24 @@ def apply_order_event(session: Session, event: Event) -> Order | None:
         recompute_rollups(session, contact_id)
     if event.type in CONVERTING:
         mark_converted(session, event.source, order)
+    _orders_seen(session)[(event.source, external_id)] = order
     return order
+
+
+def _orders_seen(session: Session) -> dict[tuple[str, str], Order]:
+    seen: dict[tuple[str, str], Order] = batch_memo(session, "orders", dict)
+    return seen
+
+
+def stored_order(session: Session, source: str, external_id: str) -> Order | None:
+    """The Order row for (source, external id): the one this event batch just wrote, or
+    from the database."""
+    order = _orders_seen(session).get((source, external_id))
+    if order is not None:
+        return order
+    return session.scalar(
+        select(Order).where(Order.source == source, Order.external_id == external_id)
+    )
 
 
 def next_status(current: str, type_: str, props: dict[str, Any], order: Order) -> str:
@@ -140,56 +152,55 @@ def next_status(current: str, type_: str, props: dict[str, Any], order: Order) -
 
 
 def recompute_rollups(session: Session, contact_id: int) -> None:
-    """orders_count, total_spent, first/last_order_at from the contact's counted orders."""
-    count, spent, first, last = session.execute(
-        select(
-            func.count(Order.id),
-            func.coalesce(func.sum(Order.total), 0),
-            func.min(Order.placed_at),
-            func.max(Order.placed_at),
-        ).where(Order.contact_id == contact_id, Order.status.not_in(NOT_COUNTED))
-    ).one()
-    session.execute(
+    """orders_count, total_spent, first/last_order_at from the contact's counted orders.
+
+    One UPDATE with the aggregates as subqueries; the loaded contact (if any) gets the
+    new values without another round trip.
+    """
+    counted = (Order.contact_id == contact_id, Order.status.not_in(NOT_COUNTED))
+    values = {
+        "orders_count": select(func.count(Order.id)).where(*counted).scalar_subquery(),
+        "total_spent": select(func.coalesce(func.sum(Order.total), 0))
+        .where(*counted)
+        .scalar_subquery(),
+        "first_order_at": select(func.min(Order.placed_at)).where(*counted).scalar_subquery(),
+        "last_order_at": select(func.max(Order.placed_at)).where(*counted).scalar_subquery(),
+        "updated_at": now(),
+    }
+    row = session.execute(
         update(Contact)
         .where(Contact.id == contact_id)
-        .values(
-            orders_count=int(count),
-            total_spent=int(spent),
-            first_order_at=ensure_utc(first) if first else None,
-            last_order_at=ensure_utc(last) if last else None,
-            updated_at=now(),
-        )
-        .execution_options(synchronize_session="fetch")
-    )
+        .values(**values)
+        .returning(*(getattr(Contact, name) for name in values))
+        .execution_options(synchronize_session=False)
+    ).first()
+    contact = session.identity_map.get(identity_key(Contact, contact_id))
+    if row is None or contact is None:
+        return
+    for name, value in zip(values, row, strict=True):
+        if isinstance(value, datetime):
+            value = ensure_utc(value)
+        set_committed_value(contact, name, int(value) if name in ROLLUP_INTS else value)
+
+
+ROLLUP_INTS = ("orders_count", "total_spent")
 
 
 def mark_converted(session: Session, source: str, order: Order) -> int:
     """Carts this order completes: its checkout_token, and the buyer's other open carts."""
-    when = now()
-    converted = 0
+    completed = []
     if order.checkout_token:
-        result = session.execute(
-            update(Cart)
-            .where(
-                Cart.source == source,
-                Cart.external_id == order.checkout_token,
-                Cart.converted_at.is_(None),
-            )
-            .values(converted_at=when)
-        )
-        converted += int(result.rowcount)  # type: ignore[attr-defined]
+        completed.append(and_(Cart.source == source, Cart.external_id == order.checkout_token))
     if order.contact_id is not None:
-        result = session.execute(
-            update(Cart)
-            .where(
-                Cart.contact_id == order.contact_id,
-                Cart.converted_at.is_(None),
-                Cart.abandoned_at.is_(None),
-            )
-            .values(converted_at=when)
-        )
-        converted += int(result.rowcount)  # type: ignore[attr-defined]
-    return converted
+        completed.append(and_(Cart.contact_id == order.contact_id, Cart.abandoned_at.is_(None)))
+    if not completed:
+        return 0
+    result = session.execute(
+        update(Cart)
+        .where(Cart.converted_at.is_(None), or_(*completed))
+        .values(converted_at=now())
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def apply_cart_event(session: Session, event: Event) -> Cart | None:
@@ -198,7 +209,7 @@ def apply_cart_event(session: Session, event: Event) -> Cart | None:
     cart_id = props.get("cart_id")
     if not cart_id:
         return None
-    _insert_ignore(
+    cart: Cart = _upsert_locked(
         session,
         Cart,
         {
@@ -210,12 +221,6 @@ def apply_cart_event(session: Session, event: Event) -> Cart | None:
             "updated_at": event.occurred_at,
         },
     )
-    cart = session.scalars(
-        select(Cart)
-        .where(Cart.source == event.source, Cart.external_id == str(cart_id)[:128])
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
     if event.contact_id is not None:
         cart.contact_id = event.contact_id
     total = props.get("total")

@@ -60,6 +60,14 @@ def work_through(
     session: Session, query: Select[Any], of: Any, work: Callable[[int], Any]
 ) -> int:
     """Claim batches of ``query`` (ids of model ``of``) and ``each`` them until none is left."""
+    return work_in_batches(session, query, of, lambda ids, failed: each(session, ids, work, failed))
+
+
+def work_in_batches(
+    session: Session, query: Select[Any], of: Any, work: Callable[[list[int], set[int]], int]
+) -> int:
+    """Claim batches of ``query`` and hand each to ``work(ids, failed)`` until none is left;
+    ``work`` adds the ids to leave for the next pass to ``failed`` and returns a count."""
     total = 0
     failed: set[int] = set()
     for _ in range(MAX_BATCHES):
@@ -67,5 +75,5 @@ def work_through(
         ids = claim(session, batch.limit(BATCH), of)
         if not ids:
             break
-        total += each(session, ids, work, failed)
+        total += work(ids, failed)
     return total

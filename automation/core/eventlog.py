@@ -11,6 +11,19 @@ from automation.core.clock import now
 from automation.core.db import dialect_insert
 from automation.core.models import Event
 
+_RECORDED = "eventlog.recorded"  # session.info: how many events this session offered to store
+
+
+def recorded_events(session: Session) -> int:
+    """How many events record_event / record_events have offered in this session so far
+    (a counter: a change tells process_event that follow-up events may exist)."""
+    count: int = session.info.get(_RECORDED, 0)
+    return count
+
+
+def _count(session: Session, offered: int) -> None:
+    session.info[_RECORDED] = recorded_events(session) + offered
+
 
 def record_event(
     session: Session,
@@ -42,6 +55,7 @@ def record_event(
         .on_conflict_do_nothing(index_elements=["source", "source_event_id"])
     )
     session.flush()
+    _count(session, 1)
     new_id = session.execute(stmt.returning(Event.id)).scalar_one_or_none()
     if new_id is None:
         return None
@@ -67,6 +81,7 @@ def record_events(session: Session, rows: list[dict[str, Any]]) -> int:
     if not values:
         return 0
     session.flush()
+    _count(session, len(values))
     stmt = dialect_insert(session)(Event).on_conflict_do_nothing(
         index_elements=["source", "source_event_id"]
     )

@@ -8,24 +8,29 @@ it leaves the pending list, so processing moves on, until ``retry_dead_events``.
 
 ``process_pending_events`` is the scheduler's catch-up: every stored event nobody
 processed yet (its queue message was lost, a handler failed, or a task of the pass
-just emitted it).
+just emitted it), in batches (``process_events``): one claim and one commit per batch,
+and no savepoints while nothing fails. A batch in which anything fails rolls back as a
+whole and is processed again one event at a time with the savepoints above, so one bad
+event is recorded per the rules and never fails (or loses) the others.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from automation.core import outbox
-from automation.core.claims import work_through
+from automation.core.claims import each, work_in_batches
 from automation.core.clock import now
 from automation.core.config import get_settings
+from automation.core.eventlog import recorded_events
 from automation.core.models import Event
 
 log = logging.getLogger(__name__)
@@ -36,11 +41,59 @@ HANDLERS: list[EventHandler] = []
 MAX_FOLLOW_UP_DEPTH = 3
 FOLLOW_UP_TYPES = ("segment.entered", "segment.exited")
 REASON_CHARS = 500
+_OPTIMISTIC = "events.optimistic_batch"  # session.info flag while process_events runs a batch
+_MEMO = "events.batch_memo"  # session.info: what the events of one batch share (batch_memo)
+T = TypeVar("T")
 
 
 class HandlerIncomplete(Exception):
     """Raised by a handler that isolated part of its work which failed: what it did is kept
     (its savepoint is released), the failure is recorded and the handler runs again."""
+
+
+class BatchFailed(Exception):
+    """Work inside ``isolated`` failed during an optimistic batch: the batch is redone one
+    event at a time, where the failure is isolated and recorded."""
+
+
+@contextmanager
+def isolated(session: Session) -> Iterator[None]:
+    """A SAVEPOINT around work whose failure must not undo the rest of the event.
+
+    In an optimistic batch (``process_events``) there is no savepoint: a failure raises
+    BatchFailed, the batch rolls back and is processed again event by event, isolated.
+    """
+    if not session.info.get(_OPTIMISTIC):
+        with session.begin_nested():
+            yield
+        return
+    try:
+        yield
+    except (OperationalError, InterfaceError, BatchFailed):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the batch is redone with savepoints
+        raise BatchFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+def in_batch(session: Session) -> bool:
+    """True while the session runs an optimistic batch of events (``process_events``)."""
+    return _MEMO in session.info
+
+
+def batch_memo(session: Session, key: str, load: Callable[[], T]) -> T:
+    """``load()`` computed once per optimistic batch and shared by all of its events
+    (definitions, contacts already locked); outside a batch, computed on every call.
+
+    The batch is one transaction, so what it memoises cannot change under it except by
+    its own writes; a memo the handlers write to must be kept current by them.
+    """
+    memo: dict[str, Any] | None = session.info.get(_MEMO)
+    if memo is None:
+        return load()
+    if key not in memo:
+        memo[key] = load()
+    value: T = memo[key]
+    return value
 
 
 def use_handlers(handlers: Iterable[EventHandler]) -> None:
@@ -74,15 +127,27 @@ def process_event(
         return False
     event = session.get(Event, event_id, populate_existing=True)
     assert event is not None
+    return _apply(session, event, _depth, max_attempts)
+
+
+def _apply(session: Session, event: Event, depth: int, max_attempts: int | None) -> bool:
+    """Run the claimed event's handlers, record the outcome, then its follow-up events."""
+    event_id = event.id
+    recorded_before = recorded_events(session)
     failures = _run_handlers(session, event)
     if failures:
         _record_failure(session, event, failures, max_attempts)
     else:
         event.failed_handlers = None
         log.info("event processed", extra={"event_id": event_id, "type": event.type})
-    if event.contact_id is not None and _depth < MAX_FOLLOW_UP_DEPTH:
-        for follow_up in _follow_ups(session, event):
-            process_event(session, follow_up, _depth + 1, max_attempts)
+    # In a batch, other pending events are claimed in id order; only what this event's
+    # handlers recorded can be a follow-up, so nothing recorded means nothing to look for.
+    recorded = recorded_events(session) != recorded_before
+    if event.contact_id is not None and depth < MAX_FOLLOW_UP_DEPTH and (
+        recorded or not in_batch(session)
+    ):
+        for follow_up in _claim_follow_ups(session, event):
+            _apply(session, follow_up, depth + 1, max_attempts)
     return not failures
 
 
@@ -93,6 +158,9 @@ def _run_handlers(session: Session, event: Event) -> dict[str, str]:
     for handler in HANDLERS:
         name = handler_name(handler)
         if wanted is not None and name not in wanted:
+            continue
+        if session.info.get(_OPTIMISTIC):
+            handler(session, event)  # no savepoint: a failure redoes the batch, isolated
             continue
         try:
             with session.begin_nested():
@@ -143,32 +211,93 @@ def _record_failure(
     session.flush()
 
 
-def _follow_ups(session: Session, event: Event) -> list[int]:
+def _claim_follow_ups(session: Session, event: Event) -> list[Event]:
+    """Claim, with one UPDATE, the contact's pending segment events stored after ``event``."""
     # SKIP LOCKED: an event another worker is claiming is theirs (and no lock cycle forms).
-    return list(
-        session.scalars(
-            select(Event.id)
-            .where(
-                Event.contact_id == event.contact_id,
-                Event.type.in_(FOLLOW_UP_TYPES),
-                Event.processed_at.is_(None),
-                Event.dead_at.is_(None),
-                Event.id > event.id,
-            )
-            .order_by(Event.id)
-            .with_for_update(skip_locked=True)
+    pending = (
+        select(Event.id)
+        .where(
+            Event.contact_id == event.contact_id,
+            Event.type.in_(FOLLOW_UP_TYPES),
+            Event.processed_at.is_(None),
+            Event.dead_at.is_(None),
+            Event.id > event.id,
         )
+        .with_for_update(skip_locked=True)
     )
+    claimed = session.scalars(
+        update(Event)
+        .where(Event.id.in_(pending.scalar_subquery()))
+        .values(processed_at=now())
+        .returning(Event),
+        execution_options={"populate_existing": True},
+    ).all()
+    return sorted(claimed, key=lambda e: e.id)
 
 
 def process_pending_events(session: Session, at: datetime) -> int:
-    """Process, inline, every stored live event received by ``at`` that is not processed yet."""
+    """Process, inline, every stored live event received by ``at`` that is not processed yet.
+
+    Batches of claims.BATCH events (locked FOR UPDATE SKIP LOCKED on PostgreSQL, so a
+    racing pass skips them), each committed once. An event that fails is left for the
+    next pass. Returns how many events were processed with every handler succeeding.
+    """
     query = (
         select(Event.id)
         .where(Event.processed_at.is_(None), Event.dead_at.is_(None), Event.received_at <= at)
         .order_by(Event.id)
     )
-    return work_through(session, query, Event, lambda event_id: process_event(session, event_id))
+    return work_in_batches(
+        session, query, Event, lambda ids, skip: process_events(session, ids, skip)
+    )
+
+
+def process_events(session: Session, ids: list[int], skip: set[int] | None = None) -> int:
+    """Process the events ``ids`` (in id order) in one transaction and commit it.
+
+    Optimistic: every handler runs without savepoints. If anything fails, the whole batch
+    rolls back and each event is processed again on its own (``process_event``, savepoints
+    per handler, a commit per batch), so the failure is recorded on its event alone.
+    Returns how many events succeeded; ids that did not are added to ``skip``.
+    """
+    skip = skip if skip is not None else set()
+    session.info[_OPTIMISTIC] = True
+    session.info[_MEMO] = {}
+    try:
+        done = _process_claimed(session, ids)
+        session.info.pop(_OPTIMISTIC, None)
+        session.info.pop(_MEMO, None)
+        session.commit()
+        return done
+    except (OperationalError, InterfaceError):
+        session.rollback()
+        raise
+    except Exception as exc:  # noqa: BLE001 - redone one event at a time below
+        session.rollback()
+        log.info("event batch redone one event at a time: %s: %s", type(exc).__name__, exc)
+    finally:
+        session.info.pop(_OPTIMISTIC, None)
+        session.info.pop(_MEMO, None)
+
+    def one(event_id: int) -> bool:
+        succeeded = process_event(session, event_id)
+        if not succeeded:
+            skip.add(event_id)
+        return succeeded
+
+    return each(session, ids, one, skip)
+
+
+def _process_claimed(session: Session, ids: list[int]) -> int:
+    """Claim the live events among ``ids`` with one UPDATE and apply each; how many succeeded."""
+    claimed = session.scalars(
+        update(Event)
+        .where(Event.id.in_(ids), Event.processed_at.is_(None), Event.dead_at.is_(None))
+        .values(processed_at=now())
+        .returning(Event),
+        execution_options={"populate_existing": True},
+    ).all()
+    return sum(_apply(session, event, 0, None) for event in sorted(claimed, key=lambda e: e.id))
 
 
 def dead_events(session: Session, limit: int = 100) -> list[dict[str, Any]]:

@@ -7,12 +7,13 @@ that both give the same members): NULL / missing values never match, except for 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, literal, null, select, union_all
+from sqlalchemy import String, bindparam, cast, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
 from automation.contacts.reachability import is_unreachable
@@ -28,6 +29,7 @@ from automation.core.models import (
     SegmentMembership,
     Suppression,
 )
+from automation.core.processing import batch_memo
 from automation.core.vocabulary import ENGAGEMENT, RULE_CHANNELS, UNREACHABLE
 from automation.segments import rfm
 from automation.segments.compile import SUPPRESSION_CHANNELS, message_event_types
@@ -125,37 +127,30 @@ def _cols(kind: str, key: Any, extra: Any, at: Any, payload: Any) -> list[Any]:
     ]
 
 
-def load_facts(
-    session: Session,
-    contact_id: int,
-    needs: Needs,
-    now: datetime,
-    memberships: bool = False,
-) -> Facts | None:
-    """Load one contact, then everything the rules need in ONE UNION ALL query.
-
-    Two round trips per contact whatever the rules read. None if the contact is gone.
-    With `memberships`, open memberships are loaded (segment id -> membership id) even
-    when no rule reads them (evaluate_contact needs them to write transitions).
-    """
-    contact = session.get(Contact, contact_id)
-    if contact is None:
-        return None
-    facts = Facts(contact)
+@functools.cache
+def _facts_statement(
+    event_types: tuple[str, ...],
+    windowed: bool,
+    engagement: bool,
+    reach: bool,
+    has_addresses: bool,
+    segments: bool,
+) -> Any:
+    """The facts UNION ALL for one shape of needs, built once; parameters: contact_id,
+    since (when windowed), addresses (expanding)."""
+    contact_id: Any = bindparam("contact_id")
     parts: list[Any] = []
     no_text = null().cast(String)
     no_time = null().cast(Event.occurred_at.type)
     no_json = null().cast(Event.payload.type)
-    if needs.event_types:
-        windows = list(needs.event_types.values())
+    if event_types:
         query = select(literal("e"), Event.type, no_text, Event.occurred_at, Event.payload).where(
-            Event.contact_id == contact_id, Event.type.in_(list(needs.event_types))
+            Event.contact_id == contact_id, Event.type.in_(list(event_types))
         )
-        if all(w is not None for w in windows):
-            widest = max(w for w in windows if w is not None)
-            query = query.where(Event.occurred_at >= now - widest)
+        if windowed:
+            query = query.where(Event.occurred_at >= bindparam("since"))
         parts.append(query)
-    if needs.engagement:
+    if engagement:
         parts.append(
             select(
                 literal("m"), MessageEvent.type, Message.channel, MessageEvent.occurred_at, no_json
@@ -166,15 +161,14 @@ def load_facts(
                 MessageEvent.type.in_(message_event_types(ENGAGED)),
             )
         )
-    if needs.reach:
-        mine = {a for ch in SUPPRESSION_CHANNELS for a in addresses(contact, ch)}
-        if mine:
+    if reach:
+        if has_addresses:
             parts.append(
                 select(
                     literal("s"), Suppression.channel, Suppression.address, no_time, no_json
                 ).where(
                     Suppression.channel.in_(SUPPRESSIBLE),
-                    Suppression.address.in_(sorted(mine)),
+                    Suppression.address.in_(bindparam("addresses", expanding=True)),
                 )
             )
         parts.append(
@@ -194,7 +188,7 @@ def load_facts(
                 ChannelReachability.state == UNREACHABLE,
             )
         )
-    if needs.segments or memberships:
+    if segments:
         parts.append(
             select(
                 *_cols(
@@ -214,9 +208,49 @@ def load_facts(
             )
         )
     if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else union_all(*parts)
+
+
+def load_facts(
+    session: Session,
+    contact_id: int,
+    needs: Needs,
+    now: datetime,
+    memberships: bool = False,
+) -> Facts | None:
+    """Load one contact, then everything the rules need in ONE UNION ALL query.
+
+    Two round trips per contact whatever the rules read (one in an event batch once the
+    contact is loaded: the batch keeps it). None if the contact is gone.
+    With `memberships`, open memberships are loaded (segment id -> membership id) even
+    when no rule reads them (evaluate_contact needs them to write transitions).
+    """
+    contact = session.get(Contact, contact_id)
+    if contact is None:
+        return None
+    kept: dict[int, Contact] = batch_memo(session, "contacts", dict)
+    kept[contact_id] = contact  # the identity map holds it weakly: keep it for the batch
+    facts = Facts(contact)
+    mine: set[str] = set()
+    if needs.reach:
+        mine = {a for ch in SUPPRESSION_CHANNELS for a in addresses(contact, ch)}
+    windows = list(needs.event_types.values())
+    widest = None
+    if windows and all(w is not None for w in windows):
+        widest = max(w for w in windows if w is not None)
+    statement = _facts_statement(
+        tuple(sorted(needs.event_types)), widest is not None, needs.engagement, needs.reach,
+        bool(mine), needs.segments or memberships,
+    )  # fmt: skip
+    if statement is None:
         return facts
-    statement: Any = parts[0] if len(parts) == 1 else union_all(*parts)
-    rows: list[Any] = list(session.execute(statement))
+    params: dict[str, Any] = {"contact_id": contact_id}
+    if mine:
+        params["addresses"] = sorted(mine)
+    if widest is not None:
+        params["since"] = now - widest
+    rows: list[Any] = list(session.execute(statement, params))
     for kind, key, extra, at, payload in rows:
         if kind == "e":
             facts.events.setdefault(key, []).append((ensure_utc(at), payload))

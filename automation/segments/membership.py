@@ -19,6 +19,7 @@ from automation.core.db import dialect_insert
 from automation.core.eventlog import record_events
 from automation.core.events import SEGMENT_ENTERED, SEGMENT_EXITED
 from automation.core.models import Segment, SegmentMembership
+from automation.core.processing import batch_memo
 from automation.segments.compile import compile_rule
 from automation.segments.evaluate import evaluate, load_facts, needs_of
 from automation.segments.store import all_segments, rule_of
@@ -157,7 +158,7 @@ def evaluate_contact(session: Session, contact_id: int, now: datetime) -> list[t
 
     Returns [(segment key, "entered" | "exited")].
     """
-    segments = all_segments(session)
+    segments = batch_memo(session, "segments", lambda: all_segments(session))
     if not segments:
         return []
     facts = load_facts(
@@ -179,11 +180,22 @@ def evaluate_contact(session: Session, contact_id: int, now: datetime) -> list[t
             if exited:
                 changes.append((segment.key, "exited"))
             facts.segments.discard(segment.key)
+    _known_memberships(session)[contact_id] = set(facts.segments)
     return changes
+
+
+def _known_memberships(session: Session) -> dict[int, set[str]]:
+    """contact id -> keys of its open memberships, as evaluate_contact left them in this
+    event batch (the only writer of memberships while a batch runs); empty outside one."""
+    known: dict[int, set[str]] = batch_memo(session, "segment_keys", dict)
+    return known
 
 
 def in_segment(session: Session, key: str, contact_id: int) -> bool:
     """True when the contact has an open membership of the segment."""
+    known = _known_memberships(session).get(contact_id)
+    if known is not None:  # evaluated by this event batch: no query
+        return key in known
     found = session.scalar(
         select(SegmentMembership.id)
         .join(Segment, Segment.id == SegmentMembership.segment_id)

@@ -237,7 +237,7 @@ def _enroll(
 ) -> None:
     """INSERT ... SELECT the enrollments these (event, contact) start, then their first steps."""
     contacts = sorted(c for _, c in entries)
-    if is_postgres(session):  # serialise with incremental enrolment (triggers._lock_contact)
+    if is_postgres(session):  # serialise with incremental enrolment (contacts.locks.lock_contact)
         session.execute(
             select(Contact.id)
             .where(among(session, Contact.id, contacts))

@@ -65,19 +65,24 @@ def lock_enrollment(session: Session, enrollment_id: int) -> Enrollment | None:
     ).first()
 
 
-def advance_enrollment(session: Session, enrollment_id: int, now: datetime) -> list[int]:
+def advance_enrollment(
+    session: Session, enrollment_id: int, now: datetime, locked: Enrollment | None = None
+) -> list[int]:
     """Run the enrollment's steps until it must wait or ends; returns new message ids.
 
     Does nothing if the enrollment is finished, not yet due, or its sequence is paused.
     Messages are handed to delivery after the transaction commits. Flushes, never commits.
+    ``locked``: the enrollment, already locked by this transaction (it just created it).
     """
-    created = try_advance(session, enrollment_id, now)
+    created = try_advance(session, enrollment_id, now, locked)
     return created if created is not None else []
 
 
-def try_advance(session: Session, enrollment_id: int, now: datetime) -> list[int] | None:
+def try_advance(
+    session: Session, enrollment_id: int, now: datetime, locked: Enrollment | None = None
+) -> list[int] | None:
     """Like advance_enrollment, but None when there was nothing to run (not due, finished)."""
-    enrollment = lock_enrollment(session, enrollment_id)
+    enrollment = locked if locked is not None else lock_enrollment(session, enrollment_id)
     if enrollment is None or enrollment.state not in RUNNING:
         return None
     if enrollment.next_run_at is not None and enrollment.next_run_at > now:
@@ -331,8 +336,10 @@ def insert_message(session: Session, values: dict[str, Any]) -> int | None:
         .on_conflict_do_nothing(index_elements=["enrollment_id", "step_key"])
         .returning(Message.id)
     )
-    session.flush()
-    new_id: int | None = session.execute(stmt).scalar_one_or_none()
+    if session.new:
+        session.flush()  # the enrollment row must exist; its pending changes can wait
+    with session.no_autoflush:
+        new_id: int | None = session.execute(stmt).scalar_one_or_none()
     return new_id
 
 

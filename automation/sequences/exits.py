@@ -24,7 +24,7 @@ from automation.sequences.schema import (
     correlated,
     filters_match,
 )
-from automation.sequences.store import version_definition
+from automation.sequences.store import may_react, version_definition
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def exit_on_event(session: Session, event: Event, now: datetime) -> list[int]:
     counts_for) and the enrollment's own trigger event do not count.
     Returns the exited enrollment ids. Flushes, never commits.
     """
-    if event.contact_id is None:
+    if event.contact_id is None or not may_react(session, "exits", event.type):
         return []
     rows = session.execute(
         select(Enrollment, SequenceVersion)
@@ -100,7 +100,7 @@ def wake_waiting(session: Session, event: Event, now: datetime) -> list[int]:
     The engine re-checks the event against the step's filters and window, so a
     non-matching event only re-arms the wait. Returns the enrollment ids that were woken.
     """
-    if event.contact_id is None:
+    if event.contact_id is None or not may_react(session, "waits", event.type):
         return []
     ids = list(
         session.scalars(

@@ -10,7 +10,13 @@ from sqlalchemy.orm import Session
 
 from automation.core.clock import now
 from automation.core.models import Enrollment, Sequence, SequenceVersion
-from automation.sequences.schema import SequenceDefinition, definition_hash, parse_sequence
+from automation.core.processing import batch_memo, in_batch
+from automation.sequences.schema import (
+    SequenceDefinition,
+    WaitUntilStep,
+    definition_hash,
+    parse_sequence,
+)
 
 ApplyStatus = Literal["created", "changed", "unchanged"]
 _cache: dict[str, SequenceDefinition] = {}
@@ -159,6 +165,40 @@ def active_definitions(
         .order_by(Sequence.id)
     ).all()
     return [(seq, ver, version_definition(ver)) for seq, ver in rows]
+
+
+@dataclass(frozen=True)
+class Reactions:
+    """The event types any stored sequence version exits on, waits for, or counts as a goal."""
+
+    exits: frozenset[str]
+    waits: frozenset[str]
+    goals: frozenset[str]
+
+
+def _reactions(session: Session) -> Reactions:
+    exits: set[str] = set()
+    waits: set[str] = set()
+    goals: set[str] = set()
+    for version in session.scalars(select(SequenceVersion)):
+        definition = version_definition(version)
+        exits.update(condition.event for condition in definition.exit_on)
+        waits.update(s.event for _, s in definition.all_steps() if isinstance(s, WaitUntilStep))
+        if definition.analytics.goal is not None:
+            goals.add(definition.analytics.goal.event)
+    return Reactions(frozenset(exits), frozenset(waits), frozenset(goals))
+
+
+def may_react(session: Session, kind: str, event_type: str) -> bool:
+    """False when no sequence version (running or not) has a ``kind`` reaction ("exits",
+    "waits", "goals") to ``event_type``, so a handler can skip its queries. Known once per
+    event batch (automation.core.processing); outside a batch always True (not looked up).
+    """
+    if not in_batch(session):
+        return True
+    reactions = batch_memo(session, "sequence_reactions", lambda: _reactions(session))
+    types: frozenset[str] = getattr(reactions, kind)
+    return event_type in types
 
 
 def list_sequences(session: Session) -> list[SequenceSummary]:

@@ -11,10 +11,11 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from automation.analytics.holdout import in_holdout
-from automation.core.db import is_postgres
+from automation.contacts.locks import lock_contact
+from automation.core.clock import ensure_utc
 from automation.core.events import SEGMENT_ENTERED
-from automation.core.models import Contact, Enrollment, Event, Sequence, SequenceVersion
-from automation.core.processing import HandlerIncomplete
+from automation.core.models import Enrollment, Event, Sequence, SequenceVersion
+from automation.core.processing import BatchFailed, HandlerIncomplete, batch_memo, isolated
 from automation.segments import in_segment
 from automation.sequences.engine import RUNNING, advance_enrollment, event_properties
 from automation.sequences.schema import (
@@ -62,22 +63,15 @@ def reentry_allows(
     base = (Enrollment.sequence_id == sequence_id, Enrollment.contact_id == contact_id)
     if reentry.mode == "never":
         return session.scalar(select(Enrollment.id).where(*base).limit(1)) is None
-    running = session.scalar(
-        select(Enrollment.id).where(*base, Enrollment.state.in_(RUNNING)).limit(1)
-    )
-    if running is not None:
+    running, last = session.execute(
+        select(
+            func.count().filter(Enrollment.state.in_(RUNNING)), func.max(Enrollment.entered_at)
+        ).where(*base)
+    ).one()
+    if running:
         return False
-    last = session.scalar(select(func.max(Enrollment.entered_at)).where(*base))
     assert reentry.after is not None
-    return last is None or last <= now - reentry.after
-
-
-def _lock_contact(session: Session, contact_id: int) -> bool:
-    """Serialise enrolment decisions per contact (PostgreSQL row lock); False if gone."""
-    query = select(Contact.id).where(Contact.id == contact_id)
-    if is_postgres(session):
-        query = query.with_for_update()
-    return session.scalar(query) is not None
+    return last is None or ensure_utc(last) <= now - reentry.after
 
 
 def enroll(
@@ -94,7 +88,7 @@ def enroll(
     Returns None when the contact may not enter. Flushes, never commits.
     """
     definition = version_definition(version)
-    if not _lock_contact(session, contact_id):
+    if not lock_contact(session, contact_id):  # serialise enrolment decisions per contact
         return None
     if (
         check_audience
@@ -125,7 +119,7 @@ def enroll(
     )
     session.add(enrollment)
     session.flush()
-    advance_enrollment(session, enrollment.id, now)
+    advance_enrollment(session, enrollment.id, now, locked=enrollment)
     return enrollment
 
 
@@ -141,15 +135,16 @@ def enroll_from_event(session: Session, event: Event, now: datetime) -> list[int
     properties = event_properties(event)
     created: list[int] = []
     failed: list[str] = []
-    for sequence, version, definition in active_definitions(session):
+    definitions = batch_memo(session, "sequences", lambda: active_definitions(session))
+    for sequence, version, definition in definitions:
         if not trigger_matches(definition, event.type, properties):
             continue
         if _enrolled_by(session, sequence.id, event):
             continue
         try:
-            with session.begin_nested():
+            with isolated(session):
                 enrollment = enroll(session, sequence, version, event.contact_id, now, event)
-        except (OperationalError, InterfaceError):
+        except (OperationalError, InterfaceError, BatchFailed):
             raise
         except Exception as exc:  # noqa: BLE001 - isolated; raised together below
             failed.append(f"{sequence.key}: {type(exc).__name__}: {exc}")
