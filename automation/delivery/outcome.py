@@ -167,8 +167,8 @@ def _store_events(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert a batch of internal events at once, ignoring duplicates (like record_event)."""
     if not rows:
         return
-    session.execute(
-        dialect_insert(session)(Event).on_conflict_do_nothing(
+    session.execute(  # Core, not the ORM bulk path: nothing here needs an identity map
+        dialect_insert(session)(Event.__table__).on_conflict_do_nothing(
             index_elements=["source", "source_event_id"]
         ),
         rows,

@@ -31,13 +31,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from automation.core.clock import now
 from automation.core.config import Settings, get_settings
-from automation.core.models import Contact, Message
+from automation.core.models import Contact, Enrollment, Event, Message
 from automation.core.vocabulary import Status
 from automation.delivery import dnc, pools
 from automation.delivery.channels import get_adapter, provider_name
@@ -50,12 +51,16 @@ from automation.delivery.policy import Candidate, evaluate
 from automation.delivery.ratelimit import limiter_for
 from automation.delivery.zalo_rules import refusal
 from automation.messages.errors import TemplateProblem
+from automation.messages.lookup import snapshot
 from channels.base import Channel, OutboundMessage, SendResult
-from channels.errors import ChannelError, PermanentError
+from channels.errors import ChannelError, PermanentError, QuotaExhausted
 from channels.errors import TransientError as ChannelTransientError
 
 log = logging.getLogger(__name__)
 AdapterSource = Callable[[str], tuple[Channel, str]]
+#: Outcomes of calls that return this close together are committed together: the
+#: at-most-once window is the calls in flight plus at most this long.
+GATHER_SECONDS = 0.005
 
 
 def _send_group(
@@ -66,7 +71,8 @@ def _send_group(
     A batching adapter sends the chunk in one session; other providers get one call
     per message, all in flight at once. The chunk's slots are reserved with one limiter
     call and call i starts at its own slot (first + i x spacing), so concurrent calls keep
-    the provider's pace.
+    the provider's pace. Calls that return within GATHER_SECONDS of the first one of a
+    wave are yielded together (their outcomes share one commit).
     """
     limiter = limiter_for(provider, settings)
     limiter.acquire(len(outbound))
@@ -85,7 +91,10 @@ def _send_group(
     pending = set(futures)
     while pending:
         done, pending = wait(pending, return_when=FIRST_COMPLETED)
-        yield [(futures[future], future.result()) for future in done]
+        if pending:
+            more, pending = wait(pending, timeout=GATHER_SECONDS)
+            done |= more
+        yield sorted((futures[future], future.result()) for future in done)
 
 
 def _send_one(adapter: Channel, provider: str, msg: OutboundMessage) -> SendResult | ChannelError:
@@ -140,7 +149,40 @@ def deliver_batch(
         contact = contacts[m.contact_id]
         m.address = m.address or address_for(m.channel, contact)
         candidates.append(Candidate(m, contact, m.address))
-    ready: dict[str, list[tuple[Message, Contact, OutboundMessage]]] = {}
+    # Each template file is looked up once for the batch, and the rows' new addresses are
+    # written with their renderings (one flush) instead of before the policy queries.
+    with snapshot(), session.no_autoflush:
+        ready, pooled = _prepare_all(session, candidates, triggers, at, settings, result)
+    if pooled:
+        pools.join(session, pooled, at, settings)
+    session.commit()
+    for channel, group in ready.items():
+        adapter, provider = resolve(channel)
+        _send_channel(session, channel, group, adapter, provider, result, settings)
+    if pooled:
+        adapter, provider = resolve("sms")
+        if isinstance(adapter, pools.Advertiser):
+            pools.flush_due(session, now(), adapter, provider, settings)
+    return result
+
+
+Ready = dict[str, list[tuple[Message, Contact, OutboundMessage]]]
+
+
+def _prepare_all(
+    session: Session,
+    candidates: list[Candidate],
+    triggers: dict[int, tuple[Enrollment, list[Event]]],
+    at: datetime,
+    settings: Settings,
+    result: BatchResult,
+) -> tuple[Ready, list[tuple[Message, OutboundMessage]]]:
+    """Decide each candidate (policy, DNC, Zalo rules) and render those that go.
+
+    Returns the rows to send per channel and the rows that join an advertising pool;
+    the others are written (deferred, skipped, failed) on the session.
+    """
+    ready: Ready = {}
     listed = dnc.blocked(session, candidates)
     pooled: list[tuple[Message, OutboundMessage]] = []
     for cand, decision in zip(candidates, evaluate(session, candidates, at, settings), strict=True):
@@ -168,36 +210,44 @@ def deliver_batch(
                 pooled.append((m, outbound))
                 continue
             ready.setdefault(m.channel, []).append((m, cand.contact, outbound))
-    if pooled:
-        pools.join(session, pooled, at, settings)
-    session.commit()
-    for channel, group in ready.items():
-        adapter, provider = resolve(channel)
-        # A batching adapter sends the group in one session. Other providers get
-        # DELIVERY_CONCURRENCY calls in flight at once, and outcomes are committed as soon
-        # as their calls return (those that returned together, together), so a worker killed
-        # mid-batch leaves only the calls in flight as "sending" (re-sent later with the
-        # same idempotency key), never one already known as sent.
-        size = len(group) if adapter.batches else settings.delivery_concurrency
-        for start in range(0, len(group), size):
-            chunk = group[start : start + size]
-            held = paused(session, channel, now())
-            if held is not None:  # e.g. the ZNS daily quota ran out: no call until reset
-                for message, contact, _ in chunk:
-                    hold(session, message, contact, held, result)
-                session.commit()
-                continue
-            for returned in _send_group(adapter, provider, [o for *_, o in chunk], settings):
-                for index, outcome in returned:
-                    message, contact, _ = chunk[index]
-                    apply(session, message, contact, provider, outcome, result, settings)
-                store_sent(session, result)
-                session.commit()
-    if pooled:
-        adapter, provider = resolve("sms")
-        if isinstance(adapter, pools.Advertiser):
-            pools.flush_due(session, now(), adapter, provider, settings)
-    return result
+    return ready, pooled
+
+
+def _send_channel(
+    session: Session,
+    channel: str,
+    group: list[tuple[Message, Contact, OutboundMessage]],
+    adapter: Channel,
+    provider: str,
+    result: BatchResult,
+    settings: Settings,
+) -> None:
+    """Send one channel's ready rows and commit their outcomes as the calls return.
+
+    A batching adapter sends the group in one session. Other providers get
+    DELIVERY_CONCURRENCY calls in flight at once, and the outcomes of calls that returned
+    together are committed together, so a worker killed mid-batch leaves only the calls
+    in flight as "sending" (re-sent later with the same idempotency key), never one
+    already known as sent. The channel's pause is read once per group and again only
+    after a provider says its quota is spent (automation.delivery.pauses).
+    """
+    size = len(group) if adapter.batches else settings.delivery_concurrency
+    held = paused(session, channel, now())
+    for start in range(0, len(group), size):
+        chunk = group[start : start + size]
+        if held is not None:  # e.g. the ZNS daily quota ran out: no call until reset
+            for message, contact, _ in chunk:
+                hold(session, message, contact, held, result)
+            session.commit()
+            continue
+        for returned in _send_group(adapter, provider, [o for *_, o in chunk], settings):
+            for index, outcome in returned:
+                message, contact, _ = chunk[index]
+                apply(session, message, contact, provider, outcome, result, settings)
+                if isinstance(outcome, QuotaExhausted):
+                    held = paused(session, channel, now())
+            store_sent(session, result)
+            session.commit()
 
 
 def deliver(
