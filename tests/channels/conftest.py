@@ -24,6 +24,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
+from channels.keepalive import KeepAliveTransport
 from channels.retry import RetryPolicy
 
 # The delivery fixtures (settings with loopback providers), for worker tests of adapters.
@@ -142,9 +143,11 @@ def policy(sleeps: list[float]) -> RetryPolicy:
     return RetryPolicy(attempts=3, base_wait=0.05, max_wait=2.5, sleep=sleeps.append)
 
 
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=httpx.Timeout(0.5, connect=0.5)) as c:
+@pytest.fixture(params=["httpcore", "keepalive"])
+def client(request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    """A client on httpx's own transport, and one on the adapters' default transport."""
+    transport = KeepAliveTransport() if request.param == "keepalive" else None
+    with httpx.Client(timeout=httpx.Timeout(0.5, connect=0.5), transport=transport) as c:
         yield c
 
 
