@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 
 from sqlalchemy import select
@@ -58,21 +58,27 @@ from channels.errors import TransientError as ChannelTransientError
 
 log = logging.getLogger(__name__)
 AdapterSource = Callable[[str], tuple[Channel, str]]
-#: Outcomes of calls that return this close together are committed together: the
-#: at-most-once window is the calls in flight plus at most this long.
+#: Outcomes are committed at least this often while calls return: the at-most-once
+#: window is the calls in flight plus outcomes at most this old.
 GATHER_SECONDS = 0.005
 
 
 def _send_group(
-    adapter: Channel, provider: str, outbound: list[OutboundMessage], settings: Settings
+    adapter: Channel,
+    provider: str,
+    outbound: list[OutboundMessage],
+    settings: Settings,
+    stop: Callable[[], bool],
 ) -> Iterator[list[tuple[int, SendResult | ChannelError]]]:
-    """Send one chunk, yielding [(index, outcome), ...] for the calls that have returned.
+    """Send a channel's rows, yielding [(index, outcome), ...] as calls return.
 
-    A batching adapter sends the chunk in one session; other providers get one call
-    per message, all in flight at once. The chunk's slots are reserved with one limiter
-    call and call i starts at its own slot (first + i x spacing), so concurrent calls keep
-    the provider's pace. Calls that return within GATHER_SECONDS of the first one of a
-    wave are yielded together (their outcomes share one commit).
+    A batching adapter sends them in one session. Other providers get one call per
+    message with at most DELIVERY_CONCURRENCY in flight, a new call starting as one
+    returns; while calls are in flight something is yielded at least every
+    GATHER_SECONDS (possibly []), so the caller can commit on time. Slots are reserved
+    with one limiter call and call i starts at its own slot (first + i x spacing), so
+    concurrent calls keep the provider's pace. Once ``stop()`` is true no further call
+    starts: rows never started are not yielded.
     """
     limiter = limiter_for(provider, settings)
     limiter.acquire(len(outbound))
@@ -87,14 +93,16 @@ def _send_group(
             time.sleep(delay)
         return _send_one(adapter, provider, msg)
 
-    futures = {_pool().submit(paced, i, msg): i for i, msg in enumerate(outbound)}
-    pending = set(futures)
-    while pending:
-        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-        if pending:
-            more, pending = wait(pending, timeout=GATHER_SECONDS)
-            done |= more
-        yield sorted((futures[future], future.result()) for future in done)
+    waiting = list(enumerate(outbound))[::-1]
+    in_flight: dict[Future[SendResult | ChannelError], int] = {}
+    while True:
+        while waiting and len(in_flight) < settings.delivery_concurrency and not stop():
+            index, msg = waiting.pop()
+            in_flight[_pool().submit(paced, index, msg)] = index
+        if not in_flight:
+            return
+        done, _ = wait(in_flight, timeout=GATHER_SECONDS, return_when=FIRST_COMPLETED)
+        yield sorted((in_flight.pop(future), future.result()) for future in done)
 
 
 def _send_one(adapter: Channel, provider: str, msg: OutboundMessage) -> SendResult | ChannelError:
@@ -224,30 +232,37 @@ def _send_channel(
 ) -> None:
     """Send one channel's ready rows and commit their outcomes as the calls return.
 
-    A batching adapter sends the group in one session. Other providers get
-    DELIVERY_CONCURRENCY calls in flight at once, and the outcomes of calls that returned
-    together are committed together, so a worker killed mid-batch leaves only the calls
-    in flight as "sending" (re-sent later with the same idempotency key), never one
-    already known as sent. The channel's pause is read once per group and again only
-    after a provider says its quota is spent (automation.delivery.pauses).
+    Outcomes are committed in groups: as soon as the oldest uncommitted one is
+    GATHER_SECONDS old, and at the end. A worker killed mid-batch so leaves only the
+    calls in flight, and outcomes at most that old, as "sending" (re-sent later with
+    the same idempotency key). The channel's pause is read once per group and again
+    after a provider says its quota is spent; rows not started by then are held
+    (automation.delivery.pauses).
     """
-    size = len(group) if adapter.batches else settings.delivery_concurrency
     held = paused(session, channel, now())
-    for start in range(0, len(group), size):
-        chunk = group[start : start + size]
-        if held is not None:  # e.g. the ZNS daily quota ran out: no call until reset
-            for message, contact, _ in chunk:
-                hold(session, message, contact, held, result)
-            session.commit()
-            continue
-        for returned in _send_group(adapter, provider, [o for *_, o in chunk], settings):
+    started: set[int] = set()
+    if held is None:
+        since: float | None = None  # when the oldest uncommitted outcome arrived
+        stop = lambda: held is not None  # noqa: E731 - read at each call start
+        for returned in _send_group(adapter, provider, [o for *_, o in group], settings, stop):
             for index, outcome in returned:
-                message, contact, _ = chunk[index]
+                message, contact, _ = group[index]
+                started.add(index)
                 apply(session, message, contact, provider, outcome, result, settings)
                 if isinstance(outcome, QuotaExhausted):
                     held = paused(session, channel, now())
-            store_sent(session, result)
-            session.commit()
+            if returned and since is None:
+                since = time.monotonic()
+            if since is not None and time.monotonic() - since >= GATHER_SECONDS:
+                store_sent(session, result)
+                session.commit()
+                since = None
+        store_sent(session, result)
+    if held is not None:  # e.g. the ZNS daily quota ran out: no call until reset
+        for index, (message, contact, _) in enumerate(group):
+            if index not in started:
+                hold(session, message, contact, held, result)
+    session.commit()
 
 
 def deliver(
