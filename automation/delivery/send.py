@@ -58,8 +58,8 @@ from channels.errors import TransientError as ChannelTransientError
 
 log = logging.getLogger(__name__)
 AdapterSource = Callable[[str], tuple[Channel, str]]
-#: Outcomes are committed at least this often while calls return: the at-most-once
-#: window is the calls in flight plus outcomes at most this old.
+#: Outcomes are committed in groups about this often while calls return: the at-most-once
+#: window is the calls in flight plus outcomes at most about twice this old.
 GATHER_SECONDS = 0.005
 
 
@@ -74,8 +74,8 @@ def _send_group(
 
     A batching adapter sends them in one session. Other providers get one call per
     message with at most DELIVERY_CONCURRENCY in flight, a new call starting as one
-    returns; while calls are in flight something is yielded at least every
-    GATHER_SECONDS (possibly []), so the caller can commit on time. Slots are reserved
+    returns; after outcomes are yielded, something more (possibly []) follows within
+    GATHER_SECONDS, so the caller can commit them on time. Slots are reserved
     with one limiter call and call i starts at its own slot (first + i x spacing), so
     concurrent calls keep the provider's pace. Once ``stop()`` is true no further call
     starts: rows never started are not yielded.
@@ -95,13 +95,16 @@ def _send_group(
 
     waiting = list(enumerate(outbound))[::-1]
     in_flight: dict[Future[SendResult | ChannelError], int] = {}
+    fresh = False  # outcomes yielded that the caller may not have committed yet
     while True:
         while waiting and len(in_flight) < settings.delivery_concurrency and not stop():
             index, msg = waiting.pop()
             in_flight[_pool().submit(paced, index, msg)] = index
         if not in_flight:
             return
-        done, _ = wait(in_flight, timeout=GATHER_SECONDS, return_when=FIRST_COMPLETED)
+        timeout = GATHER_SECONDS if fresh else None  # idle while only slow calls remain
+        done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
+        fresh = bool(done)
         yield sorted((in_flight.pop(future), future.result()) for future in done)
 
 
@@ -234,7 +237,7 @@ def _send_channel(
 
     Outcomes are committed in groups: as soon as the oldest uncommitted one is
     GATHER_SECONDS old, and at the end. A worker killed mid-batch so leaves only the
-    calls in flight, and outcomes at most that old, as "sending" (re-sent later with
+    calls in flight, and outcomes up to about twice that old, as "sending" (re-sent later with
     the same idempotency key). The channel's pause is read once per group and again
     after a provider says its quota is spent; rows not started by then are held
     (automation.delivery.pauses).
