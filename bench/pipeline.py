@@ -20,8 +20,11 @@ redis://127.0.0.1:6379/12, flushed: never point it at a shared database).
    claim, consent/suppression/cap policy, render, rate limiter (Redis), HTTP send,
    status + ``message.sent`` event.
 
-Prints throughput of both, their ratio (issue 10: >= 0.5, and above 833 rows/s) and the
-worker processes' RSS (target < 200 MB).
+Prints throughput of both, their ratio (issue 10: >= 0.5, and above 833 rows/s), rows/s
+per core (wall, and per worker CPU-second), CPU ms per row of the workers, the loopback
+provider and the database's server processes, the load average, and the worker
+processes' RSS (target < 200 MB). ``--profile DIR [--gil]`` records py-spy on the
+worker processes during the pipeline phase.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from common import load_average  # noqa: E402
 
 PG_ADMIN = os.environ.get(
     "BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -174,6 +179,27 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by ``pids`` (all their threads)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def backends(engine: Any, database: str) -> list[int]:
+    """PostgreSQL server process ids connected to ``database``."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        return [int(r[0]) for r in conn.execute(
+            sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :d"), {"d": database})]
+
+
 def children(pid: int) -> list[int]:
     out = []
     for entry in Path("/proc").iterdir():
@@ -185,6 +211,20 @@ def children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 out.append(int(entry.name))
     return out
+
+
+def profile(pids: list[int], folder: Path, gil: bool) -> list[subprocess.Popen[bytes]]:
+    """Start ``py-spy record`` (raw format, idle threads excluded) on each pid."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    return [
+        subprocess.Popen(
+            [spy, "record", "--pid", str(pid), "--format", "raw", "--nonblocking",
+             *(["--gil"] if gil else []), "-o", str(folder / f"worker-{pid}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for pid in pids
+    ]
 
 
 def wait_for(check: Any, timeout: float, what: str) -> float:
@@ -203,6 +243,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--rate", type=float, default=50_000, help="ZNS msgs/s limit (Redis)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="py-spy record each worker process during the pipeline phase "
+                             "(raw collapsed stacks in DIR/worker-<pid>.txt)")
+    parser.add_argument("--gil", action="store_true",
+                        help="with --profile: sample only the thread holding the GIL (CPU cost)")
     args = parser.parse_args()
 
     import redis
@@ -283,10 +328,22 @@ def main() -> None:
                     sa.select(sa.func.count()).select_from(Message).where(Message.status == "sent")
                 ).scalar_one())
 
+        procs = children(worker.pid)
+        pg_pids = backends(engine, db_url.rsplit("/", 1)[1])
+        cpu0 = {k: cpu_seconds(v) for k, v in
+                {"workers": procs, "zns": [server.pid], "postgres": pg_pids}.items()}
+        load0 = load_average()
+        spies = profile(procs, Path(args.profile), args.gil) if args.profile else []
         start = time.perf_counter()
         with session_scope() as session:
             batches = enqueue_messages(session, ids)
         end = wait_for(lambda: sent() >= args.contacts, 1200, "pipeline")
+        pg_pids = sorted(set(pg_pids) | set(backends(engine, db_url.rsplit("/", 1)[1])))
+        cpu = {k: cpu_seconds(v) - cpu0.get(k, 0.0) for k, v in
+               {"workers": procs, "zns": [server.pid], "postgres": pg_pids}.items()}
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         rate = args.contacts / (end - start)
         print(f"pipeline: {args.contacts} rows -> ZNS ack in {end - start:.2f}s "
               f"= {rate:,.0f}/s ({batches} actor messages of <= {args.batch} rows)")
@@ -295,9 +352,13 @@ def main() -> None:
                 sa.select(Message.status, sa.func.count()).group_by(Message.status)).all())
         engine.dispose()
         print(f"statuses: {statuses}")
-        procs = children(worker.pid)
         rss = {p: rss_mb(p) for p in procs}
         print(f"ratio pipeline/no-op: {rate / noop_rate:.2f} (issue 10: >= 0.5 and > 833 rows/s)")
+        per_row = {k: 1000 * v / args.contacts for k, v in cpu.items()}
+        print(f"rows/s per core: {rate / (os.cpu_count() or 1):,.0f} (wall) | "
+              f"{args.contacts / max(cpu['workers'], 1e-9):,.0f} rows per worker CPU-second")
+        print("CPU ms per row: " + ", ".join(f"{k} {v:.2f}" for k, v in per_row.items()))
+        print(f"{load0} at the start of the pipeline phase, {load_average()} at its end")
         print("worker RSS MB: " + ", ".join(f"{v:.0f}" for v in rss.values())
               + f" (max {max(rss.values(), default=0):.0f}; target < 200)")
         print(f"setup: {args.processes} processes x {args.threads} threads, "

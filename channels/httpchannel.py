@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 import httpx
 
 from channels.base import Channel
 from channels.errors import TransientError
+from channels.keepalive import KeepAliveTransport
 from channels.retry import RetryPolicy, request_with_retry
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 USER_AGENT = "marketing-automation-channels/0.1"
 
 
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
 def default_client(timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> httpx.Client:
-    """A client with sane timeouts, used when the caller injects none."""
-    return httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT})
+    """A client with sane timeouts, used when the caller injects none.
+
+    It sends through :class:`channels.keepalive.KeepAliveTransport` (per-thread keep-alive
+    connections), unless a proxy is configured in the environment: then httpx's own
+    transport, which honours it.
+    """
+    proxied = any(os.environ.get(v) or os.environ.get(v.lower()) for v in PROXY_VARIABLES)
+    transport = None if proxied else KeepAliveTransport()
+    return httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT}, transport=transport)
 
 
 def json_object(response: httpx.Response, provider: str) -> dict[str, Any]:

@@ -14,18 +14,19 @@ waits (``deferred``) until the reset.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, select, update
+from sqlalchemy import Table, bindparam, case, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from automation.contacts.reachability import mark_unreachable, record_soft_bounce, suppress
 from automation.core.clock import now
 from automation.core.config import Settings
-from automation.core.db import dialect_insert
+from automation.core.db import dialect_insert, is_postgres
 from automation.core.eventlog import record_event
 from automation.core.models import Contact, Event, Message
 from automation.core.vocabulary import Status
@@ -154,21 +155,74 @@ _MARK_SENT = (
 )
 
 
+# PostgreSQL: one statement per wave, whatever its size (rows passed as arrays).
+_MARK_SENT_PG = text(
+    """
+    UPDATE messages AS m
+    SET status = CASE WHEN m.status = :sending THEN :sent ELSE m.status END,
+        provider = v.provider, provider_message_id = v.pmid, segments = v.segments,
+        sent_at = v.at, updated_at = v.at, error = NULL
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:providers AS text[]), CAST(:pmids AS text[]),
+                CAST(:segments AS integer[]), CAST(:ats AS timestamptz[]))
+         AS v(id, provider, pmid, segments, at)
+    WHERE m.id = v.id
+    """
+)
+_EVENTS_PG = text(
+    """
+    INSERT INTO events (source, source_event_id, type, contact_id, occurred_at, received_at,
+                        payload, attempts)
+    SELECT v.source, v.key, v.type, v.contact, v.at, v.at, CAST(v.payload AS jsonb), 0
+    FROM unnest(CAST(:sources AS text[]), CAST(:keys AS text[]), CAST(:types AS text[]),
+                CAST(:contacts AS bigint[]), CAST(:ats AS timestamptz[]),
+                CAST(:payloads AS text[]))
+         AS v(source, key, type, contact, at, payload)
+    ON CONFLICT (source, source_event_id) DO NOTHING
+    """
+)
+
+
 def store_sent(session: Session, result: BatchResult) -> None:
     """Write the sent rows of a wave and their ``message.sent`` events (two statements)."""
-    if result.sent_rows:
-        session.execute(_MARK_SENT, result.sent_rows)
-        result.sent_rows.clear()
-    _store_events(session, result.sent_events)
-    result.sent_events.clear()
+    rows, events = result.sent_rows, result.sent_events
+    if rows and is_postgres(session):
+        session.execute(
+            _MARK_SENT_PG,
+            {
+                "sending": Status.SENDING,
+                "sent": Status.SENT,
+                "ids": [r["mid"] for r in rows],
+                "providers": [r["provider"] for r in rows],
+                "pmids": [r["provider_message_id"] for r in rows],
+                "segments": [r["segments"] for r in rows],
+                "ats": [r["sent_at"] for r in rows],
+            },
+        )
+    elif rows:
+        session.execute(_MARK_SENT, rows)
+    _store_events(session, events)
+    rows.clear()
+    events.clear()
 
 
 def _store_events(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert a batch of internal events at once, ignoring duplicates (like record_event)."""
     if not rows:
         return
-    session.execute(
-        dialect_insert(session)(Event).on_conflict_do_nothing(
+    if is_postgres(session):
+        columns = {
+            "sources": "source",
+            "keys": "source_event_id",
+            "types": "type",
+            "contacts": "contact_id",
+            "ats": "occurred_at",
+        }
+        params: dict[str, list[Any]] = {k: [r[c] for r in rows] for k, c in columns.items()}
+        params["payloads"] = [json.dumps(r["payload"]) for r in rows]
+        session.execute(_EVENTS_PG, params)
+        return
+    session.execute(  # Core, not the ORM bulk path: nothing here needs an identity map
+        dialect_insert(session)(Event.__table__).on_conflict_do_nothing(
             index_elements=["source", "source_event_id"]
         ),
         rows,

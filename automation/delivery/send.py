@@ -30,14 +30,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from automation.core.clock import now
 from automation.core.config import Settings, get_settings
-from automation.core.models import Contact, Message
+from automation.core.models import Contact, Enrollment, Event, Message
 from automation.core.vocabulary import Status
 from automation.delivery import dnc, pools
 from automation.delivery.channels import get_adapter, provider_name
@@ -50,23 +51,34 @@ from automation.delivery.policy import Candidate, evaluate
 from automation.delivery.ratelimit import limiter_for
 from automation.delivery.zalo_rules import refusal
 from automation.messages.errors import TemplateProblem
+from automation.messages.lookup import snapshot
 from channels.base import Channel, OutboundMessage, SendResult
-from channels.errors import ChannelError, PermanentError
+from channels.errors import ChannelError, PermanentError, QuotaExhausted
 from channels.errors import TransientError as ChannelTransientError
 
 log = logging.getLogger(__name__)
 AdapterSource = Callable[[str], tuple[Channel, str]]
+#: Outcomes are committed in groups about this often while calls return: the at-most-once
+#: window is the calls in flight plus outcomes at most about twice this old.
+GATHER_SECONDS = 0.005
 
 
 def _send_group(
-    adapter: Channel, provider: str, outbound: list[OutboundMessage], settings: Settings
+    adapter: Channel,
+    provider: str,
+    outbound: list[OutboundMessage],
+    settings: Settings,
+    stop: Callable[[], bool],
 ) -> Iterator[list[tuple[int, SendResult | ChannelError]]]:
-    """Send one chunk, yielding [(index, outcome), ...] for the calls that have returned.
+    """Send a channel's rows, yielding [(index, outcome), ...] as calls return.
 
-    A batching adapter sends the chunk in one session; other providers get one call
-    per message, all in flight at once. The chunk's slots are reserved with one limiter
-    call and call i starts at its own slot (first + i x spacing), so concurrent calls keep
-    the provider's pace.
+    A batching adapter sends them in one session. Other providers get one call per
+    message with at most DELIVERY_CONCURRENCY in flight, a new call starting as one
+    returns; after outcomes are yielded, something more (possibly []) follows within
+    GATHER_SECONDS, so the caller can commit them on time. Slots are reserved
+    with one limiter call and call i starts at its own slot (first + i x spacing), so
+    concurrent calls keep the provider's pace. Once ``stop()`` is true no further call
+    starts: rows never started are not yielded.
     """
     limiter = limiter_for(provider, settings)
     limiter.acquire(len(outbound))
@@ -81,11 +93,19 @@ def _send_group(
             time.sleep(delay)
         return _send_one(adapter, provider, msg)
 
-    futures = {_pool().submit(paced, i, msg): i for i, msg in enumerate(outbound)}
-    pending = set(futures)
-    while pending:
-        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-        yield [(futures[future], future.result()) for future in done]
+    waiting = list(enumerate(outbound))[::-1]
+    in_flight: dict[Future[SendResult | ChannelError], int] = {}
+    fresh = False  # outcomes yielded that the caller may not have committed yet
+    while True:
+        while waiting and len(in_flight) < settings.delivery_concurrency and not stop():
+            index, msg = waiting.pop()
+            in_flight[_pool().submit(paced, index, msg)] = index
+        if not in_flight:
+            return
+        timeout = GATHER_SECONDS if fresh else None  # idle while only slow calls remain
+        done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
+        fresh = bool(done)
+        yield sorted((in_flight.pop(future), future.result()) for future in done)
 
 
 def _send_one(adapter: Channel, provider: str, msg: OutboundMessage) -> SendResult | ChannelError:
@@ -140,7 +160,40 @@ def deliver_batch(
         contact = contacts[m.contact_id]
         m.address = m.address or address_for(m.channel, contact)
         candidates.append(Candidate(m, contact, m.address))
-    ready: dict[str, list[tuple[Message, Contact, OutboundMessage]]] = {}
+    # Each template file is looked up once for the batch, and the rows' new addresses are
+    # written with their renderings (one flush) instead of before the policy queries.
+    with snapshot(), session.no_autoflush:
+        ready, pooled = _prepare_all(session, candidates, triggers, at, settings, result)
+    if pooled:
+        pools.join(session, pooled, at, settings)
+    session.commit()
+    for channel, group in ready.items():
+        adapter, provider = resolve(channel)
+        _send_channel(session, channel, group, adapter, provider, result, settings)
+    if pooled:
+        adapter, provider = resolve("sms")
+        if isinstance(adapter, pools.Advertiser):
+            pools.flush_due(session, now(), adapter, provider, settings)
+    return result
+
+
+Ready = dict[str, list[tuple[Message, Contact, OutboundMessage]]]
+
+
+def _prepare_all(
+    session: Session,
+    candidates: list[Candidate],
+    triggers: dict[int, tuple[Enrollment, list[Event]]],
+    at: datetime,
+    settings: Settings,
+    result: BatchResult,
+) -> tuple[Ready, list[tuple[Message, OutboundMessage]]]:
+    """Decide each candidate (policy, DNC, Zalo rules) and render those that go.
+
+    Returns the rows to send per channel and the rows that join an advertising pool;
+    the others are written (deferred, skipped, failed) on the session.
+    """
+    ready: Ready = {}
     listed = dnc.blocked(session, candidates)
     pooled: list[tuple[Message, OutboundMessage]] = []
     for cand, decision in zip(candidates, evaluate(session, candidates, at, settings), strict=True):
@@ -168,36 +221,51 @@ def deliver_batch(
                 pooled.append((m, outbound))
                 continue
             ready.setdefault(m.channel, []).append((m, cand.contact, outbound))
-    if pooled:
-        pools.join(session, pooled, at, settings)
-    session.commit()
-    for channel, group in ready.items():
-        adapter, provider = resolve(channel)
-        # A batching adapter sends the group in one session. Other providers get
-        # DELIVERY_CONCURRENCY calls in flight at once, and outcomes are committed as soon
-        # as their calls return (those that returned together, together), so a worker killed
-        # mid-batch leaves only the calls in flight as "sending" (re-sent later with the
-        # same idempotency key), never one already known as sent.
-        size = len(group) if adapter.batches else settings.delivery_concurrency
-        for start in range(0, len(group), size):
-            chunk = group[start : start + size]
-            held = paused(session, channel, now())
-            if held is not None:  # e.g. the ZNS daily quota ran out: no call until reset
-                for message, contact, _ in chunk:
-                    hold(session, message, contact, held, result)
-                session.commit()
-                continue
-            for returned in _send_group(adapter, provider, [o for *_, o in chunk], settings):
-                for index, outcome in returned:
-                    message, contact, _ = chunk[index]
-                    apply(session, message, contact, provider, outcome, result, settings)
+    return ready, pooled
+
+
+def _send_channel(
+    session: Session,
+    channel: str,
+    group: list[tuple[Message, Contact, OutboundMessage]],
+    adapter: Channel,
+    provider: str,
+    result: BatchResult,
+    settings: Settings,
+) -> None:
+    """Send one channel's ready rows and commit their outcomes as the calls return.
+
+    Outcomes are committed in groups: as soon as the oldest uncommitted one is
+    GATHER_SECONDS old, and at the end. A worker killed mid-batch so leaves only the
+    calls in flight, and outcomes up to about twice that old, as "sending" (re-sent later with
+    the same idempotency key). The channel's pause is read once per group and again
+    after a provider says its quota is spent; rows not started by then are held
+    (automation.delivery.pauses).
+    """
+    held = paused(session, channel, now())
+    started: set[int] = set()
+    if held is None:
+        since: float | None = None  # when the oldest uncommitted outcome arrived
+        stop = lambda: held is not None  # noqa: E731 - read at each call start
+        for returned in _send_group(adapter, provider, [o for *_, o in group], settings, stop):
+            for index, outcome in returned:
+                message, contact, _ = group[index]
+                started.add(index)
+                apply(session, message, contact, provider, outcome, result, settings)
+                if isinstance(outcome, QuotaExhausted):
+                    held = paused(session, channel, now())
+            if returned and since is None:
+                since = time.monotonic()
+            if since is not None and time.monotonic() - since >= GATHER_SECONDS:
                 store_sent(session, result)
                 session.commit()
-    if pooled:
-        adapter, provider = resolve("sms")
-        if isinstance(adapter, pools.Advertiser):
-            pools.flush_due(session, now(), adapter, provider, settings)
-    return result
+                since = None
+        store_sent(session, result)
+    if held is not None:  # e.g. the ZNS daily quota ran out: no call until reset
+        for index, (message, contact, _) in enumerate(group):
+            if index not in started:
+                hold(session, message, contact, held, result)
+    session.commit()
 
 
 def deliver(

@@ -6,6 +6,9 @@ A file holds one section per channel kind and optional ``locales: {en: {...}}``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -67,10 +70,33 @@ def _load_file(path: str, mtime: float) -> dict[str, Any]:
     return data
 
 
+_snapshot: ContextVar[dict[tuple[str, str | None], dict[str, Any]] | None] = ContextVar(
+    "template_snapshot", default=None
+)
+
+
+@contextmanager
+def snapshot() -> Iterator[None]:
+    """Inside the block each template is found and checked for changes once (a send batch
+    renders one template for many rows); outside, every load looks at the file again."""
+    token = _snapshot.set({})
+    try:
+        yield
+    finally:
+        _snapshot.reset(token)
+
+
 def load_template(name: str, settings: Settings | None = None) -> dict[str, Any]:
     """The parsed YAML of template ``name`` (cached until the file changes)."""
+    memo = _snapshot.get()
+    key = (name, (settings or get_settings()).templates_dir)
+    if memo is not None and key in memo:
+        return memo[key]
     path = find_template(name, settings)
-    return _load_file(str(path), path.stat().st_mtime)
+    data = _load_file(str(path), path.stat().st_mtime)
+    if memo is not None:
+        memo[key] = data
+    return data
 
 
 def base_locale(locale: str | None) -> str:

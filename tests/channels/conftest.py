@@ -24,6 +24,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
+from channels.keepalive import KeepAliveTransport
 from channels.retry import RetryPolicy
 
 # The delivery fixtures (settings with loopback providers), for worker tests of adapters.
@@ -39,6 +40,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     drop: bool = False
+    hang_up: bool = False  # answer, then close the connection without saying so
+    raw: bytes | None = None  # the body as sent, instead of ``json``
 
 
 @dataclass
@@ -64,6 +67,7 @@ class ScriptedServer:
     def __init__(self) -> None:
         self.replies: deque[Reply] = deque()
         self.requests: list[Recorded] = []
+        self.connections = 0
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.httpd.daemon_threads = True
@@ -88,6 +92,11 @@ class ScriptedServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()
+                with server._lock:
+                    server.connections += 1
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 parts = urlsplit(self.path)
@@ -103,7 +112,8 @@ class ScriptedServer:
                 if reply.drop:
                     self.close_connection = True
                     return
-                body = json.dumps(reply.json).encode()
+                body = reply.raw if reply.raw is not None else json.dumps(reply.json).encode()
+                self.close_connection = reply.hang_up
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -142,9 +152,11 @@ def policy(sleeps: list[float]) -> RetryPolicy:
     return RetryPolicy(attempts=3, base_wait=0.05, max_wait=2.5, sleep=sleeps.append)
 
 
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=httpx.Timeout(0.5, connect=0.5)) as c:
+@pytest.fixture(params=["httpcore", "keepalive"])
+def client(request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    """A client on httpx's own transport, and one on the adapters' default transport."""
+    transport = KeepAliveTransport() if request.param == "keepalive" else None
+    with httpx.Client(timeout=httpx.Timeout(0.5, connect=0.5), transport=transport) as c:
         yield c
 
 

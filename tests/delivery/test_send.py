@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from automation.core.db import session_factory
 from automation.core.models import Event, Message
 from automation.delivery.claim import claim
 from automation.delivery.send import deliver, deliver_batch
+from channels.base import Channel, OutboundMessage, SendResult
 from channels.filetransport import FileTransport
 from tests.delivery.helpers import Loopback, consent, contact, message
 
@@ -174,3 +176,42 @@ def test_double_delivery_sends_once(
         t.join()
     assert results == [m.id]
     assert len(out.read_text().splitlines()) == 1
+
+
+def test_outcomes_are_committed_while_other_calls_are_still_in_flight(
+    session: Session, dsettings: Settings, frozen_clock: clock.FrozenClock
+) -> None:
+    """Group commit keeps the at-most-once window: an answered call's "sent" is written
+    within a few milliseconds, not held back until the batch's slowest call returns."""
+    frozen_clock.set(NOON)
+    people = [contact(session, n) for n in (1, 2, 3)]
+    for person in people:
+        consent(session, person, "sms")
+    rows = [message(session, person, "sms") for person in people]
+    session.commit()
+    fast, slow = [m.id for m in rows[:2]], rows[2].id
+    seen: dict[int, str] = {}
+
+    def statuses() -> dict[int, str]:
+        other = session_factory(dsettings)()
+        try:
+            found = other.execute(select(Message.id, Message.status).where(Message.id.in_(fast)))
+            return {mid: status for mid, status in found}
+        finally:
+            other.close()
+
+    class SlowLast(Channel):
+        name = "sms"
+
+        def send(self, msg: OutboundMessage) -> SendResult:
+            if msg.id == slow:  # in flight until the answered rows are committed (or 5 s)
+                deadline = time.monotonic() + 5
+                while set(statuses().values()) != {"sent"} and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                seen.update(statuses())
+            return SendResult(f"p{msg.id}")
+
+    result = deliver_batch(session, [m.id for m in rows], adapters=lambda c: (SlowLast(), "test"))
+
+    assert sorted(result.sent) == sorted([*fast, slow])
+    assert seen == {mid: "sent" for mid in fast}

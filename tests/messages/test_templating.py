@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from automation.core.config import Settings, get_settings
 from automation.messages.errors import TemplateProblem
 from automation.messages.filters import vnd
 from automation.messages.html_text import html_to_text
-from automation.messages.lookup import list_templates
+from automation.messages.lookup import list_templates, snapshot
 from automation.messages.render import render
 from automation.messages.samples import sample_context
 from automation.messages.validate import validate_template
@@ -133,3 +134,26 @@ def test_shipped_templates_validate(tsettings: Settings) -> None:
 def test_unknown_template_is_a_clear_error(tsettings: Settings) -> None:
     with pytest.raises(TemplateProblem, match="not found"):
         render("nope/none", "sms", sample_context(tsettings))
+
+
+def test_a_snapshot_looks_a_template_up_once_and_only_inside_its_block(
+    tsettings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send batch renders one template for many rows: one lookup per batch, and an edit
+    made between batches is seen by the next one."""
+    import automation.messages.lookup as lookup
+
+    lookups: list[str] = []
+    find = lookup.find_template
+    monkeypatch.setattr(lookup, "find_template", lambda n, s=None: lookups.append(n) or find(n, s))
+    ctx = sample_context(tsettings)
+    with snapshot():
+        texts = {render("x/missing", "sms", ctx | {"contact": {"nickname": n}}).text for n in "ab"}
+    assert texts == {"Hi a", "Hi b"} and lookups == ["x/missing"]
+
+    path = Path(tsettings.templates_dir or "") / "x" / "missing.yaml"
+    path.write_text('sms:\n  text: "Hello {{ contact.nickname }}"\n', encoding="utf-8")
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))
+    with snapshot():
+        assert render("x/missing", "sms", ctx | {"contact": {"nickname": "c"}}).text == "Hello c"
+    assert lookups == ["x/missing", "x/missing"]
