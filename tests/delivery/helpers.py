@@ -16,17 +16,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from automation.core.models import Consent, Contact, Message
+from tests.loopback import Hit, read_hit
 
 Answer = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
-
-
-@dataclass
-class Hit:
-    """One request the loopback server received."""
-
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
 
 
 @dataclass
@@ -45,12 +37,8 @@ class Loopback:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    body = {"raw": raw.decode()}
-                hit = Hit(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                hit = read_hit(self)
+                body = hit.body
                 with lock:
                     server.hits.append(hit)
                     scripted = server.scripted.popleft() if server.scripted else None

@@ -30,6 +30,8 @@ from typing import Any
 import httpx
 from aiosmtpd.controller import Controller
 
+from tests.loopback import Hit, read_hit
+
 REPO = Path(__file__).resolve().parents[2]
 MACTL = [sys.executable, "-m", "admin_cli.main"]
 #: Secrets every system-test process gets (webhooks and provider callbacks are signed).
@@ -250,17 +252,6 @@ def order_event(n: int, email: str, phone: str, first_name: str) -> dict[str, An
 
 
 @dataclass
-class Hit:
-    """One request a loopback provider received (recorded before it answers)."""
-
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-    answered: bool = False
-    received_at: float = field(default_factory=time.monotonic)
-
-
-@dataclass
 class LoopbackProvider:
     """A threaded JSON HTTP server standing in for Zalo ZNS or eSMS."""
 
@@ -276,12 +267,8 @@ class LoopbackProvider:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    body = {"raw": raw.decode(errors="replace")}
-                hit = Hit(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                hit = read_hit(self)
+                body = hit.body
                 with lock:
                     server.hits.append(hit)
                 time.sleep(server.delay)
@@ -482,12 +469,8 @@ class FaultyProvider:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    body = {}
-                hit = Hit(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                hit = read_hit(self)
+                body = hit.body
                 with lock:
                     server.hits.append(hit)
                     fault = server.faults.draw(rng)
