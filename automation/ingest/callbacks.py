@@ -34,6 +34,7 @@ from automation.delivery.providers.base import CallbackRoute, Inbox
 from automation.feedback.callbacks import apply
 from automation.feedback.results import dispatch_events
 from automation.inbox.callbacks import edge_delivery, nothing_to_apply
+from automation.ingest.sources.base import lowered
 from automation.ingest.webhooks import committer
 from channels.callback import CallbackRejected, CallbackRequest, CallbackResult
 
@@ -126,7 +127,7 @@ async def _read(request: Request) -> CallbackRequest:
     return CallbackRequest(
         url=url,
         query=dict(request.query_params),
-        headers={k.lower(): v for k, v in request.headers.items()},
+        headers=lowered(request.headers),
         body=body,
         path_params={k: str(v) for k, v in request.path_params.items()},
     )
