@@ -9,6 +9,9 @@ acknowledged before its commit. Batching is
 natural: while one commit runs, the next requests queue up; an idle server commits a
 lone request at once. Mapping messages for the new rows are handed to a second thread,
 so a slow or absent broker never delays an answer (the scheduler maps what it misses).
+That thread gathers the ids committed within ENQUEUE_GATHER_SECONDS into one send: under
+load a commit holds only a few requests, and a broker send per commit (about 0.1 ms of
+Python each on Redis) took a seventh of the process's GIL time.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -32,6 +36,7 @@ from automation.inbox.record import Recorded, record_batch
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 256
+ENQUEUE_GATHER_SECONDS = 0.01
 Waiter: TypeAlias = "Future[Recorded] | asyncio.Future[Recorded]"
 Work: TypeAlias = tuple[list[Delivery], Waiter]
 Answer: TypeAlias = tuple["asyncio.Future[Recorded]", "Recorded | BaseException"]
@@ -41,10 +46,14 @@ class GroupCommitter:
     """A committer thread for one database, plus an enqueuer thread for mapping messages."""
 
     def __init__(
-        self, factory: sessionmaker[Session], enqueue: Callable[[list[int]], None]
+        self,
+        factory: sessionmaker[Session],
+        enqueue: Callable[[list[int]], None],
+        gather_seconds: float = ENQUEUE_GATHER_SECONDS,
     ) -> None:
         self.factory = factory
         self.enqueue = enqueue
+        self.gather_seconds = gather_seconds
         self.work: queue.SimpleQueue[Work] = queue.SimpleQueue()
         self.to_enqueue: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
         self.started = False
@@ -148,6 +157,9 @@ class GroupCommitter:
         """Forever: send mapping messages for committed rows (best effort)."""
         while True:
             ids = self.to_enqueue.get()
+            time.sleep(self.gather_seconds)  # let the next commits join this send
+            while not self.to_enqueue.empty():
+                ids += self.to_enqueue.get_nowait()
             try:
                 self.enqueue(ids)
             except Exception:  # noqa: BLE001 - the rows are stored; the scheduler maps them
