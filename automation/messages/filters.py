@@ -8,12 +8,15 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from automation.core.config import get_settings
+
+_VI_VN = Locale.parse("vi_VN")  # parsed once: Babel re-parses a locale name on every call
 
 
 def vnd(value: Any) -> str:
@@ -22,7 +25,7 @@ def vnd(value: Any) -> str:
         amount = int(value)
     except (TypeError, ValueError):
         return str(value)
-    return str(format_currency(amount, "VND", locale="vi_VN")).replace("\xa0", " ")
+    return str(format_currency(amount, "VND", locale=_VI_VN)).replace("\xa0", " ")
 
 
 def _zone(name: Any) -> ZoneInfo:
