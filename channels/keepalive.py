@@ -81,14 +81,33 @@ class KeepAliveTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` on this thread's connection to its origin; read the whole answer."""
         url = request.url
-        port = url.port or (443 if url.scheme == "https" else 80)
         timeouts: dict[str, Any] = request.extensions.get("timeout") or {}
-        conn = self._connection((url.scheme, url.host, port), timeouts.get("connect"))
+        return self.exchange(
+            (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)),
+            request.method,
+            url.raw_path.decode("ascii"),
+            request.read(),
+            dict(request.headers),
+            timeouts,
+            request,
+        )
+
+    def exchange(
+        self,
+        origin: Origin,
+        method: str,
+        target: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeouts: dict[str, Any],
+        request: httpx.Request | None = None,
+    ) -> httpx.Response:
+        """One request/answer on this thread's connection to ``origin`` (errors as httpx's)."""
+        conn = self._connection(origin, timeouts.get("connect"))
         assert conn.sock is not None
-        body = request.read()
         try:
             conn.sock.settimeout(timeouts.get("write"))
-            conn.request(request.method, url.raw_path.decode("ascii"), body, dict(request.headers))
+            conn.request(method, target, body, headers)
         except OSError as exc:
             conn.close()
             raise httpx.WriteError(str(exc) or repr(exc), request=request) from exc
