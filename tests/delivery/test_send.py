@@ -61,8 +61,16 @@ def test_zns_send_with_order_context_and_event(
     assert zns_server.hits[0].headers["access_token"] == "test-token"
     session.refresh(m)
     assert m.status == "sent" and m.provider_message_id == f"zns-{m.id}"
-    events = session.scalars(select(Event).where(Event.type == "message.sent")).all()
-    assert [e.payload["properties"]["message_id"] for e in events] == [m.id]
+    [event] = session.scalars(select(Event).where(Event.type == "message.sent")).all()
+    assert (event.source, event.source_event_id) == ("internal", f"message.sent:{m.id}")
+    assert (event.contact_id, event.occurred_at, event.received_at) == (c.id, NOON, NOON)
+    assert event.payload == {  # the same on PostgreSQL (built in SQL) and SQLite
+        "properties": {
+            "message_id": m.id, "channel": "zalo_zns", "template": "t/order",
+            "step_key": m.step_key, "enrollment_id": m.enrollment_id, "purpose": "transactional",
+            "provider": "zalo_zns", "provider_message_id": f"zns-{m.id}",
+        }
+    }
 
 
 def test_zns_template_id_override(
