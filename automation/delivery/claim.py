@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from automation.core.clock import now
 from automation.core.models import Message
 from automation.core.vocabulary import Status
+from automation.delivery.anyof import one_of
 
 SENDABLE = (Status.QUEUED, Status.DEFERRED)
 
@@ -27,7 +28,7 @@ def claim_rows(session: Session, ids: list[int], at: datetime | None = None) -> 
     stmt = (
         update(Message)
         .where(
-            Message.id.in_(ids),
+            one_of(session, Message.id, ids),
             Message.status.in_(SENDABLE),
             or_(Message.not_before.is_(None), Message.not_before <= at),
         )

@@ -41,6 +41,7 @@ from automation.core.config import Settings, get_settings
 from automation.core.models import Contact, Enrollment, Event, Message
 from automation.core.vocabulary import Status
 from automation.delivery import dnc, pools
+from automation.delivery.anyof import one_of
 from automation.delivery.channels import get_adapter, provider_name
 from automation.delivery.claim import claim_rows
 from automation.delivery.compose import prepare
@@ -146,9 +147,8 @@ def deliver_batch(
     if not messages:
         return result
     contact_ids = {m.contact_id for m in messages}
-    contacts = {
-        c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
-    }
+    found = session.scalars(select(Contact).where(one_of(session, Contact.id, contact_ids)))
+    contacts = {c.id: c for c in found}
     triggers = context_events(session, messages)
     candidates = []
     for m in messages:
