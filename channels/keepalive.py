@@ -35,6 +35,30 @@ def _stale(sock: socket.socket) -> bool:
     return bool(poller.poll(0))
 
 
+def _response(
+    answer: http.client.HTTPResponse, content: bytes, request: httpx.Request | None
+) -> httpx.Response:
+    """The httpx.Response of an answer read whole. An uncompressed body is handed over as
+    read (httpx's decoder chain, three quarters of building a response, is for encoded
+    bodies); an encoded one is decoded by httpx as usual."""
+    headers = answer.getheaders()
+    extensions = {"http_version": b"HTTP/1.1", "reason_phrase": answer.reason.encode()}
+    if answer.getheader("Content-Encoding", "identity").strip().lower() != "identity":
+        return httpx.Response(
+            answer.status, headers=headers, content=content, request=request, extensions=extensions
+        )
+    response = httpx.Response(
+        answer.status,
+        headers=headers,
+        stream=httpx.ByteStream(content),
+        request=request,
+        extensions=extensions,
+    )
+    response._content = content  # what Response.read() stores, and then its state:
+    response.is_stream_consumed = response.is_closed = True
+    return response
+
+
 class KeepAliveTransport(httpx.BaseTransport):
     """Per-thread keep-alive HTTP/1.1 connections (see the module docstring)."""
 
@@ -126,13 +150,7 @@ class KeepAliveTransport(httpx.BaseTransport):
             raise httpx.ReadError(str(exc) or repr(exc), request=request) from exc
         if answer.will_close:
             conn.close()
-        return httpx.Response(
-            answer.status,
-            headers=answer.getheaders(),
-            content=content,
-            request=request,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": answer.reason.encode()},
-        )
+        return _response(answer, content, request)
 
     def close(self) -> None:
         """Close every connection this transport opened, on every thread."""

@@ -92,7 +92,7 @@ def test_the_lean_path_sends_what_httpx_would(http_server: ScriptedServer) -> No
         assert plain.post(url, json=body, headers={"access_token": "t"}).json() == {"n": 0}
     with LeanClient(timeout=2.0, headers=headers) as lean:
         answer = lean.post(url, json=body, headers={"Access_Token": "t"})
-    assert answer.json() == {"n": 1}
+    assert answer.json() == {"n": 1} and answer.is_closed and answer.is_stream_consumed
     assert answer.request.url == url and answer.request.content == answer.request.read()
     one, two = http_server.requests
     assert (one.method, one.path, one.query) == (two.method, two.path, two.query)
