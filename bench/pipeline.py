@@ -24,7 +24,9 @@ Prints throughput of both, their ratio (issue 10: >= 0.5, and above 833 rows/s),
 per core (wall, and per worker CPU-second), CPU ms per row of the workers, the loopback
 provider and the database's server processes, the load average, and the worker
 processes' RSS (target < 200 MB). ``--profile DIR [--gil]`` records py-spy on the
-worker processes during the pipeline phase.
+worker processes during the pipeline phase. ``--inline`` runs no workers: the batches are
+delivered one after another in the bench process, which prints its CPU ms per row (one
+thread issuing batches: a steadier number than the workers' when the host is busy).
 """
 
 from __future__ import annotations
@@ -236,6 +238,27 @@ def wait_for(check: Any, timeout: float, what: str) -> float:
     return time.perf_counter()
 
 
+def inline(ids: list[int], batch: int) -> None:
+    """Deliver the rows batch after batch on this thread; print CPU ms per row (this process:
+    its send threads included; the first tenth warms caches and is not counted)."""
+    from automation.core.db import session_scope
+    from automation.delivery.send import deliver_batch
+
+    batches = [ids[i : i + batch] for i in range(0, len(ids), batch)]
+    warm = max(1, len(batches) // 10)
+    for part in batches[:warm]:
+        with session_scope() as session:
+            deliver_batch(session, part)
+    rows = sum(len(part) for part in batches[warm:])
+    cpu0, start = time.process_time(), time.perf_counter()
+    for part in batches[warm:]:
+        with session_scope() as session:
+            deliver_batch(session, part)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - start
+    print(f"inline: {rows} rows in {wall:.2f}s = {rows / wall:,.0f}/s on one thread; "
+          f"{1000 * cpu / rows:.3f} CPU ms per row in this process; {load_average()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=20_000)
@@ -246,6 +269,9 @@ def main() -> None:
     parser.add_argument("--profile", metavar="DIR",
                         help="py-spy record each worker process during the pipeline phase "
                              "(raw collapsed stacks in DIR/worker-<pid>.txt)")
+    parser.add_argument("--inline", action="store_true",
+                        help="no workers: deliver the batches one after another in this "
+                             "process and print its CPU ms per row (steadier on a busy host)")
     parser.add_argument("--gil", action="store_true",
                         help="with --profile: sample only the thread holding the GIL (CPU cost)")
     args = parser.parse_args()
@@ -287,6 +313,9 @@ def main() -> None:
         t0 = time.perf_counter()
         ids = seed(db_url, args.contacts)
         print(f"seeded {len(ids)} contacts + outbox rows in {time.perf_counter() - t0:.1f}s")
+        if args.inline:
+            inline(ids, args.batch)
+            return
 
         worker = subprocess.Popen(
             [sys.executable, "-m", "dramatiq", "automation.runtime.worker", "bench_noop_actor",

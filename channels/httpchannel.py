@@ -9,7 +9,7 @@ import httpx
 
 from channels.base import Channel
 from channels.errors import TransientError
-from channels.keepalive import KeepAliveTransport
+from channels.leanclient import LeanClient
 from channels.retry import RetryPolicy, request_with_retry
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
@@ -22,13 +22,14 @@ PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 def default_client(timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> httpx.Client:
     """A client with sane timeouts, used when the caller injects none.
 
-    It sends through :class:`channels.keepalive.KeepAliveTransport` (per-thread keep-alive
-    connections), unless a proxy is configured in the environment: then httpx's own
-    transport, which honours it.
+    A :class:`channels.leanclient.LeanClient` (per-thread keep-alive connections, plain
+    requests sent without httpx's request pipeline), unless a proxy is configured in the
+    environment: then an ``httpx.Client`` on httpx's own transport, which honours it.
     """
-    proxied = any(os.environ.get(v) or os.environ.get(v.lower()) for v in PROXY_VARIABLES)
-    transport = None if proxied else KeepAliveTransport()
-    return httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT}, transport=transport)
+    headers = {"User-Agent": USER_AGENT}
+    if any(os.environ.get(v) or os.environ.get(v.lower()) for v in PROXY_VARIABLES):
+        return httpx.Client(timeout=timeout, headers=headers)
+    return LeanClient(timeout=timeout, headers=headers)
 
 
 def json_object(response: httpx.Response, provider: str) -> dict[str, Any]:

@@ -35,6 +35,30 @@ def _stale(sock: socket.socket) -> bool:
     return bool(poller.poll(0))
 
 
+def _response(
+    answer: http.client.HTTPResponse, content: bytes, request: httpx.Request | None
+) -> httpx.Response:
+    """The httpx.Response of an answer read whole. An uncompressed body is handed over as
+    read (httpx's decoder chain, three quarters of building a response, is for encoded
+    bodies); an encoded one is decoded by httpx as usual."""
+    headers = answer.getheaders()
+    extensions = {"http_version": b"HTTP/1.1", "reason_phrase": answer.reason.encode()}
+    if answer.getheader("Content-Encoding", "identity").strip().lower() != "identity":
+        return httpx.Response(
+            answer.status, headers=headers, content=content, request=request, extensions=extensions
+        )
+    response = httpx.Response(
+        answer.status,
+        headers=headers,
+        stream=httpx.ByteStream(content),
+        request=request,
+        extensions=extensions,
+    )
+    response._content = content  # what Response.read() stores, and then its state:
+    response.is_stream_consumed = response.is_closed = True
+    return response
+
+
 class KeepAliveTransport(httpx.BaseTransport):
     """Per-thread keep-alive HTTP/1.1 connections (see the module docstring)."""
 
@@ -81,14 +105,33 @@ class KeepAliveTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` on this thread's connection to its origin; read the whole answer."""
         url = request.url
-        port = url.port or (443 if url.scheme == "https" else 80)
         timeouts: dict[str, Any] = request.extensions.get("timeout") or {}
-        conn = self._connection((url.scheme, url.host, port), timeouts.get("connect"))
+        return self.exchange(
+            (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)),
+            request.method,
+            url.raw_path.decode("ascii"),
+            request.read(),
+            dict(request.headers),
+            timeouts,
+            request,
+        )
+
+    def exchange(
+        self,
+        origin: Origin,
+        method: str,
+        target: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeouts: dict[str, Any],
+        request: httpx.Request | None = None,
+    ) -> httpx.Response:
+        """One request/answer on this thread's connection to ``origin`` (errors as httpx's)."""
+        conn = self._connection(origin, timeouts.get("connect"))
         assert conn.sock is not None
-        body = request.read()
         try:
             conn.sock.settimeout(timeouts.get("write"))
-            conn.request(request.method, url.raw_path.decode("ascii"), body, dict(request.headers))
+            conn.request(method, target, body, headers)
         except OSError as exc:
             conn.close()
             raise httpx.WriteError(str(exc) or repr(exc), request=request) from exc
@@ -107,13 +150,7 @@ class KeepAliveTransport(httpx.BaseTransport):
             raise httpx.ReadError(str(exc) or repr(exc), request=request) from exc
         if answer.will_close:
             conn.close()
-        return httpx.Response(
-            answer.status,
-            headers=answer.getheaders(),
-            content=content,
-            request=request,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": answer.reason.encode()},
-        )
+        return _response(answer, content, request)
 
     def close(self) -> None:
         """Close every connection this transport opened, on every thread."""

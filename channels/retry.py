@@ -1,4 +1,4 @@
-"""Quick in-adapter retries for HTTP providers (tenacity).
+"""Quick in-adapter retries for HTTP providers.
 
 Retried here, with short capped waits:
 
@@ -23,7 +23,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from channels.errors import TransientError
 
@@ -47,12 +46,12 @@ class RetryPolicy:
     max_wait: float = 2.5
     sleep: Callable[[float], None] = time.sleep
 
-    def wait(self, state: RetryCallState) -> float:
-        """Seconds before the next attempt: Retry-After if given, else backoff."""
-        exc = state.outcome.exception() if state.outcome else None
+    def wait(self, attempt: int, exc: BaseException) -> float:
+        """Seconds before the attempt after ``attempt`` (1-based) failed with ``exc``:
+        Retry-After if given, else backoff."""
         if isinstance(exc, _Retryable) and exc.retry_after is not None:
             return min(exc.retry_after, self.max_wait)
-        return float(min(self.base_wait * 2 ** (state.attempt_number - 1), self.max_wait))
+        return float(min(self.base_wait * 2 ** (attempt - 1), self.max_wait))
 
     def should_retry(self, exc: BaseException) -> bool:
         """Retry only retryable failures whose requested pause fits in max_wait."""
@@ -104,14 +103,12 @@ def request_with_retry(
     **kwargs: Any,
 ) -> httpx.Response:
     """Send a request with quick retries; raise TransientError when they run out."""
-    retrying = Retrying(
-        stop=stop_after_attempt(policy.attempts),
-        wait=policy.wait,
-        retry=retry_if_exception(policy.should_retry),
-        sleep=policy.sleep,
-        reraise=True,
-    )
-    try:
-        return retrying(_attempt, client, method, url, idempotent, kwargs)
-    except _Retryable as exc:
-        raise TransientError(exc.reason, retry_after=exc.retry_after) from exc
+    attempt = 1
+    while True:
+        try:
+            return _attempt(client, method, url, idempotent, kwargs)
+        except _Retryable as exc:
+            if attempt >= policy.attempts or not policy.should_retry(exc):
+                raise TransientError(exc.reason, retry_after=exc.retry_after) from exc
+            policy.sleep(policy.wait(attempt, exc))
+            attempt += 1

@@ -16,7 +16,6 @@ from automation.core.config import Settings
 from automation.core.models import Contact, Message
 from automation.core.vocabulary import MARKETING
 from automation.delivery.context import messenger_window_open
-from automation.delivery.policy import profile_from_settings
 from automation.delivery.pools import optout_url, poolable
 from automation.delivery.providers import callback_url, sender_name
 from automation.messages.compliance import decorate_email, decorate_sms
@@ -105,7 +104,7 @@ def prepare(
         settings=settings,
         message_id=None if pooled else message.id,
     )
-    marketing = message.purpose == MARKETING and profile_from_settings(settings).name != "none"
+    marketing = message.purpose == MARKETING and settings.compliance_profile != "none"
     unsubscribe = optout_url(settings) if pooled else str(context["unsubscribe_url"])
     draft = Draft(message, contact, rendered, unsubscribe, marketing, settings)
     COMPOSE[message.channel](draft)

@@ -17,6 +17,7 @@ from automation.core.clock import ensure_utc, now
 from automation.core.config import Settings, get_settings
 from automation.core.models import Contact, Enrollment, Event, Message
 from automation.core.vocabulary import ADDRESS_FIELD
+from automation.delivery.anyof import one_of
 
 
 def contact_view(contact: Contact, settings: Settings | None = None) -> dict[str, Any]:
@@ -50,13 +51,12 @@ def context_events(
     ids = {m.enrollment_id for m in messages if m.enrollment_id is not None}
     if not ids:
         return {}
-    enrollments = {
-        e.id: e for e in session.scalars(select(Enrollment).where(Enrollment.id.in_(ids)))
-    }
+    found = session.scalars(select(Enrollment).where(one_of(session, Enrollment.id, ids)))
+    enrollments = {e.id: e for e in found}
     wanted = {eid: _event_ids(enr) for eid, enr in enrollments.items()}
     all_ids = {i for chain in wanted.values() for i in chain}
     events = (
-        {ev.id: ev for ev in session.scalars(select(Event).where(Event.id.in_(all_ids)))}
+        {e.id: e for e in session.scalars(select(Event).where(one_of(session, Event.id, all_ids)))}
         if all_ids
         else {}
     )

@@ -22,6 +22,7 @@ from automation.core.clock import now
 from automation.core.errors import InputError
 from automation.core.models_sms import DncPhone
 from automation.core.vocabulary import MARKETING
+from automation.delivery.anyof import one_of
 from automation.delivery.policy import Candidate
 
 REASON = "dnc"
@@ -98,5 +99,6 @@ def blocked(session: Session, items: list[Candidate]) -> set[int]:
     wanted = set().union(*phones_of.values()) if phones_of else set()
     if not wanted:
         return set()
-    hits = set(session.scalars(select(DncPhone.phone).where(DncPhone.phone.in_(wanted))))
+    query = select(DncPhone.phone).where(one_of(session, DncPhone.phone, wanted))
+    hits = set(session.scalars(query))
     return {mid for mid, phones in phones_of.items() if phones & hits}

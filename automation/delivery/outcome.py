@@ -14,7 +14,6 @@ waits (``deferred``) until the reset.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -52,8 +51,8 @@ class BatchResult:
     fallbacks: list[int] = field(default_factory=list)
     retry_delay_ms: int = 0
     errors: dict[int, str] = field(default_factory=dict)
-    sent_events: list[dict[str, Any]] = field(default_factory=list, repr=False)
     sent_rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    sent_events: list[dict[str, Any]] = field(default_factory=list, repr=False)  # not PostgreSQL
 
 
 def backoff_ms(attempts: int, settings: Settings, retry_after: float | None = None) -> int:
@@ -155,39 +154,42 @@ _MARK_SENT = (
 )
 
 
-# PostgreSQL: one statement per wave, whatever its size (rows passed as arrays).
-_MARK_SENT_PG = text(
+# PostgreSQL: one statement per wave, whatever its size (rows passed as arrays): the rows
+# are marked sent and their ``message.sent`` events built from what the UPDATE returns.
+_SENT_PG = text(
     """
-    UPDATE messages AS m
-    SET status = CASE WHEN m.status = :sending THEN :sent ELSE m.status END,
-        provider = v.provider, provider_message_id = v.pmid, segments = v.segments,
-        sent_at = v.at, updated_at = v.at, error = NULL
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:providers AS text[]), CAST(:pmids AS text[]),
-                CAST(:segments AS integer[]), CAST(:ats AS timestamptz[]))
-         AS v(id, provider, pmid, segments, at)
-    WHERE m.id = v.id
-    """
-)
-_EVENTS_PG = text(
-    """
+    WITH sent AS (
+        UPDATE messages AS m
+        SET status = CASE WHEN m.status = :sending THEN :sent ELSE m.status END,
+            provider = v.provider, provider_message_id = v.pmid, segments = v.segments,
+            sent_at = v.at, updated_at = v.at, error = NULL
+        FROM unnest(CAST(:ids AS bigint[]), CAST(:providers AS text[]), CAST(:pmids AS text[]),
+                    CAST(:segments AS integer[]), CAST(:ats AS timestamptz[]))
+             AS v(id, provider, pmid, segments, at)
+        WHERE m.id = v.id
+        RETURNING m.id, m.contact_id, m.channel, m.template, m.step_key, m.enrollment_id,
+                  m.purpose, v.provider, v.pmid, v.at
+    )
     INSERT INTO events (source, source_event_id, type, contact_id, occurred_at, received_at,
                         payload, attempts)
-    SELECT v.source, v.key, v.type, v.contact, v.at, v.at, CAST(v.payload AS jsonb), 0
-    FROM unnest(CAST(:sources AS text[]), CAST(:keys AS text[]), CAST(:types AS text[]),
-                CAST(:contacts AS bigint[]), CAST(:ats AS timestamptz[]),
-                CAST(:payloads AS text[]))
-         AS v(source, key, type, contact, at, payload)
+    SELECT 'internal', 'message.sent:' || id, 'message.sent', contact_id, at, at,
+           jsonb_build_object('properties', jsonb_build_object(
+               'message_id', id, 'channel', channel, 'template', template,
+               'step_key', step_key, 'enrollment_id', enrollment_id, 'purpose', purpose,
+               'provider', provider, 'provider_message_id', pmid)), 0
+    FROM sent
     ON CONFLICT (source, source_event_id) DO NOTHING
     """
 )
 
 
 def store_sent(session: Session, result: BatchResult) -> None:
-    """Write the sent rows of a wave and their ``message.sent`` events (two statements)."""
-    rows, events = result.sent_rows, result.sent_events
+    """Write the sent rows of a wave and their ``message.sent`` events (one statement on
+    PostgreSQL)."""
+    rows = result.sent_rows
     if rows and is_postgres(session):
         session.execute(
-            _MARK_SENT_PG,
+            _SENT_PG,
             {
                 "sending": Status.SENDING,
                 "sent": Status.SENT,
@@ -200,33 +202,14 @@ def store_sent(session: Session, result: BatchResult) -> None:
         )
     elif rows:
         session.execute(_MARK_SENT, rows)
-    _store_events(session, events)
+        session.execute(  # Core, not the ORM bulk path: nothing here needs an identity map
+            dialect_insert(session)(Event.__table__).on_conflict_do_nothing(
+                index_elements=["source", "source_event_id"]
+            ),
+            result.sent_events,
+        )
     rows.clear()
-    events.clear()
-
-
-def _store_events(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert a batch of internal events at once, ignoring duplicates (like record_event)."""
-    if not rows:
-        return
-    if is_postgres(session):
-        columns = {
-            "sources": "source",
-            "keys": "source_event_id",
-            "types": "type",
-            "contacts": "contact_id",
-            "ats": "occurred_at",
-        }
-        params: dict[str, list[Any]] = {k: [r[c] for r in rows] for k, c in columns.items()}
-        params["payloads"] = [json.dumps(r["payload"]) for r in rows]
-        session.execute(_EVENTS_PG, params)
-        return
-    session.execute(  # Core, not the ORM bulk path: nothing here needs an identity map
-        dialect_insert(session)(Event.__table__).on_conflict_do_nothing(
-            index_elements=["source", "source_event_id"]
-        ),
-        rows,
-    )
+    result.sent_events.clear()
 
 
 def permanent(
@@ -330,15 +313,11 @@ def apply(
             set_committed_value(message, key, value)
         result.sent.append(message.id)
         result.sent_rows.append({"mid": message.id, **values})
-        result.sent_events.append(
-            _event_row(
-                "message.sent",
-                message,
-                at,
-                provider=provider,
-                provider_message_id=message.provider_message_id,
+        if not is_postgres(session):  # PostgreSQL builds the event in store_sent's statement
+            pmid = message.provider_message_id
+            result.sent_events.append(
+                _event_row("message.sent", message, at, provider=provider, provider_message_id=pmid)
             )
-        )
         return
     message.provider = provider
     message.updated_at = at

@@ -46,6 +46,7 @@ from automation.core.clock import ensure_utc
 from automation.core.config import Settings, get_settings
 from automation.core.models import Consent, Contact, Message, Suppression
 from automation.core.vocabulary import CONSENT_CHANNEL, MARKETING, Status
+from automation.delivery.anyof import one_of
 from automation.privacy.hashing import address_hash
 
 HARD_REASONS = frozenset({"hard_bounce", "invalid_address", "bounced"})
@@ -137,7 +138,7 @@ def _suppressions(
         return {}
     hashed = {address_hash(a, secret): a for a in addresses}
     rows = session.scalars(
-        select(Suppression).where(Suppression.address.in_(addresses | hashed.keys()))
+        select(Suppression).where(one_of(session, Suppression.address, addresses | hashed.keys()))
     )
     return {(row.channel, hashed.get(row.address, row.address)): row for row in rows}
 
@@ -146,7 +147,7 @@ def _consents(session: Session, items: list[Candidate]) -> dict[tuple[int, str, 
     ids = {c.contact.id for c in items}
     rows = session.execute(
         select(Consent.contact_id, Consent.channel, Consent.purpose, Consent.status).where(
-            Consent.contact_id.in_(ids)
+            one_of(session, Consent.contact_id, ids)
         )
     )
     return {(r.contact_id, r.channel, r.purpose): r.status for r in rows}

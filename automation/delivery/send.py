@@ -41,8 +41,9 @@ from automation.core.config import Settings, get_settings
 from automation.core.models import Contact, Enrollment, Event, Message
 from automation.core.vocabulary import Status
 from automation.delivery import dnc, pools
+from automation.delivery.anyof import one_of
 from automation.delivery.channels import get_adapter, provider_name
-from automation.delivery.claim import claim_many
+from automation.delivery.claim import claim_rows
 from automation.delivery.compose import prepare
 from automation.delivery.context import address_for, build_context, context_events
 from automation.delivery.outcome import BatchResult, apply, hold, permanent, skip, store_sent
@@ -142,18 +143,12 @@ def deliver_batch(
     resolve = adapters or (lambda channel: get_adapter(channel, settings))
     result = BatchResult()
     at = now()
-    claimed = claim_many(session, ids, at)
-    if not claimed:
+    messages = claim_rows(session, ids, at)
+    if not messages:
         return result
-    fresh = {"populate_existing": True}  # the claim UPDATE bypassed the identity map
-    messages = list(
-        session.scalars(select(Message).where(Message.id.in_(claimed)).execution_options(**fresh))
-    )
-    messages.sort(key=lambda m: m.id)
     contact_ids = {m.contact_id for m in messages}
-    contacts = {
-        c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
-    }
+    found = session.scalars(select(Contact).where(one_of(session, Contact.id, contact_ids)))
+    contacts = {c.id: c for c in found}
     triggers = context_events(session, messages)
     candidates = []
     for m in messages:

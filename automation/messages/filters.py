@@ -9,7 +9,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_currency
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
@@ -17,12 +16,13 @@ from automation.core.config import get_settings
 
 
 def vnd(value: Any) -> str:
-    """``1250000`` -> ``1.250.000 ₫`` (Babel, vi_VN; VND has no minor unit)."""
+    """``1250000`` -> ``1.250.000 ₫``: Babel's vi_VN currency format (``#,##0 ¤``, "." groups;
+    VND has no minor unit), written out: Babel's pattern machinery cost 5% of a send."""
     try:
         amount = int(value)
     except (TypeError, ValueError):
         return str(value)
-    return str(format_currency(amount, "VND", locale="vi_VN")).replace("\xa0", " ")
+    return f"{amount:,} ₫".replace(",", ".")
 
 
 def _zone(name: Any) -> ZoneInfo:

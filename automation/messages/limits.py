@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 MAX_RANGE = 10_000
@@ -87,6 +87,19 @@ def budget() -> Iterator[Budget]:
         yield fresh
     finally:
         _CURRENT.reset(token)
+
+
+@contextmanager
+def trial() -> Iterator[Budget]:
+    """A copy of the running budget: what the block spends counts only if it succeeds."""
+    base = current()
+    copy = replace(base)
+    token = _CURRENT.set(copy)
+    try:
+        yield copy
+    finally:
+        _CURRENT.reset(token)
+    vars(base).update(vars(copy))
 
 
 def current() -> Budget:

@@ -26,10 +26,11 @@ from automation.messages.html_text import html_to_text
 from automation.messages.lookup import KINDS, section
 from automation.messages.rendered import Rendered
 from automation.messages.rewrite import rewrite_links
-from automation.messages.sandbox import render_text
+from automation.messages.sandbox import render_fields, render_text
 from automation.messages.zns import zns_limit, zns_tag
 
 Field = Callable[..., str]
+Fields = Callable[..., list[str]]
 MESSENGER_TEXT_MAX, MESSENGER_BUTTON_TITLE_MAX, OA_TEXT_MAX = 640, 20, 2000
 
 
@@ -56,18 +57,22 @@ def render(
     def r(label: str, source: Any, html: bool = False) -> str:
         return render_text(f"{where}.{label}", source, ctx, html, settings.templates_dir)
 
+    def rs(*fields: tuple[str, Any]) -> list[str]:  # plain-text fields, one pass
+        named = [(f"{where}.{label}", source) for label, source in fields]
+        return render_fields(named, ctx, settings.templates_dir)
+
     out = Rendered(channel=channel, locale=used)
     with limits.budget():
         if channel == "email":
-            _email(out, sec, r, where)
+            _email(out, sec, r, rs, where)
         elif channel in ("sms", "zalo_oa"):
             out.text = r("text", sec.get("text"))
             if channel == "zalo_oa" and len(out.text) > OA_TEXT_MAX:
                 raise TemplateProblem(f"{where}.text: {len(out.text)} characters > {OA_TEXT_MAX}")
         elif channel == "zalo_zns":
-            _zns(out, sec, r, where, settings)
+            _zns(out, sec, rs, where, settings)
         elif channel == "messenger":
-            _messenger(out, sec, r, where)
+            _messenger(out, sec, rs, where)
         else:
             raise TemplateProblem(f"unknown channel {channel!r}; use one of {', '.join(KINDS)}")
     if message_id is not None:
@@ -75,15 +80,18 @@ def render(
     return out
 
 
-def _email(out: Rendered, sec: dict[str, Any], r: Field, where: str) -> None:
-    out.subject = " ".join(r("subject", sec.get("subject")).split())
+def _email(out: Rendered, sec: dict[str, Any], r: Field, rs: Fields, where: str) -> None:
+    text = sec.get("text") or None
+    subject, out.text = rs(("subject", sec.get("subject")), ("text", text))
+    out.subject = " ".join(subject.split())
     out.html = r("html", sec.get("html"), html=True) or None
-    out.text = r("text", sec["text"]) if sec.get("text") else html_to_text(out.html or "")
+    if text is None:
+        out.text = html_to_text(out.html or "")
     if not out.subject:
         raise TemplateProblem(f"{where}: subject is empty (add `subject:`)")
 
 
-def _zns(out: Rendered, sec: dict[str, Any], r: Field, where: str, settings: Settings) -> None:
+def _zns(out: Rendered, sec: dict[str, Any], rs: Fields, where: str, settings: Settings) -> None:
     out.template_id = str(sec.get("template_id") or "")
     if not out.template_id:
         raise TemplateProblem(f"{where}: template_id is missing")
@@ -92,13 +100,16 @@ def _zns(out: Rendered, sec: dict[str, Any], r: Field, where: str, settings: Set
     params = sec.get("params") or {}
     if not isinstance(params, dict):
         raise TemplateProblem(f"{where}.params: must be a mapping name -> value")
+    specs = []
     for pname, spec in params.items():
         declared, source, limit = None, spec, None
         if isinstance(spec, dict):
             source, declared = spec.get("value"), spec.get("type")
             if isinstance(spec.get("max"), int):
                 limit = spec["max"]
-        value = r(f"params.{pname}", source)
+        specs.append((pname, source, declared, limit))
+    values = rs(*((f"params.{pname}", source) for pname, source, *_ in specs))
+    for (pname, _, declared, limit), value in zip(specs, values, strict=True):
         limit = limit if limit is not None else zns_limit(str(pname), declared, settings)
         if len(value) > limit:
             raise TemplateProblem(
@@ -108,14 +119,15 @@ def _zns(out: Rendered, sec: dict[str, Any], r: Field, where: str, settings: Set
         out.params[str(pname)] = value
 
 
-def _messenger(out: Rendered, sec: dict[str, Any], r: Field, where: str) -> None:
-    out.text = r("text", sec.get("text"))
+def _messenger(out: Rendered, sec: dict[str, Any], rs: Fields, where: str) -> None:
     out.tag = str(sec["tag"]) if sec.get("tag") else None
+    fields = [("text", sec.get("text"))]
     for i, button in enumerate(sec.get("buttons") or []):
         if not isinstance(button, dict):
             raise TemplateProblem(f"{where}.buttons[{i}]: expected {{title, url}}")
-        title = r(f"buttons[{i}].title", button.get("title"))
-        url = r(f"buttons[{i}].url", button.get("url"))
+        fields += [(f"buttons[{i}].{part}", button.get(part)) for part in ("title", "url")]
+    out.text, *texts = rs(*fields)
+    for i, (title, url) in enumerate(zip(texts[::2], texts[1::2], strict=True)):
         if len(title) > MESSENGER_BUTTON_TITLE_MAX:
             raise TemplateProblem(
                 f"{where}.buttons[{i}].title: {len(title)} characters > "

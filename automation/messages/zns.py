@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,12 @@ def zns_tag(sec: dict[str, Any], where: str) -> int | None:
 def zns_limit(param: str, declared_type: str | None, settings: Settings | None = None) -> int:
     """Max characters for a ZNS parameter: by name, declared type, or inferred type."""
     overrides = (settings or get_settings()).zns_param_limits
+    return _limit(param, declared_type, tuple(overrides.items()))
+
+
+@lru_cache(maxsize=1024)  # called for every parameter of every ZNS message
+def _limit(param: str, declared_type: str | None, items: tuple[tuple[str, int], ...]) -> int:
+    overrides = dict(items)
     limits = {**ZNS_TYPE_LIMITS, **overrides}
     if param in overrides:
         return overrides[param]

@@ -25,6 +25,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from channels.keepalive import KeepAliveTransport
+from channels.leanclient import LeanClient
 from channels.retry import RetryPolicy
 
 # The delivery fixtures (settings with loopback providers), for worker tests of adapters.
@@ -152,11 +153,17 @@ def policy(sleeps: list[float]) -> RetryPolicy:
     return RetryPolicy(attempts=3, base_wait=0.05, max_wait=2.5, sleep=sleeps.append)
 
 
-@pytest.fixture(params=["httpcore", "keepalive"])
+@pytest.fixture(params=["httpcore", "keepalive", "lean"])
 def client(request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
-    """A client on httpx's own transport, and one on the adapters' default transport."""
+    """Clients on httpx's own transport, on the keep-alive transport, and the adapters'
+    default (the lean client over that transport)."""
+    timeout = httpx.Timeout(0.5, connect=0.5)
+    if request.param == "lean":
+        with LeanClient(timeout=timeout, headers={}) as lean:
+            yield lean
+        return
     transport = KeepAliveTransport() if request.param == "keepalive" else None
-    with httpx.Client(timeout=httpx.Timeout(0.5, connect=0.5), transport=transport) as c:
+    with httpx.Client(timeout=timeout, transport=transport) as c:
         yield c
 
 

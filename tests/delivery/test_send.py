@@ -13,7 +13,7 @@ from automation.core import clock
 from automation.core.config import Settings
 from automation.core.db import session_factory
 from automation.core.models import Event, Message
-from automation.delivery.claim import claim
+from automation.delivery.claim import claim, claim_rows
 from automation.delivery.send import deliver, deliver_batch
 from channels.base import Channel, OutboundMessage, SendResult
 from channels.filetransport import FileTransport
@@ -61,8 +61,16 @@ def test_zns_send_with_order_context_and_event(
     assert zns_server.hits[0].headers["access_token"] == "test-token"
     session.refresh(m)
     assert m.status == "sent" and m.provider_message_id == f"zns-{m.id}"
-    events = session.scalars(select(Event).where(Event.type == "message.sent")).all()
-    assert [e.payload["properties"]["message_id"] for e in events] == [m.id]
+    [event] = session.scalars(select(Event).where(Event.type == "message.sent")).all()
+    assert (event.source, event.source_event_id) == ("internal", f"message.sent:{m.id}")
+    assert (event.contact_id, event.occurred_at, event.received_at) == (c.id, NOON, NOON)
+    assert event.payload == {  # the same on PostgreSQL (built in SQL) and SQLite
+        "properties": {
+            "message_id": m.id, "channel": "zalo_zns", "template": "t/order",
+            "step_key": m.step_key, "enrollment_id": m.enrollment_id, "purpose": "transactional",
+            "provider": "zalo_zns", "provider_message_id": f"zns-{m.id}",
+        }
+    }
 
 
 def test_zns_template_id_override(
@@ -137,6 +145,17 @@ def test_gives_up_after_max_attempts(
     assert deliver_batch(session, [m.id]).dead == [m.id]
     session.refresh(m)
     assert m.status == "failed" and m.error is not None and m.error.startswith("gave up after 2")
+
+
+def test_claim_returns_the_rows_as_claimed(session: Session, dsettings: Settings) -> None:
+    """The claim's UPDATE returns the rows, refreshed in the session that already holds them."""
+    m = message(session, contact(session), not_before=NOON + timedelta(days=3650))
+    due = message(session, contact(session, 2), step="s2")
+    session.commit()
+    assert due.status == "queued"
+    assert claim_rows(session, [m.id, due.id, due.id + 1000]) == [due]
+    assert (due.status, due.attempts) == ("sending", 1)
+    assert claim_rows(session, [due.id]) == []
 
 
 def test_claim_is_exclusive(session: Session, dsettings: Settings) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from babel.numbers import format_currency
 
 from automation import links
 from automation.core.config import Settings, get_settings
@@ -59,6 +60,9 @@ def tsettings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setti
 def test_vnd_filter() -> None:
     assert vnd(1250000) == "1.250.000 ₫"
     assert vnd("0") == "0 ₫"
+    for amount in (0, 7, -999, 1000, -1250000, 99_999_999, 10**15, -(10**18) - 1):
+        babel = format_currency(amount, "VND", locale="vi_VN").replace("\xa0", " ")
+        assert vnd(amount) == babel
 
 
 def test_vnd_and_vietnamese_date(tsettings: Settings) -> None:

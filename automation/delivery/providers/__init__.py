@@ -39,13 +39,19 @@ DEFAULT_RATES: dict[str, float] = {**{s.provider: s.rate for s in SENDERS}, FILE
 SETTINGS_PREFIXES: tuple[str, ...] = tuple(
     dict.fromkeys(p for s in SENDERS for p in s.settings_prefixes)
 ) + ("outbox", "database")
+#: Channel -> the providers that can send it, in SENDERS order.
+_BY_CHANNEL: dict[str, list[Sender]] = {}
+for _sender in SENDERS:
+    _BY_CHANNEL.setdefault(_sender.channel, []).append(_sender)
 
 
 def sender_for(channel: str, settings: Settings) -> Sender:
     """The provider that sends ``channel`` under these settings (configured or not)."""
-    candidates = [s for s in SENDERS if s.channel == channel]
+    candidates = _BY_CHANNEL.get(channel)
     if not candidates:
         raise ValueError(f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")
+    if len(candidates) == 1:  # called per row: no setting to read
+        return candidates[0]
     chosen = str(getattr(settings, f"{channel}_provider", "") or "").lower()
     return next((s for s in candidates if s.provider == chosen), candidates[0])
 
