@@ -1,4 +1,4 @@
-"""Quick in-adapter retries for HTTP providers.
+"""Quick in-adapter retries for HTTP providers (tenacity, from the first failure on).
 
 Retried here, with short capped waits:
 
@@ -23,6 +23,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from channels.errors import TransientError
 
@@ -46,7 +47,7 @@ class RetryPolicy:
     max_wait: float = 2.5
     sleep: Callable[[float], None] = time.sleep
 
-    def wait(self, attempt: int, exc: BaseException) -> float:
+    def wait(self, attempt: int, exc: BaseException | None) -> float:
         """Seconds before the attempt after ``attempt`` (1-based) failed with ``exc``:
         Retry-After if given, else backoff."""
         if isinstance(exc, _Retryable) and exc.retry_after is not None:
@@ -102,13 +103,27 @@ def request_with_retry(
     idempotent: bool = False,
     **kwargs: Any,
 ) -> httpx.Response:
-    """Send a request with quick retries; raise TransientError when they run out."""
-    attempt = 1
-    while True:
-        try:
-            return _attempt(client, method, url, idempotent, kwargs)
-        except _Retryable as exc:
-            if attempt >= policy.attempts or not policy.should_retry(exc):
-                raise TransientError(exc.reason, retry_after=exc.retry_after) from exc
-            policy.sleep(policy.wait(attempt, exc))
-            attempt += 1
+    """Send a request with quick retries; raise TransientError when they run out.
+
+    The first attempt runs outside tenacity: building its machinery for every call was
+    ~2% of a worker's time on the pipeline bench, and almost every call succeeds at once.
+    """
+    try:
+        return _attempt(client, method, url, idempotent, kwargs)
+    except _Retryable as exc:
+        if policy.attempts <= 1 or not policy.should_retry(exc):
+            raise TransientError(exc.reason, retry_after=exc.retry_after) from exc
+        policy.sleep(policy.wait(1, exc))
+    retrying = Retrying(
+        stop=stop_after_attempt(policy.attempts - 1),
+        wait=lambda state: policy.wait(
+            state.attempt_number + 1, state.outcome.exception() if state.outcome else None
+        ),
+        retry=retry_if_exception(policy.should_retry),
+        sleep=policy.sleep,
+        reraise=True,
+    )
+    try:
+        return retrying(_attempt, client, method, url, idempotent, kwargs)
+    except _Retryable as exc:
+        raise TransientError(exc.reason, retry_after=exc.retry_after) from exc
