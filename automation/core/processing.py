@@ -36,13 +36,19 @@ from automation.core.models import Event
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[Session, Event], None]
+BatchStep = Callable[[Session, list[Event]], None]
 #: Called for every processed event, in order; the runtime installs its table at startup.
 HANDLERS: list[EventHandler] = []
+#: Called once per optimistic batch with the events it claims (and again with each set of
+#: follow-ups), before their handlers: loads or locks up front what the handlers would
+#: otherwise fetch one event at a time (into batch_memo).
+PREPARE: list[BatchStep] = []
 MAX_FOLLOW_UP_DEPTH = 3
 FOLLOW_UP_TYPES = ("segment.entered", "segment.exited")
 REASON_CHARS = 500
 _OPTIMISTIC = "events.optimistic_batch"  # session.info flag while process_events runs a batch
 _MEMO = "events.batch_memo"  # session.info: what the events of one batch share (batch_memo)
+_AT_END = "events.at_batch_end"  # session.info: writes deferred to the end of the batch
 T = TypeVar("T")
 
 
@@ -96,9 +102,36 @@ def batch_memo(session: Session, key: str, load: Callable[[], T]) -> T:
     return value
 
 
-def use_handlers(handlers: Iterable[EventHandler]) -> None:
-    """Make ``handlers`` (in this order) the functions called for every processed event."""
+def at_batch_end(session: Session, key: str, write: Callable[[Session], object]) -> None:
+    """In an optimistic batch, run ``write(session)`` once (per ``key``) before the batch
+    commits: a handler defers writes there to do them together. Outside a batch, now."""
+    pending: dict[str, Callable[[Session], object]] | None = session.info.get(_AT_END)
+    if pending is None:
+        write(session)
+        return
+    pending.setdefault(key, write)
+
+
+def run_batch_end(session: Session) -> None:
+    """Run the writes deferred with at_batch_end so far (a reader that needs them calls
+    this first); each runs once, until deferred again."""
+    pending: dict[str, Callable[[Session], object]] = session.info.get(_AT_END) or {}
+    while pending:
+        _key, write = pending.popitem()
+        write(session)
+
+
+def use_handlers(handlers: Iterable[EventHandler], prepare: Iterable[BatchStep] = ()) -> None:
+    """Make ``handlers`` (in this order) the functions called for every processed event,
+    and ``prepare`` the steps run once per batch before them."""
     HANDLERS[:] = list(handlers)
+    PREPARE[:] = list(prepare)
+
+
+def _prepare(session: Session, events: list[Event]) -> None:
+    if events and in_batch(session):
+        for step in PREPARE:
+            step(session, events)
 
 
 def handler_name(handler: EventHandler) -> str:
@@ -146,7 +179,9 @@ def _apply(session: Session, event: Event, depth: int, max_attempts: int | None)
     if event.contact_id is not None and depth < MAX_FOLLOW_UP_DEPTH and (
         recorded or not in_batch(session)
     ):
-        for follow_up in _claim_follow_ups(session, event):
+        follow_ups = _claim_follow_ups(session, event)
+        _prepare(session, follow_ups)
+        for follow_up in follow_ups:
             _apply(session, follow_up, depth + 1, max_attempts)
     return not failures
 
@@ -263,10 +298,11 @@ def process_events(session: Session, ids: list[int], skip: set[int] | None = Non
     skip = skip if skip is not None else set()
     session.info[_OPTIMISTIC] = True
     session.info[_MEMO] = {}
+    session.info[_AT_END] = {}
     try:
         done = _process_claimed(session, ids)
-        session.info.pop(_OPTIMISTIC, None)
-        session.info.pop(_MEMO, None)
+        run_batch_end(session)
+        _end_batch(session)
         session.commit()
         return done
     except (OperationalError, InterfaceError):
@@ -276,8 +312,7 @@ def process_events(session: Session, ids: list[int], skip: set[int] | None = Non
         session.rollback()
         log.info("event batch redone one event at a time: %s: %s", type(exc).__name__, exc)
     finally:
-        session.info.pop(_OPTIMISTIC, None)
-        session.info.pop(_MEMO, None)
+        _end_batch(session)
 
     def one(event_id: int) -> bool:
         succeeded = process_event(session, event_id)
@@ -286,6 +321,11 @@ def process_events(session: Session, ids: list[int], skip: set[int] | None = Non
         return succeeded
 
     return each(session, ids, one, skip)
+
+
+def _end_batch(session: Session) -> None:
+    for key in (_OPTIMISTIC, _MEMO, _AT_END):
+        session.info.pop(key, None)
 
 
 def _process_claimed(session: Session, ids: list[int]) -> int:
@@ -297,7 +337,9 @@ def _process_claimed(session: Session, ids: list[int]) -> int:
         .returning(Event),
         execution_options={"populate_existing": True},
     ).all()
-    return sum(_apply(session, event, 0, None) for event in sorted(claimed, key=lambda e: e.id))
+    events = sorted(claimed, key=lambda e: e.id)
+    _prepare(session, events)
+    return sum(_apply(session, event, 0, None) for event in events)
 
 
 def dead_events(session: Session, limit: int = 100) -> list[dict[str, Any]]:

@@ -8,11 +8,13 @@ recorded just before. ``install()`` hands the table to automation.core.processin
 from __future__ import annotations
 
 from automation.analytics.conversions import record_conversions
+from automation.contacts.locks import lock_batch_contacts
 from automation.contacts.orders import apply_commerce_event
 from automation.core import processing
-from automation.core.processing import EventHandler
+from automation.core.processing import BatchStep, EventHandler
 from automation.segments.handlers import on_event as evaluate_segments
 from automation.sequences.handlers import sequence_exits, sequence_triggers, sequence_wakeups
+from automation.sequences.triggers import note_triggered
 
 HANDLERS: tuple[EventHandler, ...] = (
     apply_commerce_event,
@@ -22,8 +24,10 @@ HANDLERS: tuple[EventHandler, ...] = (
     sequence_wakeups,
     sequence_triggers,
 )
+#: Run once per event batch before the handlers (automation.core.processing.PREPARE).
+PREPARE: tuple[BatchStep, ...] = (lock_batch_contacts, note_triggered)
 
 
 def install() -> None:
     """Make HANDLERS the process_event handlers of this process."""
-    processing.use_handlers(HANDLERS)
+    processing.use_handlers(HANDLERS, PREPARE)

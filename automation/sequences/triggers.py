@@ -151,9 +151,35 @@ def enroll_from_event(session: Session, event: Event, now: datetime) -> list[int
             continue
         if enrollment is not None:
             created.append(enrollment.id)
+            _triggered(session).get(event.id, set()).add(sequence.id)
     if failed:
         raise SequenceTriggerError("; ".join(failed))
     return created
+
+
+def _triggered(session: Session) -> dict[int, set[int]]:
+    """event id -> sequences it already enrolled the contact in, for the events of this
+    batch (note_triggered); empty outside a batch."""
+    known: dict[int, set[int]] = batch_memo(session, "triggered", dict)
+    return known
+
+
+def note_triggered(session: Session, events: list[Event]) -> None:
+    """Event batch preparation: which sequences each event already enrolled its contact in
+    (an event processed before), for all of them in one query."""
+    known = _triggered(session)
+    ids = [e.id for e in events if e.contact_id is not None and e.id not in known]
+    if not ids:
+        return
+    for event_id in ids:
+        known[event_id] = set()
+    for sequence_id, trigger_id in session.execute(
+        select(Enrollment.sequence_id, Enrollment.trigger_event_id).where(
+            Enrollment.contact_id.in_({e.contact_id for e in events}),  # its index
+            Enrollment.trigger_event_id.in_(ids),
+        )
+    ):
+        known[int(trigger_id or 0)].add(int(sequence_id))
 
 
 class SequenceTriggerError(HandlerIncomplete):
@@ -161,6 +187,9 @@ class SequenceTriggerError(HandlerIncomplete):
 
 
 def _enrolled_by(session: Session, sequence_id: int, event: Event) -> bool:
+    known = _triggered(session).get(event.id)
+    if known is not None:  # the batch looked for this event's enrollments up front
+        return sequence_id in known
     query = select(Enrollment.id).where(
         Enrollment.contact_id == event.contact_id,
         Enrollment.sequence_id == sequence_id,
