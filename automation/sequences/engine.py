@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from automation.core import outbox
 from automation.core.db import dialect_insert, is_postgres
 from automation.core.models import Contact, Enrollment, Event, Message, MessageEvent, Sequence
+from automation.core.processing import at_batch_end, batch_memo, in_batch, run_batch_end
 from automation.core.vocabulary import ENGAGEMENT
 from automation.segments import load_rule, matches
 from automation.sequences import cursor as cur
@@ -91,7 +92,8 @@ def try_advance(
     if sequence is None or sequence.status != "active":
         return None
     definition = load_version(session, enrollment.version_id)
-    created = _Run(session, enrollment, definition, sequence.key, now).run()
+    with session.no_autoflush:  # the steps read events and messages, never this row
+        created = _Run(session, enrollment, definition, sequence.key, now).run()
     session.flush()
     outbox.after_commit(session, "messages", created)  # to the send queues once committed
     return created
@@ -329,13 +331,17 @@ def trigger_properties(session: Session, enrollment: Enrollment) -> dict[str, An
 
 
 def insert_message(session: Session, values: dict[str, Any]) -> int | None:
-    """INSERT the outbox row unless (enrollment_id, step_key) exists; the new id or None."""
-    stmt = (
-        dialect_insert(session)(Message)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["enrollment_id", "step_key"])
-        .returning(Message.id)
-    )
+    """INSERT the outbox row unless (enrollment_id, step_key) exists; the new id or None.
+
+    In an event batch the row is written with the batch's other new rows, in one
+    statement at its end (``None`` here; the ids go to the outbox hook then).
+    """
+    if in_batch(session):
+        buffered: list[dict[str, Any]] = batch_memo(session, _BUFFER, list)
+        buffered.append(values)
+        at_batch_end(session, _BUFFER, insert_buffered_messages)
+        return None
+    stmt = _insert_message(session).values(**values)
     if session.new:
         session.flush()  # the enrollment row must exist; its pending changes can wait
     with session.no_autoflush:
@@ -343,8 +349,33 @@ def insert_message(session: Session, values: dict[str, Any]) -> int | None:
     return new_id
 
 
+_BUFFER = "messages.buffer"
+
+
+def _insert_message(session: Session) -> Any:
+    return (
+        dialect_insert(session)(Message)
+        .on_conflict_do_nothing(index_elements=["enrollment_id", "step_key"])
+        .returning(Message.id)
+    )
+
+
+def insert_buffered_messages(session: Session) -> list[int]:
+    """Write the outbox rows this event batch buffered (one multi-row INSERT, duplicates of
+    (enrollment, step) skipped); their ids go to the send queues once committed."""
+    rows: list[dict[str, Any]] = batch_memo(session, _BUFFER, list)
+    if not rows:
+        return []
+    values, rows[:] = list(rows), []
+    session.flush()  # the enrollments must exist
+    ids = [int(i) for i in session.scalars(_insert_message(session), values)]
+    outbox.after_commit(session, "messages", ids)
+    return ids
+
+
 def step_messages(session: Session, enrollment_id: int, step_key: str) -> set[int]:
     """Ids of the message of one step and of its fallback messages."""
+    run_batch_end(session)  # outbox rows an event batch buffered
     ids = set(
         session.scalars(
             select(Message.id).where(
