@@ -32,6 +32,7 @@ from automation.core.clock import now
 from automation.core.config import get_settings
 from automation.core.eventlog import recorded_events
 from automation.core.models import Event
+from automation.core.rounds import split_rounds
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ EventHandler = Callable[[Session, Event], None]
 BatchStep = Callable[[Session, list[Event]], None]
 #: Called for every processed event, in order; the runtime installs its table at startup.
 HANDLERS: list[EventHandler] = []
+#: A handler's set-based form: in a batch it takes a whole round of events at once
+#: (automation.core.rounds: at most one event per contact, order and cart).
+ROUND_FORMS: dict[EventHandler, BatchStep] = {}
 #: Called once per optimistic batch with the events it claims (and again with each set of
 #: follow-ups), before their handlers: loads or locks up front what the handlers would
 #: otherwise fetch one event at a time (into batch_memo).
@@ -121,11 +125,18 @@ def run_batch_end(session: Session) -> None:
         write(session)
 
 
-def use_handlers(handlers: Iterable[EventHandler], prepare: Iterable[BatchStep] = ()) -> None:
+def use_handlers(
+    handlers: Iterable[EventHandler],
+    prepare: Iterable[BatchStep] = (),
+    round_forms: dict[EventHandler, BatchStep] | None = None,
+) -> None:
     """Make ``handlers`` (in this order) the functions called for every processed event,
-    and ``prepare`` the steps run once per batch before them."""
+    ``prepare`` the steps run once per batch before them, and ``round_forms`` the
+    set-based forms some of them have (used for a batch's rounds)."""
     HANDLERS[:] = list(handlers)
     PREPARE[:] = list(prepare)
+    ROUND_FORMS.clear()
+    ROUND_FORMS.update(round_forms or {})
 
 
 def _prepare(session: Session, events: list[Event]) -> None:
@@ -339,7 +350,67 @@ def _process_claimed(session: Session, ids: list[int]) -> int:
     ).all()
     events = sorted(claimed, key=lambda e: e.id)
     _prepare(session, events)
-    return sum(_apply(session, event, 0, None) for event in events)
+    return _apply_rounds(session, events, 0)
+
+
+def _apply_rounds(session: Session, events: list[Event], depth: int) -> int:
+    """Apply claimed events of an optimistic batch round by round (split_rounds): each
+    handler once per round, set-based where it has a round form; then the follow-ups of
+    the round's contacts, as rounds of their own. Returns how many events were applied."""
+    for round_ in split_rounds(events):
+        recorded_before = recorded_events(session)
+        for handler in HANDLERS:
+            name = handler_name(handler)
+            wanted = [e for e in round_ if _wants(e, name)]
+            form = ROUND_FORMS.get(handler)
+            if form is not None and len(wanted) > 1:
+                form(session, wanted)
+                continue
+            for event in wanted:
+                handler(session, event)
+        for event in round_:
+            event.failed_handlers = None
+            log.info("event processed", extra={"event_id": event.id, "type": event.type})
+        if recorded_events(session) != recorded_before and depth < MAX_FOLLOW_UP_DEPTH:
+            follow_ups = _claim_round_follow_ups(session, round_)
+            _prepare(session, follow_ups)
+            _apply_rounds(session, follow_ups, depth + 1)
+    return len(events)
+
+
+def _wants(event: Event, name: str) -> bool:
+    """True when the event still needs the handler (all of them, unless a retry)."""
+    return not event.failed_handlers or name in event.failed_handlers.split(",")
+
+
+def _claim_round_follow_ups(session: Session, round_: list[Event]) -> list[Event]:
+    """_claim_follow_ups for every contact of a round at once: each contact's pending
+    segment events stored after its event in the round, claimed with one UPDATE."""
+    after = {e.contact_id: e.id for e in round_ if e.contact_id is not None}
+    if not after:
+        return []
+    candidates = session.execute(
+        select(Event.id, Event.contact_id)
+        .where(
+            Event.contact_id.in_(sorted(after)),
+            Event.type.in_(FOLLOW_UP_TYPES),
+            Event.processed_at.is_(None),
+            Event.dead_at.is_(None),
+            Event.id > min(after.values()),
+        )
+        .with_for_update(skip_locked=True)
+    ).all()
+    ids = [i for i, contact_id in candidates if contact_id in after and i > after[contact_id]]
+    if not ids:
+        return []
+    claimed = session.scalars(
+        update(Event)
+        .where(Event.id.in_(ids), Event.processed_at.is_(None))
+        .values(processed_at=now())
+        .returning(Event),
+        execution_options={"populate_existing": True},
+    ).all()
+    return sorted(claimed, key=lambda e: e.id)
 
 
 def dead_events(session: Session, limit: int = 100) -> list[dict[str, Any]]:
