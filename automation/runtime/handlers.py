@@ -13,6 +13,7 @@ from automation.contacts.orders import apply_commerce_event
 from automation.core import processing
 from automation.core.processing import BatchStep, EventHandler
 from automation.segments.handlers import on_event as evaluate_segments
+from automation.segments.handlers import on_events as evaluate_segments_round
 from automation.sequences.handlers import sequence_exits, sequence_triggers, sequence_wakeups
 from automation.sequences.triggers import note_triggered
 
@@ -26,8 +27,10 @@ HANDLERS: tuple[EventHandler, ...] = (
 )
 #: Run once per event batch before the handlers (automation.core.processing.PREPARE).
 PREPARE: tuple[BatchStep, ...] = (lock_batch_contacts, note_triggered)
+#: Set-based forms, run once per round of a batch (automation.core.rounds).
+ROUND_FORMS: dict[EventHandler, BatchStep] = {evaluate_segments: evaluate_segments_round}
 
 
 def install() -> None:
     """Make HANDLERS the process_event handlers of this process."""
-    processing.use_handlers(HANDLERS, PREPARE)
+    processing.use_handlers(HANDLERS, PREPARE, ROUND_FORMS)
