@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from automation.analytics.conversions import record_conversions
 from automation.contacts.locks import lock_batch_contacts
-from automation.contacts.orders import apply_commerce_event
+from automation.contacts.orders import apply_commerce_event, apply_commerce_events
 from automation.core import processing
 from automation.core.processing import BatchStep, EventHandler
 from automation.segments.handlers import on_event as evaluate_segments
@@ -28,7 +28,10 @@ HANDLERS: tuple[EventHandler, ...] = (
 #: Run once per event batch before the handlers (automation.core.processing.PREPARE).
 PREPARE: tuple[BatchStep, ...] = (lock_batch_contacts, note_triggered)
 #: Set-based forms, run once per round of a batch (automation.core.rounds).
-ROUND_FORMS: dict[EventHandler, BatchStep] = {evaluate_segments: evaluate_segments_round}
+ROUND_FORMS: dict[EventHandler, BatchStep] = {
+    apply_commerce_event: apply_commerce_events,
+    evaluate_segments: evaluate_segments_round,
+}
 
 
 def install() -> None:
