@@ -45,11 +45,9 @@ def apply_commerce_event(session: Session, event: Event) -> None:
 
 def apply_commerce_events(session: Session, events: list[Event]) -> None:
     """apply_commerce_event for a round of events (distinct contacts, orders and carts):
-    the order events together (apply_order_events), then the cart events."""
+    the order events together (apply_order_events), then the cart events together."""
     apply_order_events(session, [e for e in events if e.type in ev.ORDER_EVENTS])
-    for event in events:
-        if event.type in ev.CART_EVENTS:
-            apply_cart_event(session, event)
+    apply_cart_events(session, [e for e in events if e.type in ev.CART_EVENTS])
 
 
 def _properties(event: Event) -> dict[str, Any]:
@@ -253,20 +251,39 @@ def mark_converted_of(session: Session, orders: list[Order]) -> int:
 
 def apply_cart_event(session: Session, event: Event) -> Cart | None:
     """Upsert the Cart row (checkout.started / cart.updated); a converted cart stays converted."""
-    props = _properties(event)
-    cart_id = props.get("cart_id")
-    if not cart_id:
-        return None
-    external_id = str(cart_id)[:128]
-    row: dict[str, Any] = {
-        "source": event.source,
-        "external_id": external_id,
-        "contact_id": event.contact_id,
-        "total": 0,
-        "items": [],
-        "updated_at": event.occurred_at,
-    }
-    cart: Cart = _upsert_locked(session, Cart, [row])[(event.source, external_id)]
+    carts = apply_cart_events(session, [event])
+    return carts[0] if carts else None
+
+
+def apply_cart_events(session: Session, events: list[Event]) -> list[Cart]:
+    """apply_cart_event for events about distinct carts: one upsert for all of them."""
+    wanted = [(e, _properties(e)) for e in events]
+    wanted = [(e, props) for e, props in wanted if props.get("cart_id")]
+    if not wanted:
+        return []
+    rows: list[dict[str, Any]] = [
+        {
+            "source": event.source,
+            "external_id": str(props["cart_id"])[:128],
+            "contact_id": event.contact_id,
+            "total": 0,
+            "items": [],
+            "updated_at": event.occurred_at,
+        }
+        for event, props in wanted
+    ]
+    stored = _upsert_locked(session, Cart, rows)
+    carts: list[Cart] = []
+    for event, props in wanted:
+        cart: Cart = stored[(event.source, str(props["cart_id"])[:128])]
+        _change_cart(event, props, cart)
+        carts.append(cart)
+    session.flush()
+    return carts
+
+
+def _change_cart(event: Event, props: dict[str, Any], cart: Cart) -> None:
+    """Apply the cart event to its (locked) Cart row."""
     if event.contact_id is not None:
         cart.contact_id = event.contact_id
     total = props.get("total")
@@ -279,5 +296,3 @@ def apply_cart_event(session: Session, event: Event) -> Cart | None:
         cart.recovery_url = str(props["recovery_url"])
     if ensure_utc(event.occurred_at) >= ensure_utc(cart.updated_at):
         cart.updated_at = event.occurred_at
-    session.flush()
-    return cart
