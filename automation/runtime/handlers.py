@@ -14,7 +14,12 @@ from automation.core import processing
 from automation.core.processing import BatchStep, EventHandler
 from automation.segments.handlers import on_event as evaluate_segments
 from automation.segments.handlers import on_events as evaluate_segments_round
-from automation.sequences.handlers import sequence_exits, sequence_triggers, sequence_wakeups
+from automation.sequences.handlers import (
+    sequence_exits,
+    sequence_triggers,
+    sequence_triggers_round,
+    sequence_wakeups,
+)
 from automation.sequences.triggers import note_triggered
 
 HANDLERS: tuple[EventHandler, ...] = (
@@ -31,6 +36,7 @@ PREPARE: tuple[BatchStep, ...] = (lock_batch_contacts, note_triggered)
 ROUND_FORMS: dict[EventHandler, BatchStep] = {
     apply_commerce_event: apply_commerce_events,
     evaluate_segments: evaluate_segments_round,
+    sequence_triggers: sequence_triggers_round,
 }
 
 

@@ -94,7 +94,8 @@ def try_advance(
     definition = load_version(session, enrollment.version_id)
     with session.no_autoflush:  # the steps read events and messages, never this row
         created = _Run(session, enrollment, definition, sequence.key, now).run()
-    session.flush()
+    if not in_batch(session):  # an event batch flushes its enrollments together
+        session.flush()
     outbox.after_commit(session, "messages", created)  # to the send queues once committed
     return created
 
