@@ -23,7 +23,7 @@ from automation.core import events as ev
 from automation.core.clock import ensure_utc, now
 from automation.core.db import dialect_insert
 from automation.core.models import Cart, Contact, Event, Order
-from automation.core.processing import batch_memo
+from automation.core.processing import batch_memo, prepare_events
 
 STATUS = {
     ev.ORDER_CREATED: "open",
@@ -133,15 +133,20 @@ def apply_order_events(session: Session, events: list[Event]) -> list[Order]:
     touched: set[int] = set()
     converting: list[Order] = []
     orders: list[Order] = []
+    adopted: list[Event] = []
     for event, props in wanted:
         order: Order = stored[(event.source, str(props["order_id"]))]
+        anonymous = event.contact_id is None
         previous_contact = _change_order(event, props, order)
+        if anonymous and event.contact_id is not None:
+            adopted.append(event)
         touched |= {c for c in (previous_contact, order.contact_id) if c is not None}
         if event.type in CONVERTING:
             converting.append(order)
         _orders_seen(session)[(event.source, order.external_id)] = order
         orders.append(order)
     session.flush()
+    prepare_events(session, adopted)  # now about a contact: prepared like its events
     recompute_rollups_of(session, sorted(touched))
     mark_converted_of(session, converting)
     return orders

@@ -139,7 +139,9 @@ def use_handlers(
     ROUND_FORMS.update(round_forms or {})
 
 
-def _prepare(session: Session, events: list[Event]) -> None:
+def prepare_events(session: Session, events: list[Event]) -> None:
+    """Run the batch preparation steps for ``events`` (in a batch; idempotent): the claim
+    does, and a handler that gave an event its contact does again."""
     if events and in_batch(session):
         for step in PREPARE:
             step(session, events)
@@ -191,7 +193,7 @@ def _apply(session: Session, event: Event, depth: int, max_attempts: int | None)
         recorded or not in_batch(session)
     ):
         follow_ups = _claim_follow_ups(session, event)
-        _prepare(session, follow_ups)
+        prepare_events(session, follow_ups)
         for follow_up in follow_ups:
             _apply(session, follow_up, depth + 1, max_attempts)
     return not failures
@@ -349,7 +351,7 @@ def _process_claimed(session: Session, ids: list[int]) -> int:
         execution_options={"populate_existing": True},
     ).all()
     events = sorted(claimed, key=lambda e: e.id)
-    _prepare(session, events)
+    prepare_events(session, events)
     return _apply_rounds(session, events, 0)
 
 
@@ -373,7 +375,7 @@ def _apply_rounds(session: Session, events: list[Event], depth: int) -> int:
             log.info("event processed", extra={"event_id": event.id, "type": event.type})
         if recorded_events(session) != recorded_before and depth < MAX_FOLLOW_UP_DEPTH:
             follow_ups = _claim_round_follow_ups(session, round_)
-            _prepare(session, follow_ups)
+            prepare_events(session, follow_ups)
             _apply_rounds(session, follow_ups, depth + 1)
     return len(events)
 

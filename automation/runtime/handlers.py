@@ -21,6 +21,7 @@ from automation.sequences.handlers import (
     sequence_wakeups,
 )
 from automation.sequences.triggers import note_triggered
+from automation.sequences.waited import note_waited_events
 
 HANDLERS: tuple[EventHandler, ...] = (
     apply_commerce_event,
@@ -31,7 +32,7 @@ HANDLERS: tuple[EventHandler, ...] = (
     sequence_triggers,
 )
 #: Run once per event batch before the handlers (automation.core.processing.PREPARE).
-PREPARE: tuple[BatchStep, ...] = (lock_batch_contacts, note_triggered)
+PREPARE: tuple[BatchStep, ...] = (lock_batch_contacts, note_triggered, note_waited_events)
 #: Set-based forms, run once per round of a batch (automation.core.rounds).
 ROUND_FORMS: dict[EventHandler, BatchStep] = {
     apply_commerce_event: apply_commerce_events,

@@ -13,6 +13,7 @@ one pass "as of" a later time completes everything due by then.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +43,7 @@ from automation.sequences.schema import (
     filters_match,
 )
 from automation.sequences.store import load_version
+from automation.sequences.waited import waited_events
 
 RUNNING = ("active", "waiting")
 MAX_STEPS = 1000
@@ -243,16 +245,25 @@ class _Run:
         return start
 
     def matching_event(self, step: WaitUntilStep, since: datetime, until: datetime) -> Event | None:
-        rows = self.session.scalars(
-            select(Event)
-            .where(
-                Event.contact_id == self.enrollment.contact_id,
-                Event.type == step.event,
-                or_(Event.occurred_at >= since, Event.received_at >= self.enrollment.entered_at),
-                Event.occurred_at <= until,
+        entered = self.enrollment.entered_at
+        held = waited_events(self.session, self.enrollment.contact_id, step.event)
+        rows: Iterable[Event]
+        if held is not None:  # the event batch read them up front: same filter, same order
+            rows = [
+                e for e in held
+                if (e.occurred_at >= since or e.received_at >= entered) and e.occurred_at <= until
+            ]  # fmt: skip
+        else:
+            rows = self.session.scalars(
+                select(Event)
+                .where(
+                    Event.contact_id == self.enrollment.contact_id,
+                    Event.type == step.event,
+                    or_(Event.occurred_at >= since, Event.received_at >= entered),
+                    Event.occurred_at <= until,
+                )
+                .order_by(Event.occurred_at, Event.id)
             )
-            .order_by(Event.occurred_at, Event.id)
-        )
         trigger = trigger_properties(self.session, self.enrollment)
         for row in rows:
             if row.id == self.enrollment.trigger_event_id:

@@ -196,9 +196,18 @@ def may_react(session: Session, kind: str, event_type: str) -> bool:
     """
     if not in_batch(session):
         return True
-    reactions = batch_memo(session, "sequence_reactions", lambda: _reactions(session))
-    types: frozenset[str] = getattr(reactions, kind)
+    types: frozenset[str] = getattr(_batch_reactions(session), kind)
     return event_type in types
+
+
+def waited_types(session: Session) -> frozenset[str]:
+    """The event types some sequence version waits for (wait_until), once per event batch."""
+    return _batch_reactions(session).waits
+
+
+def _batch_reactions(session: Session) -> Reactions:
+    reactions: Reactions = batch_memo(session, "sequence_reactions", lambda: _reactions(session))
+    return reactions
 
 
 def list_sequences(session: Session) -> list[SequenceSummary]:
