@@ -16,9 +16,11 @@ from automation.segments.handlers import on_event as evaluate_segments
 from automation.segments.handlers import on_events as evaluate_segments_round
 from automation.sequences.handlers import (
     sequence_exits,
+    sequence_exits_round,
     sequence_triggers,
     sequence_triggers_round,
     sequence_wakeups,
+    sequence_wakeups_round,
 )
 from automation.sequences.triggers import note_triggered
 from automation.sequences.waited import note_waited_events
@@ -37,6 +39,8 @@ PREPARE: tuple[BatchStep, ...] = (lock_batch_contacts, note_triggered, note_wait
 ROUND_FORMS: dict[EventHandler, BatchStep] = {
     apply_commerce_event: apply_commerce_events,
     evaluate_segments: evaluate_segments_round,
+    sequence_exits: sequence_exits_round,
+    sequence_wakeups: sequence_wakeups_round,
     sequence_triggers: sequence_triggers_round,
 }
 

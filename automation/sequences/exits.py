@@ -64,34 +64,57 @@ def exit_on_event(session: Session, event: Event, now: datetime) -> list[int]:
     counts_for) and the enrollment's own trigger event do not count.
     Returns the exited enrollment ids. Flushes, never commits.
     """
-    if event.contact_id is None or not may_react(session, "exits", event.type):
+    return exit_on_events(session, [event], now)
+
+
+def exit_on_events(session: Session, events: list[Event], now: datetime) -> list[int]:
+    """exit_on_event for events of distinct contacts (a round of an event batch): their
+    running enrollments read in one query."""
+    wanted = [
+        e for e in events if e.contact_id is not None and may_react(session, "exits", e.type)
+    ]
+    if not wanted:
         return []
-    rows = session.execute(
+    running: dict[int, list[tuple[Enrollment, SequenceVersion]]] = {}
+    for enrollment, version in session.execute(
         select(Enrollment, SequenceVersion)
         .join(SequenceVersion, SequenceVersion.id == Enrollment.version_id)
-        .where(Enrollment.contact_id == event.contact_id, Enrollment.state.in_(RUNNING))
+        .where(
+            Enrollment.contact_id.in_(sorted({e.contact_id for e in wanted})),
+            Enrollment.state.in_(RUNNING),
+        )
         .order_by(Enrollment.id)
-    ).all()
+    ).all():
+        running.setdefault(enrollment.contact_id, []).append((enrollment, version))
     exited: list[int] = []
-    for candidate, version in rows:
-        definition = version_definition(version)
-        if not any(c.event == event.type for c in definition.exit_on):
-            continue
-        if not counts_for(session, event, candidate):
-            continue
-        condition = exit_condition_for(definition, event, trigger_properties(session, candidate))
-        if condition is None:
-            continue
-        enrollment_id = candidate.id
-        enrollment = lock_enrollment(session, enrollment_id)
-        if enrollment is None or enrollment.state not in RUNNING:
-            continue
-        finish(enrollment, "exited", condition.reason, now)
-        enrollment.context = {**(enrollment.context or {}), "exit_event_id": event.id}
-        exited.append(enrollment_id)
-        log.info("enrollment %s exited (%s) on event %s", enrollment_id, condition.reason, event.id)
+    for event in wanted:
+        for candidate, version in running.get(event.contact_id or 0, []):
+            if _exit(session, event, candidate, version, now):
+                exited.append(candidate.id)
     session.flush()
     return exited
+
+
+def _exit(
+    session: Session, event: Event, candidate: Enrollment, version: SequenceVersion, now: datetime
+) -> bool:
+    """End the running enrollment if one of its exit_on conditions matches the event."""
+    definition = version_definition(version)
+    if not any(c.event == event.type for c in definition.exit_on):
+        return False
+    if not counts_for(session, event, candidate):
+        return False
+    condition = exit_condition_for(definition, event, trigger_properties(session, candidate))
+    if condition is None:
+        return False
+    enrollment_id = candidate.id
+    enrollment = lock_enrollment(session, enrollment_id)
+    if enrollment is None or enrollment.state not in RUNNING:
+        return False
+    finish(enrollment, "exited", condition.reason, now)
+    enrollment.context = {**(enrollment.context or {}), "exit_event_id": event.id}
+    log.info("enrollment %s exited (%s) on event %s", enrollment_id, condition.reason, event.id)
+    return True
 
 
 def wake_waiting(session: Session, event: Event, now: datetime) -> list[int]:
@@ -100,19 +123,34 @@ def wake_waiting(session: Session, event: Event, now: datetime) -> list[int]:
     The engine re-checks the event against the step's filters and window, so a
     non-matching event only re-arms the wait. Returns the enrollment ids that were woken.
     """
-    if event.contact_id is None or not may_react(session, "waits", event.type):
+    return wake_waiting_for(session, [event], now)
+
+
+def wake_waiting_for(session: Session, events: list[Event], now: datetime) -> list[int]:
+    """wake_waiting for events of distinct contacts (a round of an event batch): the
+    waiting enrollments read in one query."""
+    wanted = {
+        e.contact_id: e
+        for e in events
+        if e.contact_id is not None and may_react(session, "waits", e.type)
+    }
+    if not wanted:
         return []
-    ids = list(
-        session.scalars(
-            select(Enrollment.id).where(
-                Enrollment.contact_id == event.contact_id,
-                Enrollment.state == "waiting",
-                Enrollment.waiting_for == event.type,
-            )
+    types = sorted({e.type for e in wanted.values()})
+    waiting = session.execute(
+        select(Enrollment.id, Enrollment.contact_id, Enrollment.waiting_for)
+        .where(
+            Enrollment.contact_id.in_(sorted(wanted)),
+            Enrollment.state == "waiting",
+            Enrollment.waiting_for.in_(types),
         )
-    )
+        .order_by(Enrollment.contact_id, Enrollment.id)
+    ).all()
     woken: list[int] = []
-    for enrollment_id in ids:
+    for enrollment_id, contact_id, waiting_for in waiting:
+        event = wanted[contact_id]
+        if waiting_for != event.type:
+            continue
         enrollment = lock_enrollment(session, enrollment_id)
         if (
             enrollment is None
