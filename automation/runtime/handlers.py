@@ -7,7 +7,7 @@ recorded just before. ``install()`` hands the table to automation.core.processin
 
 from __future__ import annotations
 
-from automation.analytics.conversions import record_conversions
+from automation.analytics.conversions import record_conversions, record_conversions_of
 from automation.contacts.locks import lock_batch_contacts
 from automation.contacts.orders import apply_commerce_event, apply_commerce_events
 from automation.core import processing
@@ -38,6 +38,7 @@ PREPARE: tuple[BatchStep, ...] = (lock_batch_contacts, note_triggered, note_wait
 #: Set-based forms, run once per round of a batch (automation.core.rounds).
 ROUND_FORMS: dict[EventHandler, BatchStep] = {
     apply_commerce_event: apply_commerce_events,
+    record_conversions: record_conversions_of,
     evaluate_segments: evaluate_segments_round,
     sequence_exits: sequence_exits_round,
     sequence_wakeups: sequence_wakeups_round,
