@@ -86,13 +86,27 @@ def exit_on_events(session: Session, events: list[Event], now: datetime) -> list
         .order_by(Enrollment.id)
     ).all():
         running.setdefault(enrollment.contact_id, []).append((enrollment, version))
+    triggers = _load_triggers(session, [
+        enrollment
+        for event in wanted
+        for enrollment, version in running.get(event.contact_id or 0, [])
+        if any(c.event == event.type for c in version_definition(version).exit_on)
+    ])  # fmt: skip
     exited: list[int] = []
     for event in wanted:
         for candidate, version in running.get(event.contact_id or 0, []):
             if _exit(session, event, candidate, version, now):
                 exited.append(candidate.id)
     session.flush()
+    del triggers
     return exited
+
+
+def _load_triggers(session: Session, enrollments: list[Enrollment]) -> list[Event]:
+    """The trigger events of the enrollments, loaded in one query (the identity map then
+    answers counts_for and trigger_properties; keep the list while they are needed)."""
+    ids = sorted({e.trigger_event_id for e in enrollments if e.trigger_event_id is not None})
+    return list(session.scalars(select(Event).where(Event.id.in_(ids)))) if ids else []
 
 
 def _exit(
@@ -147,19 +161,19 @@ def wake_waiting_for(session: Session, events: list[Event], now: datetime) -> li
         .order_by(Enrollment.contact_id, Enrollment.id)
     ).all()
     woken: list[int] = []
-    for enrollment_id, contact_id, waiting_for in waiting:
-        event = wanted[contact_id]
-        if waiting_for != event.type:
-            continue
-        enrollment = lock_enrollment(session, enrollment_id)
-        if (
-            enrollment is None
-            or enrollment.state != "waiting"
-            or enrollment.waiting_for != event.type
-        ):
+    locked = [
+        enrollment
+        for enrollment_id, contact_id, waiting_for in waiting
+        if waiting_for == wanted[contact_id].type
+        and (enrollment := lock_enrollment(session, enrollment_id)) is not None
+    ]
+    triggers = _load_triggers(session, locked)
+    for enrollment in locked:
+        event = wanted[enrollment.contact_id]
+        if enrollment.state != "waiting" or enrollment.waiting_for != event.type:
             continue
         enrollment.next_run_at = now
-        session.flush()
-        advance_enrollment(session, enrollment_id, now)
-        woken.append(enrollment_id)
+        advance_enrollment(session, enrollment.id, now, locked=enrollment)
+        woken.append(enrollment.id)
+    del triggers
     return woken
