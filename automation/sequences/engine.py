@@ -52,20 +52,26 @@ ENGAGED_TYPES = ENGAGEMENT  # one engagement meaning for segments and sequences
 
 def lock_enrollment(session: Session, enrollment_id: int) -> Enrollment | None:
     """Load the enrollment with a row lock (PostgreSQL) / the write lock (SQLite), fresh."""
+    return lock_enrollments(session, [enrollment_id]).get(enrollment_id)
+
+
+def lock_enrollments(session: Session, enrollment_ids: list[int]) -> dict[int, Enrollment]:
+    """lock_enrollment for several enrollments, in one statement (id order); id -> row."""
+    ids = sorted(set(enrollment_ids))
+    if not ids:
+        return {}
     if not is_postgres(session):
         session.execute(
             update(Enrollment)
-            .where(Enrollment.id == enrollment_id)
+            .where(Enrollment.id.in_(ids))
             .values(cursor=Enrollment.cursor)
             .execution_options(synchronize_session=False)
         )
-        return session.get(Enrollment, enrollment_id, populate_existing=True)
-    return session.scalars(
-        select(Enrollment)
-        .where(Enrollment.id == enrollment_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
+    query = select(Enrollment).where(Enrollment.id.in_(ids)).order_by(Enrollment.id)
+    if is_postgres(session):
+        query = query.with_for_update()
+    rows = session.scalars(query.execution_options(populate_existing=True))
+    return {row.id: row for row in rows}
 
 
 def advance_enrollment(

@@ -15,7 +15,7 @@ from automation.sequences.engine import (
     advance_enrollment,
     event_properties,
     finish,
-    lock_enrollment,
+    lock_enrollments,
     trigger_properties,
 )
 from automation.sequences.schema import (
@@ -92,13 +92,24 @@ def exit_on_events(session: Session, events: list[Event], now: datetime) -> list
         for enrollment, version in running.get(event.contact_id or 0, [])
         if any(c.event == event.type for c in version_definition(version).exit_on)
     ])  # fmt: skip
-    exited: list[int] = []
-    for event in wanted:
-        for candidate, version in running.get(event.contact_id or 0, []):
-            if _exit(session, event, candidate, version, now):
-                exited.append(candidate.id)
-    session.flush()
+    leaving = [
+        (event, candidate.id, condition)
+        for event in wanted
+        for candidate, version in running.get(event.contact_id or 0, [])
+        if (condition := _exit_condition(session, event, candidate, version)) is not None
+    ]
     del triggers
+    locked = lock_enrollments(session, [enrollment_id for _, enrollment_id, _ in leaving])
+    exited: list[int] = []
+    for event, enrollment_id, condition in leaving:
+        row = locked.get(enrollment_id)
+        if row is None or row.state not in RUNNING:
+            continue
+        finish(row, "exited", condition.reason, now)
+        row.context = {**(row.context or {}), "exit_event_id": event.id}
+        exited.append(enrollment_id)
+        log.info("enrollment %s exited (%s) on event %s", enrollment_id, condition.reason, event.id)
+    session.flush()
     return exited
 
 
@@ -109,26 +120,16 @@ def _load_triggers(session: Session, enrollments: list[Enrollment]) -> list[Even
     return list(session.scalars(select(Event).where(Event.id.in_(ids)))) if ids else []
 
 
-def _exit(
-    session: Session, event: Event, candidate: Enrollment, version: SequenceVersion, now: datetime
-) -> bool:
-    """End the running enrollment if one of its exit_on conditions matches the event."""
+def _exit_condition(
+    session: Session, event: Event, candidate: Enrollment, version: SequenceVersion
+) -> ExitCondition | None:
+    """The running enrollment's exit_on condition the event matches, if any."""
     definition = version_definition(version)
     if not any(c.event == event.type for c in definition.exit_on):
-        return False
+        return None
     if not counts_for(session, event, candidate):
-        return False
-    condition = exit_condition_for(definition, event, trigger_properties(session, candidate))
-    if condition is None:
-        return False
-    enrollment_id = candidate.id
-    enrollment = lock_enrollment(session, enrollment_id)
-    if enrollment is None or enrollment.state not in RUNNING:
-        return False
-    finish(enrollment, "exited", condition.reason, now)
-    enrollment.context = {**(enrollment.context or {}), "exit_event_id": event.id}
-    log.info("enrollment %s exited (%s) on event %s", enrollment_id, condition.reason, event.id)
-    return True
+        return None
+    return exit_condition_for(definition, event, trigger_properties(session, candidate))
 
 
 def wake_waiting(session: Session, event: Event, now: datetime) -> list[int]:
@@ -161,14 +162,13 @@ def wake_waiting_for(session: Session, events: list[Event], now: datetime) -> li
         .order_by(Enrollment.contact_id, Enrollment.id)
     ).all()
     woken: list[int] = []
-    locked = [
-        enrollment
+    locked = lock_enrollments(session, [
+        enrollment_id
         for enrollment_id, contact_id, waiting_for in waiting
         if waiting_for == wanted[contact_id].type
-        and (enrollment := lock_enrollment(session, enrollment_id)) is not None
-    ]
-    triggers = _load_triggers(session, locked)
-    for enrollment in locked:
+    ])  # fmt: skip
+    triggers = _load_triggers(session, list(locked.values()))
+    for enrollment in locked.values():
         event = wanted[enrollment.contact_id]
         if enrollment.state != "waiting" or enrollment.waiting_for != event.type:
             continue
