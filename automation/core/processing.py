@@ -139,10 +139,11 @@ def use_handlers(
     ROUND_FORMS.update(round_forms or {})
 
 
-def prepare_events(session: Session, events: list[Event]) -> None:
+def prepare_events(session: Session, events: list[Event], least: int = 1) -> None:
     """Run the batch preparation steps for ``events`` (in a batch; idempotent): the claim
-    does, and a handler that gave an event its contact does again."""
-    if events and in_batch(session):
+    does, and a handler that gave an event its contact does again. Fewer than ``least``
+    events are not worth it (the handlers look up what they need themselves)."""
+    if len(events) >= least and in_batch(session):
         for step in PREPARE:
             step(session, events)
 
@@ -179,22 +180,14 @@ def process_event(
 def _apply(session: Session, event: Event, depth: int, max_attempts: int | None) -> bool:
     """Run the claimed event's handlers, record the outcome, then its follow-up events."""
     event_id = event.id
-    recorded_before = recorded_events(session)
     failures = _run_handlers(session, event)
     if failures:
         _record_failure(session, event, failures, max_attempts)
     else:
         event.failed_handlers = None
         log.info("event processed", extra={"event_id": event_id, "type": event.type})
-    # In a batch, other pending events are claimed in id order; only what this event's
-    # handlers recorded can be a follow-up, so nothing recorded means nothing to look for.
-    recorded = recorded_events(session) != recorded_before
-    if event.contact_id is not None and depth < MAX_FOLLOW_UP_DEPTH and (
-        recorded or not in_batch(session)
-    ):
-        follow_ups = _claim_follow_ups(session, event)
-        prepare_events(session, follow_ups)
-        for follow_up in follow_ups:
+    if event.contact_id is not None and depth < MAX_FOLLOW_UP_DEPTH:
+        for follow_up in _claim_follow_ups(session, event):
             _apply(session, follow_up, depth + 1, max_attempts)
     return not failures
 
@@ -206,9 +199,6 @@ def _run_handlers(session: Session, event: Event) -> dict[str, str]:
     for handler in HANDLERS:
         name = handler_name(handler)
         if wanted is not None and name not in wanted:
-            continue
-        if session.info.get(_OPTIMISTIC):
-            handler(session, event)  # no savepoint: a failure redoes the batch, isolated
             continue
         try:
             with session.begin_nested():
@@ -351,7 +341,7 @@ def _process_claimed(session: Session, ids: list[int]) -> int:
         execution_options={"populate_existing": True},
     ).all()
     events = sorted(claimed, key=lambda e: e.id)
-    prepare_events(session, events)
+    prepare_events(session, events, least=2)
     return _apply_rounds(session, events, 0)
 
 
@@ -375,7 +365,7 @@ def _apply_rounds(session: Session, events: list[Event], depth: int) -> int:
             log.info("event processed", extra={"event_id": event.id, "type": event.type})
         if recorded_events(session) != recorded_before and depth < MAX_FOLLOW_UP_DEPTH:
             follow_ups = _claim_round_follow_ups(session, round_)
-            prepare_events(session, follow_ups)
+            prepare_events(session, follow_ups, least=2)
             _apply_rounds(session, follow_ups, depth + 1)
     return len(events)
 
