@@ -299,23 +299,9 @@ def process_events(session: Session, ids: list[int], skip: set[int] | None = Non
     Returns how many events succeeded; ids that did not are added to ``skip``.
     """
     skip = skip if skip is not None else set()
-    session.info[_OPTIMISTIC] = True
-    session.info[_MEMO] = {}
-    session.info[_AT_END] = {}
-    try:
-        done = _process_claimed(session, ids)
-        run_batch_end(session)
-        _end_batch(session)
-        session.commit()
+    done = optimistic_batch(session, lambda: _process_claimed(session, ids))
+    if done is not None:
         return done
-    except (OperationalError, InterfaceError):
-        session.rollback()
-        raise
-    except Exception as exc:  # noqa: BLE001 - redone one event at a time below
-        session.rollback()
-        log.info("event batch redone one event at a time: %s: %s", type(exc).__name__, exc)
-    finally:
-        _end_batch(session)
 
     def one(event_id: int) -> bool:
         succeeded = process_event(session, event_id)
@@ -324,6 +310,31 @@ def process_events(session: Session, ids: list[int], skip: set[int] | None = Non
         return succeeded
 
     return each(session, ids, one, skip)
+
+
+def optimistic_batch(session: Session, work: Callable[[], int]) -> int | None:
+    """Run ``work()`` as one optimistic batch (in_batch: no savepoints, batch_memo shared,
+    at_batch_end writes) and commit it; its count, or None when it failed and was rolled
+    back (the caller then redoes its items one at a time, isolated). A failing database
+    raises."""
+    session.info[_OPTIMISTIC] = True
+    session.info[_MEMO] = {}
+    session.info[_AT_END] = {}
+    try:
+        done = work()
+        run_batch_end(session)
+        _end_batch(session)
+        session.commit()
+        return done
+    except (OperationalError, InterfaceError):
+        session.rollback()
+        raise
+    except Exception as exc:  # noqa: BLE001 - the caller redoes the items one at a time
+        session.rollback()
+        log.info("batch redone one item at a time: %s: %s", type(exc).__name__, exc)
+        return None
+    finally:
+        _end_batch(session)
 
 
 def _end_batch(session: Session) -> None:
