@@ -12,6 +12,11 @@ just emitted it), in batches (``process_events``): one claim and one commit per 
 and no savepoints while nothing fails. A batch in which anything fails rolls back as a
 whole and is processed again one event at a time with the savepoints above, so one bad
 event is recorded per the rules and never fails (or loses) the others.
+
+A batch is set-based: PREPARE steps load or lock up front what its handlers would fetch
+per event; the events run in rounds (automation.core.rounds: no contact, order or cart
+twice in a round), each handler once per round, through its round form (ROUND_FORMS)
+where it has one; writes deferred with ``at_batch_end`` happen just before the commit.
 """
 
 from __future__ import annotations
