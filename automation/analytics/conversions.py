@@ -34,18 +34,83 @@ NOT_COUNTED = ("cancelled", "refunded")
 
 def record_conversions(session: Session, event: Event) -> None:
     """process_event handler: attribution on orders, revenue back on cancel/refund, goals."""
-    if event.contact_id is None or event.type.startswith(NOT_GOALS):
-        return
-    goals = may_react(session, "goals", event.type)
-    if event.type != ev.ORDER_CREATED and event.type not in REVERSING and not goals:
-        return  # no attribution, no revenue to follow, no sequence counts it as a goal
-    order = event_order(session, event)
-    if event.type == ev.ORDER_CREATED and order is not None:
-        attribute_order(session, event, order)
-    if event.type in REVERSING and order is not None:
-        sync_revenue(session, order)
-    if goals:
-        credit_goals(session, event, order)
+    record_conversions_of(session, [event])
+
+
+def record_conversions_of(session: Session, events: list[Event]) -> None:
+    """record_conversions for events of distinct contacts (a round of an event batch): the
+    messages they may be attributed to and the enrollments whose goals they may reach
+    are read in one query each."""
+    wanted: list[tuple[Event, bool]] = []
+    for event in events:
+        if event.contact_id is None or event.type.startswith(NOT_GOALS):
+            continue
+        goals = may_react(session, "goals", event.type)
+        if event.type != ev.ORDER_CREATED and event.type not in REVERSING and not goals:
+            continue  # no attribution, no revenue to follow, no sequence counts it as a goal
+        wanted.append((event, goals))
+    ordered = [e for e, _ in wanted if e.type == ev.ORDER_CREATED]
+    touches = _touches(session, ordered) if ordered else {}
+    goal_events = [e for e, goals in wanted if goals]
+    candidates = _goal_candidates(session, goal_events) if goal_events else {}
+    for event, goals in wanted:
+        contact_id = event.contact_id or 0
+        order = event_order(session, event)
+        if event.type == ev.ORDER_CREATED and order is not None:
+            attribute_order(session, event, order, touches.get(contact_id, []))
+        if event.type in REVERSING and order is not None:
+            sync_revenue(session, order)
+        if goals:
+            credit_goals(session, event, order, candidates.get(contact_id, []))
+
+
+def _window(events: list[Event]) -> tuple[datetime, datetime]:
+    """From MAX_WINDOW before the earliest event to the latest one."""
+    times = [e.occurred_at for e in events]
+    return min(times) - MAX_WINDOW, max(times)
+
+
+def _touches(session: Session, events: list[Event]) -> dict[int, list[Any]]:
+    """contact -> its clicked / viewed messages in the events' windows, newest first:
+    (type, occurred_at, message, version id, sequence id)."""
+    since, until = _window(events)
+    rows = session.execute(
+        select(Message.contact_id, MessageEvent.type, MessageEvent.occurred_at, Message,
+               Enrollment.version_id, Enrollment.sequence_id)
+        .join(Message, Message.id == MessageEvent.message_id)
+        .join(Enrollment, Enrollment.id == Message.enrollment_id)
+        .where(
+            Message.contact_id.in_(sorted({e.contact_id for e in events if e.contact_id})),
+            MessageEvent.type.in_(CLICKS | VIEWS),
+            MessageEvent.occurred_at >= since,
+            MessageEvent.occurred_at <= until,
+        )
+        .order_by(MessageEvent.occurred_at.desc(), MessageEvent.id.desc())
+    ).all()  # fmt: skip
+    found: dict[int, list[Any]] = {}
+    for contact_id, *row in rows:
+        found.setdefault(contact_id, []).append(tuple(row))
+    return found
+
+
+def _goal_candidates(session: Session, events: list[Event]) -> dict[int, list[Enrollment]]:
+    """contact -> its enrollments entered in the events' windows and not converted yet."""
+    since, until = _window(events)
+    contacts = sorted({e.contact_id for e in events if e.contact_id is not None})
+    converted = select(GoalConversion.enrollment_id).where(GoalConversion.contact_id.in_(contacts))
+    found: dict[int, list[Enrollment]] = {}
+    for enrollment in session.scalars(
+        select(Enrollment)
+        .where(
+            Enrollment.contact_id.in_(contacts),
+            Enrollment.entered_at >= since,
+            Enrollment.entered_at <= until,
+            Enrollment.id.not_in(converted),
+        )
+        .order_by(Enrollment.id)
+    ):
+        found.setdefault(enrollment.contact_id, []).append(enrollment)
+    return found
 
 
 def event_order(session: Session, event: Event) -> Order | None:
@@ -63,22 +128,16 @@ def _analytics(session: Session, version_id: int, cache: dict[int, Analytics]) -
     return cache[version_id]
 
 
-def attribute_order(session: Session, event: Event, order: Order) -> Attribution | None:
-    """Store the order's attribution to the last clicked (else viewed) message, if any."""
+def attribute_order(
+    session: Session, event: Event, order: Order, touches: list[Any] | None = None
+) -> Attribution | None:
+    """Store the order's attribution to the last clicked (else viewed) message, if any.
+
+    ``touches``: _touches already read for the contact (a wider window is fine)."""
     at = event.occurred_at
-    rows = session.execute(
-        select(MessageEvent.type, MessageEvent.occurred_at, Message, Enrollment.version_id,
-               Enrollment.sequence_id)
-        .join(Message, Message.id == MessageEvent.message_id)
-        .join(Enrollment, Enrollment.id == Message.enrollment_id)
-        .where(
-            Message.contact_id == event.contact_id,
-            MessageEvent.type.in_(CLICKS | VIEWS),
-            MessageEvent.occurred_at >= at - MAX_WINDOW,
-            MessageEvent.occurred_at <= at,
-        )
-        .order_by(MessageEvent.occurred_at.desc(), MessageEvent.id.desc())
-    ).all()  # fmt: skip
+    if touches is None:
+        touches = _touches(session, [event]).get(event.contact_id or 0, [])
+    rows = [row for row in touches if at - MAX_WINDOW <= row[1] <= at]
     cache: dict[int, Analytics] = {}
     best: tuple[str, Any] | None = None
     for kind, types, window in (("click", CLICKS, "click_window"), ("view", VIEWS, "view_window")):
@@ -125,20 +184,16 @@ def sync_revenue(session: Session, order: Order) -> None:
         )
 
 
-def credit_goals(session: Session, event: Event, order: Order | None) -> int:
-    """Mark the contact's enrollments whose goal this event reaches; returns how many."""
+def credit_goals(
+    session: Session, event: Event, order: Order | None, candidates: list[Enrollment] | None = None
+) -> int:
+    """Mark the contact's enrollments whose goal this event reaches; returns how many.
+
+    ``candidates``: _goal_candidates already read for the contact (a wider window is fine)."""
     at: datetime = event.occurred_at
-    converted = select(GoalConversion.enrollment_id).where(
-        GoalConversion.contact_id == event.contact_id
-    )
-    enrollments = session.scalars(
-        select(Enrollment).where(
-            Enrollment.contact_id == event.contact_id,
-            Enrollment.entered_at >= at - MAX_WINDOW,
-            Enrollment.entered_at <= at,
-            Enrollment.id.not_in(converted),
-        )
-    ).all()
+    if candidates is None:
+        candidates = _goal_candidates(session, [event]).get(event.contact_id or 0, [])
+    enrollments = [e for e in candidates if at - MAX_WINDOW <= e.entered_at <= at]
     cache: dict[int, Analytics] = {}
     props = (event.payload or {}).get("properties") or {}
     insert = dialect_insert(session)

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from automation.core.db import is_postgres
-from automation.core.models import Contact
+from automation.core.models import Contact, Event
 from automation.core.processing import batch_memo
 
 
@@ -25,3 +25,20 @@ def lock_contact(session: Session, contact_id: int) -> bool:
         return False
     locked.add(contact_id)
     return True
+
+
+def lock_batch_contacts(session: Session, events: list[Event]) -> None:
+    """Event batch preparation: load and lock, with one query in id order, the contacts of
+    the events not locked yet; the batch keeps them (lock_contact and the segment facts
+    then find them without a query)."""
+    locked: set[int] = batch_memo(session, "locked_contacts", set)
+    wanted = sorted({e.contact_id for e in events if e.contact_id is not None} - locked)
+    if not wanted:
+        return
+    query = select(Contact).where(Contact.id.in_(wanted)).order_by(Contact.id)
+    if is_postgres(session):
+        query = query.with_for_update()
+    kept: dict[int, Contact] = batch_memo(session, "contacts", dict)
+    for contact in session.scalars(query, execution_options={"populate_existing": True}):
+        kept[contact.id] = contact  # the identity map holds it weakly: keep it for the batch
+        locked.add(contact.id)

@@ -23,7 +23,7 @@ from automation.core import events as ev
 from automation.core.clock import ensure_utc, now
 from automation.core.db import dialect_insert
 from automation.core.models import Cart, Contact, Event, Order
-from automation.core.processing import batch_memo
+from automation.core.processing import batch_memo, prepare_events
 
 STATUS = {
     ev.ORDER_CREATED: "open",
@@ -40,10 +40,14 @@ CONVERTING = (ev.ORDER_CREATED, ev.ORDER_PAID)
 
 def apply_commerce_event(session: Session, event: Event) -> None:
     """process_event handler: order events -> Order + rollups; cart events -> Cart."""
-    if event.type in ev.ORDER_EVENTS:
-        apply_order_event(session, event)
-    elif event.type in ev.CART_EVENTS:
-        apply_cart_event(session, event)
+    apply_commerce_events(session, [event])
+
+
+def apply_commerce_events(session: Session, events: list[Event]) -> None:
+    """apply_commerce_event for a round of events (distinct contacts, orders and carts):
+    the order events together (apply_order_events), then the cart events together."""
+    apply_order_events(session, [e for e in events if e.type in ev.ORDER_EVENTS])
+    apply_cart_events(session, [e for e in events if e.type in ev.CART_EVENTS])
 
 
 def _properties(event: Event) -> dict[str, Any]:
@@ -61,39 +65,37 @@ def _time(value: Any, default: datetime) -> datetime:
     return default
 
 
-def _upsert_locked(session: Session, model: Any, values: dict[str, Any]) -> Any:
-    """The row for (source, external_id), inserted from ``values`` when new, locked and
-    fresh, in one statement: INSERT ... ON CONFLICT DO UPDATE (a no-op) ... RETURNING."""
-    insert = dialect_insert(session)(model).values(**values)
+def _upsert_locked(session: Session, model: Any, rows: list[dict[str, Any]]) -> dict[Any, Any]:
+    """The rows for (source, external_id), inserted from ``rows`` when new, locked and
+    fresh, in one statement: INSERT ... ON CONFLICT DO UPDATE (a no-op) ... RETURNING.
+    (source, external_id) -> row; ``rows`` name distinct ones."""
+    insert = dialect_insert(session)(model)
     stmt = insert.on_conflict_do_update(
         index_elements=["source", "external_id"], set_={"source": insert.excluded.source}
     ).returning(model)
-    return session.scalars(stmt, execution_options={"populate_existing": True}).one()
+    if len(rows) == 1:
+        stmt, params = stmt.values(**rows[0]), None
+    else:
+        params = rows
+    found = session.scalars(stmt, params, execution_options={"populate_existing": True}).all()
+    return {(row.source, row.external_id): row for row in found}
 
 
-def apply_order_event(session: Session, event: Event) -> Order | None:
-    """Upsert the Order row for the event, then recompute the affected contacts' rollups."""
-    props = _properties(event)
-    order_id = props.get("order_id")
-    if not order_id:
-        return None
-    external_id = str(order_id)
-    if event.contact_id is not None:
-        lock_contact(session, event.contact_id)  # serialise rollup work per contact
-    placed = _time(props.get("placed_at"), event.occurred_at)
-    order: Order = _upsert_locked(
-        session,
-        Order,
-        {
-            "source": event.source,
-            "external_id": external_id,
-            "contact_id": event.contact_id,
-            "status": "open",
-            "total": 0,
-            "currency": str(props.get("currency") or "VND")[:3],
-            "placed_at": placed,
-        },
-    )
+def _order_values(event: Event, props: dict[str, Any]) -> dict[str, Any]:
+    """The new Order row an order event would insert."""
+    return {
+        "source": event.source,
+        "external_id": str(props["order_id"]),
+        "contact_id": event.contact_id,
+        "status": "open",
+        "total": 0,
+        "currency": str(props.get("currency") or "VND")[:3],
+        "placed_at": _time(props.get("placed_at"), event.occurred_at),
+    }
+
+
+def _change_order(event: Event, props: dict[str, Any], order: Order) -> int | None:
+    """Apply the event to its (locked) Order row; the contact the order belonged to."""
     previous_contact = order.contact_id
     if event.contact_id is not None:
         order.contact_id = event.contact_id
@@ -105,18 +107,49 @@ def apply_order_event(session: Session, event: Event) -> Order | None:
     if props.get("currency"):
         order.currency = str(props["currency"])[:3].upper()
     if props.get("placed_at"):
-        order.placed_at = placed
+        order.placed_at = _time(props.get("placed_at"), event.occurred_at)
     if props.get("checkout_token"):
         order.checkout_token = str(props["checkout_token"])[:128]
     order.status = next_status(order.status, event.type, props, order)
+    return previous_contact
+
+
+def apply_order_event(session: Session, event: Event) -> Order | None:
+    """Upsert the Order row for the event, then recompute the affected contacts' rollups."""
+    orders = apply_order_events(session, [event])
+    return orders[0] if orders else None
+
+
+def apply_order_events(session: Session, events: list[Event]) -> list[Order]:
+    """apply_order_event for events about distinct orders: one upsert for all of them, one
+    rollup UPDATE for the contacts they touch, one UPDATE of the carts they complete."""
+    wanted = [(e, _properties(e)) for e in events]
+    wanted = [(e, props) for e, props in wanted if props.get("order_id")]
+    for contact_id in sorted({e.contact_id for e, _ in wanted if e.contact_id is not None}):
+        lock_contact(session, contact_id)  # serialise rollup work per contact
+    if not wanted:
+        return []
+    stored = _upsert_locked(session, Order, [_order_values(e, props) for e, props in wanted])
+    touched: set[int] = set()
+    converting: list[Order] = []
+    orders: list[Order] = []
+    adopted: list[Event] = []
+    for event, props in wanted:
+        order: Order = stored[(event.source, str(props["order_id"]))]
+        anonymous = event.contact_id is None
+        previous_contact = _change_order(event, props, order)
+        if anonymous and event.contact_id is not None:
+            adopted.append(event)
+        touched |= {c for c in (previous_contact, order.contact_id) if c is not None}
+        if event.type in CONVERTING:
+            converting.append(order)
+        _orders_seen(session)[(event.source, order.external_id)] = order
+        orders.append(order)
     session.flush()
-    for contact_id in {previous_contact, order.contact_id} - {None}:
-        assert contact_id is not None
-        recompute_rollups(session, contact_id)
-    if event.type in CONVERTING:
-        mark_converted(session, event.source, order)
-    _orders_seen(session)[(event.source, external_id)] = order
-    return order
+    prepare_events(session, adopted)  # now about a contact: prepared like its events
+    recompute_rollups_of(session, sorted(touched))
+    mark_converted_of(session, converting)
+    return orders
 
 
 def _orders_seen(session: Session) -> dict[tuple[str, str], Order]:
@@ -152,12 +185,17 @@ def next_status(current: str, type_: str, props: dict[str, Any], order: Order) -
 
 
 def recompute_rollups(session: Session, contact_id: int) -> None:
-    """orders_count, total_spent, first/last_order_at from the contact's counted orders.
+    """orders_count, total_spent, first/last_order_at from the contact's counted orders."""
+    recompute_rollups_of(session, [contact_id])
 
-    One UPDATE with the aggregates as subqueries; the loaded contact (if any) gets the
-    new values without another round trip.
-    """
-    counted = (Order.contact_id == contact_id, Order.status.not_in(NOT_COUNTED))
+
+def recompute_rollups_of(session: Session, contact_ids: list[int]) -> None:
+    """recompute_rollups for several contacts: one UPDATE with the aggregates as
+    correlated subqueries; the loaded contacts get the new values without another round
+    trip."""
+    if not contact_ids:
+        return
+    counted = (Order.contact_id == Contact.id, Order.status.not_in(NOT_COUNTED))
     values = {
         "orders_count": select(func.count(Order.id)).where(*counted).scalar_subquery(),
         "total_spent": select(func.coalesce(func.sum(Order.total), 0))
@@ -167,20 +205,21 @@ def recompute_rollups(session: Session, contact_id: int) -> None:
         "last_order_at": select(func.max(Order.placed_at)).where(*counted).scalar_subquery(),
         "updated_at": now(),
     }
-    row = session.execute(
+    rows = session.execute(
         update(Contact)
-        .where(Contact.id == contact_id)
+        .where(Contact.id.in_(contact_ids))
         .values(**values)
-        .returning(*(getattr(Contact, name) for name in values))
+        .returning(Contact.id, *(getattr(Contact, name) for name in values))
         .execution_options(synchronize_session=False)
-    ).first()
-    contact = session.identity_map.get(identity_key(Contact, contact_id))
-    if row is None or contact is None:
-        return
-    for name, value in zip(values, row, strict=True):
-        if isinstance(value, datetime):
-            value = ensure_utc(value)
-        set_committed_value(contact, name, int(value) if name in ROLLUP_INTS else value)
+    ).all()
+    for contact_id, *row in rows:
+        contact = session.identity_map.get(identity_key(Contact, contact_id))
+        if contact is None:
+            continue
+        for name, value in zip(values, row, strict=True):
+            if isinstance(value, datetime):
+                value = ensure_utc(value)
+            set_committed_value(contact, name, int(value) if name in ROLLUP_INTS else value)
 
 
 ROLLUP_INTS = ("orders_count", "total_spent")
@@ -188,11 +227,23 @@ ROLLUP_INTS = ("orders_count", "total_spent")
 
 def mark_converted(session: Session, source: str, order: Order) -> int:
     """Carts this order completes: its checkout_token, and the buyer's other open carts."""
-    completed = []
-    if order.checkout_token:
-        completed.append(and_(Cart.source == source, Cart.external_id == order.checkout_token))
-    if order.contact_id is not None:
-        completed.append(and_(Cart.contact_id == order.contact_id, Cart.abandoned_at.is_(None)))
+    assert order.source == source
+    return mark_converted_of(session, [order])
+
+
+def mark_converted_of(session: Session, orders: list[Order]) -> int:
+    """mark_converted for several orders, with one UPDATE; how many carts it marked."""
+    tokens: dict[str, list[str]] = {}
+    for order in orders:
+        if order.checkout_token:
+            tokens.setdefault(order.source, []).append(order.checkout_token)
+    buyers = sorted({o.contact_id for o in orders if o.contact_id is not None})
+    completed = [
+        and_(Cart.source == source, Cart.external_id.in_(sorted(ids)))
+        for source, ids in sorted(tokens.items())
+    ]
+    if buyers:
+        completed.append(and_(Cart.contact_id.in_(buyers), Cart.abandoned_at.is_(None)))
     if not completed:
         return 0
     result = session.execute(
@@ -205,22 +256,39 @@ def mark_converted(session: Session, source: str, order: Order) -> int:
 
 def apply_cart_event(session: Session, event: Event) -> Cart | None:
     """Upsert the Cart row (checkout.started / cart.updated); a converted cart stays converted."""
-    props = _properties(event)
-    cart_id = props.get("cart_id")
-    if not cart_id:
-        return None
-    cart: Cart = _upsert_locked(
-        session,
-        Cart,
+    carts = apply_cart_events(session, [event])
+    return carts[0] if carts else None
+
+
+def apply_cart_events(session: Session, events: list[Event]) -> list[Cart]:
+    """apply_cart_event for events about distinct carts: one upsert for all of them."""
+    wanted = [(e, _properties(e)) for e in events]
+    wanted = [(e, props) for e, props in wanted if props.get("cart_id")]
+    if not wanted:
+        return []
+    rows: list[dict[str, Any]] = [
         {
             "source": event.source,
-            "external_id": str(cart_id)[:128],
+            "external_id": str(props["cart_id"])[:128],
             "contact_id": event.contact_id,
             "total": 0,
             "items": [],
             "updated_at": event.occurred_at,
-        },
-    )
+        }
+        for event, props in wanted
+    ]
+    stored = _upsert_locked(session, Cart, rows)
+    carts: list[Cart] = []
+    for event, props in wanted:
+        cart: Cart = stored[(event.source, str(props["cart_id"])[:128])]
+        _change_cart(event, props, cart)
+        carts.append(cart)
+    session.flush()
+    return carts
+
+
+def _change_cart(event: Event, props: dict[str, Any], cart: Cart) -> None:
+    """Apply the cart event to its (locked) Cart row."""
     if event.contact_id is not None:
         cart.contact_id = event.contact_id
     total = props.get("total")
@@ -233,5 +301,3 @@ def apply_cart_event(session: Session, event: Event) -> Cart | None:
         cart.recovery_url = str(props["recovery_url"])
     if ensure_utc(event.occurred_at) >= ensure_utc(cart.updated_at):
         cart.updated_at = event.occurred_at
-    session.flush()
-    return cart

@@ -12,6 +12,11 @@ just emitted it), in batches (``process_events``): one claim and one commit per 
 and no savepoints while nothing fails. A batch in which anything fails rolls back as a
 whole and is processed again one event at a time with the savepoints above, so one bad
 event is recorded per the rules and never fails (or loses) the others.
+
+A batch is set-based: PREPARE steps load or lock up front what its handlers would fetch
+per event; the events run in rounds (automation.core.rounds: no contact, order or cart
+twice in a round), each handler once per round, through its round form (ROUND_FORMS)
+where it has one; writes deferred with ``at_batch_end`` happen just before the commit.
 """
 
 from __future__ import annotations
@@ -32,17 +37,27 @@ from automation.core.clock import now
 from automation.core.config import get_settings
 from automation.core.eventlog import recorded_events
 from automation.core.models import Event
+from automation.core.rounds import split_rounds
 
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[Session, Event], None]
+BatchStep = Callable[[Session, list[Event]], None]
 #: Called for every processed event, in order; the runtime installs its table at startup.
 HANDLERS: list[EventHandler] = []
+#: A handler's set-based form: in a batch it takes a whole round of events at once
+#: (automation.core.rounds: at most one event per contact, order and cart).
+ROUND_FORMS: dict[EventHandler, BatchStep] = {}
+#: Called once per optimistic batch with the events it claims (and again with each set of
+#: follow-ups), before their handlers: loads or locks up front what the handlers would
+#: otherwise fetch one event at a time (into batch_memo).
+PREPARE: list[BatchStep] = []
 MAX_FOLLOW_UP_DEPTH = 3
 FOLLOW_UP_TYPES = ("segment.entered", "segment.exited")
 REASON_CHARS = 500
 _OPTIMISTIC = "events.optimistic_batch"  # session.info flag while process_events runs a batch
 _MEMO = "events.batch_memo"  # session.info: what the events of one batch share (batch_memo)
+_AT_END = "events.at_batch_end"  # session.info: writes deferred to the end of the batch
 T = TypeVar("T")
 
 
@@ -96,9 +111,46 @@ def batch_memo(session: Session, key: str, load: Callable[[], T]) -> T:
     return value
 
 
-def use_handlers(handlers: Iterable[EventHandler]) -> None:
-    """Make ``handlers`` (in this order) the functions called for every processed event."""
+def at_batch_end(session: Session, key: str, write: Callable[[Session], object]) -> None:
+    """In an optimistic batch, run ``write(session)`` once (per ``key``) before the batch
+    commits: a handler defers writes there to do them together. Outside a batch, now."""
+    pending: dict[str, Callable[[Session], object]] | None = session.info.get(_AT_END)
+    if pending is None:
+        write(session)
+        return
+    pending.setdefault(key, write)
+
+
+def run_batch_end(session: Session) -> None:
+    """Run the writes deferred with at_batch_end so far (a reader that needs them calls
+    this first); each runs once, until deferred again."""
+    pending: dict[str, Callable[[Session], object]] = session.info.get(_AT_END) or {}
+    while pending:
+        _key, write = pending.popitem()
+        write(session)
+
+
+def use_handlers(
+    handlers: Iterable[EventHandler],
+    prepare: Iterable[BatchStep] = (),
+    round_forms: dict[EventHandler, BatchStep] | None = None,
+) -> None:
+    """Make ``handlers`` (in this order) the functions called for every processed event,
+    ``prepare`` the steps run once per batch before them, and ``round_forms`` the
+    set-based forms some of them have (used for a batch's rounds)."""
     HANDLERS[:] = list(handlers)
+    PREPARE[:] = list(prepare)
+    ROUND_FORMS.clear()
+    ROUND_FORMS.update(round_forms or {})
+
+
+def prepare_events(session: Session, events: list[Event], least: int = 1) -> None:
+    """Run the batch preparation steps for ``events`` (in a batch; idempotent): the claim
+    does, and a handler that gave an event its contact does again. Fewer than ``least``
+    events are not worth it (the handlers look up what they need themselves)."""
+    if len(events) >= least and in_batch(session):
+        for step in PREPARE:
+            step(session, events)
 
 
 def handler_name(handler: EventHandler) -> str:
@@ -133,19 +185,13 @@ def process_event(
 def _apply(session: Session, event: Event, depth: int, max_attempts: int | None) -> bool:
     """Run the claimed event's handlers, record the outcome, then its follow-up events."""
     event_id = event.id
-    recorded_before = recorded_events(session)
     failures = _run_handlers(session, event)
     if failures:
         _record_failure(session, event, failures, max_attempts)
     else:
         event.failed_handlers = None
         log.info("event processed", extra={"event_id": event_id, "type": event.type})
-    # In a batch, other pending events are claimed in id order; only what this event's
-    # handlers recorded can be a follow-up, so nothing recorded means nothing to look for.
-    recorded = recorded_events(session) != recorded_before
-    if event.contact_id is not None and depth < MAX_FOLLOW_UP_DEPTH and (
-        recorded or not in_batch(session)
-    ):
+    if event.contact_id is not None and depth < MAX_FOLLOW_UP_DEPTH:
         for follow_up in _claim_follow_ups(session, event):
             _apply(session, follow_up, depth + 1, max_attempts)
     return not failures
@@ -158,9 +204,6 @@ def _run_handlers(session: Session, event: Event) -> dict[str, str]:
     for handler in HANDLERS:
         name = handler_name(handler)
         if wanted is not None and name not in wanted:
-            continue
-        if session.info.get(_OPTIMISTIC):
-            handler(session, event)  # no savepoint: a failure redoes the batch, isolated
             continue
         try:
             with session.begin_nested():
@@ -261,23 +304,9 @@ def process_events(session: Session, ids: list[int], skip: set[int] | None = Non
     Returns how many events succeeded; ids that did not are added to ``skip``.
     """
     skip = skip if skip is not None else set()
-    session.info[_OPTIMISTIC] = True
-    session.info[_MEMO] = {}
-    try:
-        done = _process_claimed(session, ids)
-        session.info.pop(_OPTIMISTIC, None)
-        session.info.pop(_MEMO, None)
-        session.commit()
+    done = optimistic_batch(session, lambda: _process_claimed(session, ids))
+    if done is not None:
         return done
-    except (OperationalError, InterfaceError):
-        session.rollback()
-        raise
-    except Exception as exc:  # noqa: BLE001 - redone one event at a time below
-        session.rollback()
-        log.info("event batch redone one event at a time: %s: %s", type(exc).__name__, exc)
-    finally:
-        session.info.pop(_OPTIMISTIC, None)
-        session.info.pop(_MEMO, None)
 
     def one(event_id: int) -> bool:
         succeeded = process_event(session, event_id)
@@ -286,6 +315,36 @@ def process_events(session: Session, ids: list[int], skip: set[int] | None = Non
         return succeeded
 
     return each(session, ids, one, skip)
+
+
+def optimistic_batch(session: Session, work: Callable[[], int]) -> int | None:
+    """Run ``work()`` as one optimistic batch (in_batch: no savepoints, batch_memo shared,
+    at_batch_end writes) and commit it; its count, or None when it failed and was rolled
+    back (the caller then redoes its items one at a time, isolated). A failing database
+    raises."""
+    session.info[_OPTIMISTIC] = True
+    session.info[_MEMO] = {}
+    session.info[_AT_END] = {}
+    try:
+        done = work()
+        run_batch_end(session)
+        _end_batch(session)
+        session.commit()
+        return done
+    except (OperationalError, InterfaceError):
+        session.rollback()
+        raise
+    except Exception as exc:  # noqa: BLE001 - the caller redoes the items one at a time
+        session.rollback()
+        log.info("batch redone one item at a time: %s: %s", type(exc).__name__, exc)
+        return None
+    finally:
+        _end_batch(session)
+
+
+def _end_batch(session: Session) -> None:
+    for key in (_OPTIMISTIC, _MEMO, _AT_END):
+        session.info.pop(key, None)
 
 
 def _process_claimed(session: Session, ids: list[int]) -> int:
@@ -297,7 +356,69 @@ def _process_claimed(session: Session, ids: list[int]) -> int:
         .returning(Event),
         execution_options={"populate_existing": True},
     ).all()
-    return sum(_apply(session, event, 0, None) for event in sorted(claimed, key=lambda e: e.id))
+    events = sorted(claimed, key=lambda e: e.id)
+    prepare_events(session, events, least=2)
+    return _apply_rounds(session, events, 0)
+
+
+def _apply_rounds(session: Session, events: list[Event], depth: int) -> int:
+    """Apply claimed events of an optimistic batch round by round (split_rounds): each
+    handler once per round, set-based where it has a round form; then the follow-ups of
+    the round's contacts, as rounds of their own. Returns how many events were applied."""
+    for round_ in split_rounds(events):
+        recorded_before = recorded_events(session)
+        for handler in HANDLERS:
+            name = handler_name(handler)
+            wanted = [e for e in round_ if _wants(e, name)]
+            form = ROUND_FORMS.get(handler)
+            if form is not None and len(wanted) > 1:
+                form(session, wanted)
+                continue
+            for event in wanted:
+                handler(session, event)
+        for event in round_:
+            event.failed_handlers = None
+            log.info("event processed", extra={"event_id": event.id, "type": event.type})
+        if recorded_events(session) != recorded_before and depth < MAX_FOLLOW_UP_DEPTH:
+            follow_ups = _claim_round_follow_ups(session, round_)
+            prepare_events(session, follow_ups, least=2)
+            _apply_rounds(session, follow_ups, depth + 1)
+    return len(events)
+
+
+def _wants(event: Event, name: str) -> bool:
+    """True when the event still needs the handler (all of them, unless a retry)."""
+    return not event.failed_handlers or name in event.failed_handlers.split(",")
+
+
+def _claim_round_follow_ups(session: Session, round_: list[Event]) -> list[Event]:
+    """_claim_follow_ups for every contact of a round at once: each contact's pending
+    segment events stored after its event in the round, claimed with one UPDATE."""
+    after = {e.contact_id: e.id for e in round_ if e.contact_id is not None}
+    if not after:
+        return []
+    candidates = session.execute(
+        select(Event.id, Event.contact_id)
+        .where(
+            Event.contact_id.in_(sorted(after)),
+            Event.type.in_(FOLLOW_UP_TYPES),
+            Event.processed_at.is_(None),
+            Event.dead_at.is_(None),
+            Event.id > min(after.values()),
+        )
+        .with_for_update(skip_locked=True)
+    ).all()
+    ids = [i for i, contact_id in candidates if contact_id in after and i > after[contact_id]]
+    if not ids:
+        return []
+    claimed = session.scalars(
+        update(Event)
+        .where(Event.id.in_(ids), Event.processed_at.is_(None))
+        .values(processed_at=now())
+        .returning(Event),
+        execution_options={"populate_existing": True},
+    ).all()
+    return sorted(claimed, key=lambda e: e.id)
 
 
 def dead_events(session: Session, limit: int = 100) -> list[dict[str, Any]]:

@@ -50,7 +50,8 @@ def time_segments(session: Session, now: datetime) -> int:
     """Refresh time-based segments, then process the entered/exited events they recorded."""
     changes = refresh_time_based_segments(session, now)
     session.commit()
-    pending_events(session, max(now, clock.now()))  # the events were stamped clock.now()
+    if changes:  # nothing recorded: the pass's events_after task takes any other event
+        pending_events(session, max(now, clock.now()))  # the events were stamped clock.now()
     return changes
 
 

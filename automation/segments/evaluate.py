@@ -116,14 +116,15 @@ def addresses(contact: Contact, channel: str) -> list[str]:
     return [v for v in values if v is not None]
 
 
-def _cols(kind: str, key: Any, extra: Any, at: Any, payload: Any) -> list[Any]:
-    """The five labelled columns every part of the facts UNION ALL returns."""
+def _cols(kind: str, key: Any, extra: Any, at: Any, payload: Any, contact: Any) -> list[Any]:
+    """The six labelled columns every part of the facts UNION ALL returns."""
     return [
         literal(kind).label("kind"),
         key.label("key"),
         extra.label("extra"),
         at.label("at"),
         payload.label("payload"),
+        contact.label("contact_id"),
     ]
 
 
@@ -136,58 +137,62 @@ def _facts_statement(
     has_addresses: bool,
     segments: bool,
 ) -> Any:
-    """The facts UNION ALL for one shape of needs, built once; parameters: contact_id,
-    since (when windowed), addresses (expanding)."""
-    contact_id: Any = bindparam("contact_id")
+    """The facts UNION ALL for one shape of needs, built once; parameters: contact_ids
+    (expanding), since (when windowed), addresses (expanding). Each row names its contact
+    (suppressions, which are per address, name none)."""
+    contacts: Any = bindparam("contact_ids", expanding=True)
     parts: list[Any] = []
     no_text = null().cast(String)
     no_time = null().cast(Event.occurred_at.type)
     no_json = null().cast(Event.payload.type)
+    no_contact = null().cast(Event.contact_id.type)
     if event_types:
-        query = select(literal("e"), Event.type, no_text, Event.occurred_at, Event.payload).where(
-            Event.contact_id == contact_id, Event.type.in_(list(event_types))
-        )
+        query = select(
+            *_cols("e", Event.type, no_text, Event.occurred_at, Event.payload, Event.contact_id)
+        ).where(Event.contact_id.in_(contacts), Event.type.in_(list(event_types)))
         if windowed:
             query = query.where(Event.occurred_at >= bindparam("since"))
         parts.append(query)
     if engagement:
         parts.append(
             select(
-                literal("m"), MessageEvent.type, Message.channel, MessageEvent.occurred_at, no_json
+                *_cols("m", MessageEvent.type, Message.channel, MessageEvent.occurred_at, no_json,
+                       Message.contact_id)
             )
             .join(Message, Message.id == MessageEvent.message_id)
             .where(
-                Message.contact_id == contact_id,
+                Message.contact_id.in_(contacts),
                 MessageEvent.type.in_(message_event_types(ENGAGED)),
             )
-        )
+        )  # fmt: skip
     if reach:
         if has_addresses:
             parts.append(
                 select(
-                    literal("s"), Suppression.channel, Suppression.address, no_time, no_json
+                    *_cols("s", Suppression.channel, Suppression.address, no_time, no_json,
+                           no_contact)
                 ).where(
                     Suppression.channel.in_(SUPPRESSIBLE),
                     Suppression.address.in_(bindparam("addresses", expanding=True)),
                 )
-            )
+            )  # fmt: skip
         parts.append(
-            select(*_cols("c", Consent.channel, no_text, no_time, no_json)).where(
-                Consent.contact_id == contact_id,
+            select(*_cols("c", Consent.channel, no_text, no_time, no_json, Consent.contact_id))
+            .where(
+                Consent.contact_id.in_(contacts),
                 Consent.purpose == "marketing",
                 Consent.status == "denied",
             )
         )
         parts.append(
             select(
-                *_cols(
-                    "r", ChannelReachability.channel, ChannelReachability.address, no_time, no_json
-                )
+                *_cols("r", ChannelReachability.channel, ChannelReachability.address, no_time,
+                       no_json, ChannelReachability.contact_id)
             ).where(
-                ChannelReachability.contact_id == contact_id,
+                ChannelReachability.contact_id.in_(contacts),
                 ChannelReachability.state == UNREACHABLE,
             )
-        )
+        )  # fmt: skip
     if segments:
         parts.append(
             select(
@@ -199,11 +204,12 @@ def _facts_statement(
                     + cast(SegmentMembership.id, String),
                     no_time,
                     no_json,
+                    SegmentMembership.contact_id,
                 )
             )
             .join(SegmentMembership, SegmentMembership.segment_id == Segment.id)
             .where(
-                SegmentMembership.contact_id == contact_id,
+                SegmentMembership.contact_id.in_(contacts),
                 SegmentMembership.exited_at.is_(None),
             )
         )
@@ -226,15 +232,33 @@ def load_facts(
     With `memberships`, open memberships are loaded (segment id -> membership id) even
     when no rule reads them (evaluate_contact needs them to write transitions).
     """
-    contact = session.get(Contact, contact_id)
-    if contact is None:
-        return None
+    return load_facts_of(session, [contact_id], needs, now, memberships).get(contact_id)
+
+
+def load_facts_of(
+    session: Session,
+    contact_ids: list[int],
+    needs: Needs,
+    now: datetime,
+    memberships: bool = False,
+) -> dict[int, Facts]:
+    """load_facts for several contacts: the same ONE UNION ALL query for all of them
+    (contacts the batch keeps are not loaded again). contact id -> Facts; gone ones absent."""
     kept: dict[int, Contact] = batch_memo(session, "contacts", dict)
-    kept[contact_id] = contact  # the identity map holds it weakly: keep it for the batch
-    facts = Facts(contact)
+    for contact_id in contact_ids:
+        if contact_id not in kept:  # an event batch loaded its contacts up front
+            contact = session.get(Contact, contact_id)
+            if contact is not None:
+                kept[contact_id] = contact  # the identity map holds it weakly: keep it
+    found = {c: Facts(kept[c]) for c in contact_ids if c in kept}
+    if not found:
+        return {}
     mine: set[str] = set()
     if needs.reach:
-        mine = {a for ch in SUPPRESSION_CHANNELS for a in addresses(contact, ch)}
+        mine = {
+            a for f in found.values() for ch in SUPPRESSION_CHANNELS
+            for a in addresses(f.contact, ch)
+        }  # fmt: skip
     windows = list(needs.event_types.values())
     widest = None
     if windows and all(w is not None for w in windows):
@@ -244,20 +268,23 @@ def load_facts(
         bool(mine), needs.segments or memberships,
     )  # fmt: skip
     if statement is None:
-        return facts
-    params: dict[str, Any] = {"contact_id": contact_id}
+        return found
+    params: dict[str, Any] = {"contact_ids": sorted(found)}
     if mine:
         params["addresses"] = sorted(mine)
     if widest is not None:
         params["since"] = now - widest
     rows: list[Any] = list(session.execute(statement, params))
-    for kind, key, extra, at, payload in rows:
+    for kind, key, extra, at, payload, contact_id in rows:
+        if kind == "s":  # per address: each contact's own addresses pick theirs
+            for facts in found.values():
+                facts.suppressions.add((key, extra))
+            continue
+        facts = found[contact_id]
         if kind == "e":
             facts.events.setdefault(key, []).append((ensure_utc(at), payload))
         elif kind == "m":
             facts.engagements.append((key.removeprefix("message."), extra, ensure_utc(at)))
-        elif kind == "s":
-            facts.suppressions.add((key, extra))
         elif kind == "c":
             facts.denied.add(key)
         elif kind == "r":
@@ -266,7 +293,7 @@ def load_facts(
             segment_id, _, membership_id = extra.partition(":")
             facts.segments.add(key)
             facts.open_memberships[int(segment_id)] = int(membership_id)
-    return facts
+    return found
 
 
 def matches(session: Session, rule: Rule, contact_id: int, now: datetime) -> bool:

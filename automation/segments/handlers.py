@@ -13,20 +13,26 @@ from sqlalchemy.orm import Session
 
 from automation.core.clock import now
 from automation.core.models import Event
-from automation.segments.membership import evaluate_contact
+from automation.segments.membership import evaluate_contacts
 
 log = logging.getLogger(__name__)
 
 
 def on_event(session: Session, event: Event) -> None:
     """Incremental segment evaluation for the event's contact."""
-    if event.contact_id is None or event.type.startswith("segment."):
+    on_events(session, [event])
+
+
+def on_events(session: Session, events: list[Event]) -> None:
+    """on_event for a round of events (one per contact): one facts query for all."""
+    wanted = {e.contact_id: e for e in events
+              if e.contact_id is not None and not e.type.startswith("segment.")}  # fmt: skip
+    if not wanted:
         return
-    changes = evaluate_contact(session, event.contact_id, now())
-    if changes:
+    for contact_id, changes in evaluate_contacts(session, list(wanted), now()).items():
         log.info(
             "segment transitions",
-            extra={"contact_id": event.contact_id, "event_id": event.id, "changes": changes},
+            extra={"contact_id": contact_id, "event_id": wanted[contact_id].id, "changes": changes},
         )
 
 

@@ -21,7 +21,7 @@ from automation.core.events import SEGMENT_ENTERED, SEGMENT_EXITED
 from automation.core.models import Segment, SegmentMembership
 from automation.core.processing import batch_memo
 from automation.segments.compile import compile_rule
-from automation.segments.evaluate import evaluate, load_facts, needs_of
+from automation.segments.evaluate import evaluate, load_facts_of, needs_of
 from automation.segments.store import all_segments, rule_of
 
 log = logging.getLogger(__name__)
@@ -87,14 +87,16 @@ def _exit(session: Session, membership_ids: list[int], now: datetime) -> list[tu
 
 def _write(
     session: Session, segment: Segment, enter: list[int], leave: list[int], now: datetime
-) -> tuple[int, int]:
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Open and close memberships, record their events; (contact, membership) opened and
+    closed."""
     session.flush()
     opened = _enter(session, segment, sorted(enter), now) if enter else []
     closed = _exit(session, sorted(leave), now) if leave else []
     events = [_event_row(segment, c, m, "entered", now) for c, m in opened]
     events += [_event_row(segment, c, m, "exited", now) for c, m in closed]
     record_events(session, events)
-    return len(opened), len(closed)
+    return opened, closed
 
 
 def refresh_segment(session: Session, segment: Segment, now: datetime) -> tuple[int, int]:
@@ -110,7 +112,8 @@ def refresh_segment(session: Session, segment: Segment, now: datetime) -> tuple[
     }
     enter = [cid for cid in members if cid not in open_rows]
     leave = [mid for cid, mid in open_rows.items() if cid not in members]
-    entered, exited = _write(session, segment, enter, leave, now)
+    opened, closed = _write(session, segment, enter, leave, now)
+    entered, exited = len(opened), len(closed)
     segment.refreshed_at = now
     session.flush()
     if entered or exited:
@@ -158,29 +161,45 @@ def evaluate_contact(session: Session, contact_id: int, now: datetime) -> list[t
 
     Returns [(segment key, "entered" | "exited")].
     """
+    return evaluate_contacts(session, [contact_id], now).get(contact_id, [])
+
+
+def evaluate_contacts(
+    session: Session, contact_ids: list[int], now: datetime
+) -> dict[int, list[tuple[str, str]]]:
+    """evaluate_contact for several contacts at once: their facts in one query, then each
+    segment's transitions for all of them written together (dependency order).
+
+    Returns contact id -> [(segment key, "entered" | "exited")] for the contacts that moved.
+    """
     segments = batch_memo(session, "segments", lambda: all_segments(session))
     if not segments:
-        return []
-    facts = load_facts(
-        session, contact_id, needs_of(rule for _, rule in segments), now, memberships=True
-    )
-    if facts is None:  # contact deleted: memberships cascade
-        return []
-    open_rows = dict(facts.open_memberships)
-    changes: list[tuple[str, str]] = []
-    for segment, rule in segments:
-        member = evaluate(rule, facts, now)
-        if member and segment.id not in open_rows:
-            entered, _ = _write(session, segment, [contact_id], [], now)
-            if entered:
-                changes.append((segment.key, "entered"))
-            facts.segments.add(segment.key)
-        elif not member and segment.id in open_rows:
-            _, exited = _write(session, segment, [], [open_rows[segment.id]], now)
-            if exited:
-                changes.append((segment.key, "exited"))
-            facts.segments.discard(segment.key)
-    _known_memberships(session)[contact_id] = set(facts.segments)
+        return {}
+    needs = needs_of(rule for _, rule in segments)
+    facts_of = load_facts_of(session, contact_ids, needs, now, memberships=True)
+    enter: dict[int, list[int]] = {}  # segment id -> contacts entering
+    leave: dict[int, list[int]] = {}  # segment id -> memberships closing
+    for contact_id, facts in facts_of.items():  # contacts deleted: memberships cascade
+        open_rows = dict(facts.open_memberships)
+        for segment, rule in segments:
+            member = evaluate(rule, facts, now)
+            if member and segment.id not in open_rows:
+                enter.setdefault(segment.id, []).append(contact_id)
+                facts.segments.add(segment.key)
+            elif not member and segment.id in open_rows:
+                leave.setdefault(segment.id, []).append(open_rows[segment.id])
+                facts.segments.discard(segment.key)
+        _known_memberships(session)[contact_id] = set(facts.segments)
+    changes: dict[int, list[tuple[str, str]]] = {}
+    for segment, _rule in segments:
+        if segment.id not in enter and segment.id not in leave:
+            continue
+        opened, closed = _write(session, segment, enter.get(segment.id, []),
+                                leave.get(segment.id, []), now)  # fmt: skip
+        for contact_id, _ in opened:
+            changes.setdefault(contact_id, []).append((segment.key, "entered"))
+        for contact_id, _ in closed:
+            changes.setdefault(contact_id, []).append((segment.key, "exited"))
     return changes
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from automation.core.models import Segment
 from automation.segments.nodes import (
@@ -162,5 +162,6 @@ def dependency_order(segments: Iterable[Segment]) -> list[Segment]:
 
 def all_segments(session: Session) -> list[tuple[Segment, RuleNode]]:
     """Every stored segment with its parsed rule, in dependency order."""
-    segments = dependency_order(session.scalars(select(Segment)))
+    query = select(Segment).options(defer(Segment.rules))  # parsed once per hash (rule_of)
+    segments = dependency_order(session.scalars(query))
     return [(segment, rule_of(segment)) for segment in segments]

@@ -123,6 +123,8 @@ def process_segment_events(session: Session, now: datetime) -> int:
 
 def _one_batch(session: Session, now: datetime, left: set[int]) -> tuple[int, int]:
     """Claim one batch and process what it may; (events looked at, events processed)."""
+    if not _candidates(session, list(SEGMENT_EVENTS), now, left, limit=1):
+        return 0, 0  # nothing pending: the definitions need not be read
     definitions = active_definitions(session)
     exit_types = {c.event for _, _, d in definitions for c in d.exit_on}
     types = [t for t in SEGMENT_EVENTS if t not in exit_types]
@@ -159,9 +161,9 @@ def _one_batch(session: Session, now: datetime, left: set[int]) -> tuple[int, in
 
 
 def _candidates(
-    session: Session, types: list[str], now: datetime, left: set[int]
+    session: Session, types: list[str], now: datetime, left: set[int], limit: int = BATCH
 ) -> list[tuple[int, int]]:
-    """(event id, contact id) of up to BATCH pending segment events, oldest first."""
+    """(event id, contact id) of up to ``limit`` pending segment events, oldest first."""
     query = (
         select(Event.id, Event.contact_id)
         .where(
@@ -171,7 +173,7 @@ def _candidates(
             Event.contact_id.is_not(None),
         )
         .order_by(Event.id)
-        .limit(BATCH)
+        .limit(limit)
     )
     if left:
         query = query.where(not_(among(session, Event.id, sorted(left))))

@@ -13,6 +13,7 @@ one pass "as of" a later time completes everything due by then.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from automation.core import outbox
 from automation.core.db import dialect_insert, is_postgres
 from automation.core.models import Contact, Enrollment, Event, Message, MessageEvent, Sequence
+from automation.core.processing import at_batch_end, batch_memo, in_batch, run_batch_end
 from automation.core.vocabulary import ENGAGEMENT
 from automation.segments import load_rule, matches
 from automation.sequences import cursor as cur
@@ -41,6 +43,7 @@ from automation.sequences.schema import (
     filters_match,
 )
 from automation.sequences.store import load_version
+from automation.sequences.waited import waited_events
 
 RUNNING = ("active", "waiting")
 MAX_STEPS = 1000
@@ -49,20 +52,26 @@ ENGAGED_TYPES = ENGAGEMENT  # one engagement meaning for segments and sequences
 
 def lock_enrollment(session: Session, enrollment_id: int) -> Enrollment | None:
     """Load the enrollment with a row lock (PostgreSQL) / the write lock (SQLite), fresh."""
+    return lock_enrollments(session, [enrollment_id]).get(enrollment_id)
+
+
+def lock_enrollments(session: Session, enrollment_ids: list[int]) -> dict[int, Enrollment]:
+    """lock_enrollment for several enrollments, in one statement (id order); id -> row."""
+    ids = sorted(set(enrollment_ids))
+    if not ids:
+        return {}
     if not is_postgres(session):
         session.execute(
             update(Enrollment)
-            .where(Enrollment.id == enrollment_id)
+            .where(Enrollment.id.in_(ids))
             .values(cursor=Enrollment.cursor)
             .execution_options(synchronize_session=False)
         )
-        return session.get(Enrollment, enrollment_id, populate_existing=True)
-    return session.scalars(
-        select(Enrollment)
-        .where(Enrollment.id == enrollment_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
+    query = select(Enrollment).where(Enrollment.id.in_(ids)).order_by(Enrollment.id)
+    if is_postgres(session):
+        query = query.with_for_update()
+    rows = session.scalars(query.execution_options(populate_existing=True))
+    return {row.id: row for row in rows}
 
 
 def advance_enrollment(
@@ -91,8 +100,10 @@ def try_advance(
     if sequence is None or sequence.status != "active":
         return None
     definition = load_version(session, enrollment.version_id)
-    created = _Run(session, enrollment, definition, sequence.key, now).run()
-    session.flush()
+    with session.no_autoflush:  # the steps read events and messages, never this row
+        created = _Run(session, enrollment, definition, sequence.key, now).run()
+    if not in_batch(session):  # an event batch flushes its enrollments together
+        session.flush()
     outbox.after_commit(session, "messages", created)  # to the send queues once committed
     return created
 
@@ -240,16 +251,25 @@ class _Run:
         return start
 
     def matching_event(self, step: WaitUntilStep, since: datetime, until: datetime) -> Event | None:
-        rows = self.session.scalars(
-            select(Event)
-            .where(
-                Event.contact_id == self.enrollment.contact_id,
-                Event.type == step.event,
-                or_(Event.occurred_at >= since, Event.received_at >= self.enrollment.entered_at),
-                Event.occurred_at <= until,
+        entered = self.enrollment.entered_at
+        held = waited_events(self.session, self.enrollment.contact_id, step.event)
+        rows: Iterable[Event]
+        if held is not None:  # the event batch read them up front: same filter, same order
+            rows = [
+                e for e in held
+                if (e.occurred_at >= since or e.received_at >= entered) and e.occurred_at <= until
+            ]  # fmt: skip
+        else:
+            rows = self.session.scalars(
+                select(Event)
+                .where(
+                    Event.contact_id == self.enrollment.contact_id,
+                    Event.type == step.event,
+                    or_(Event.occurred_at >= since, Event.received_at >= entered),
+                    Event.occurred_at <= until,
+                )
+                .order_by(Event.occurred_at, Event.id)
             )
-            .order_by(Event.occurred_at, Event.id)
-        )
         trigger = trigger_properties(self.session, self.enrollment)
         for row in rows:
             if row.id == self.enrollment.trigger_event_id:
@@ -329,13 +349,17 @@ def trigger_properties(session: Session, enrollment: Enrollment) -> dict[str, An
 
 
 def insert_message(session: Session, values: dict[str, Any]) -> int | None:
-    """INSERT the outbox row unless (enrollment_id, step_key) exists; the new id or None."""
-    stmt = (
-        dialect_insert(session)(Message)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["enrollment_id", "step_key"])
-        .returning(Message.id)
-    )
+    """INSERT the outbox row unless (enrollment_id, step_key) exists; the new id or None.
+
+    In an event batch the row is written with the batch's other new rows, in one
+    statement at its end (``None`` here; the ids go to the outbox hook then).
+    """
+    if in_batch(session):
+        buffered: list[dict[str, Any]] = batch_memo(session, _BUFFER, list)
+        buffered.append(values)
+        at_batch_end(session, _BUFFER, insert_buffered_messages)
+        return None
+    stmt = _insert_message(session).values(**values)
     if session.new:
         session.flush()  # the enrollment row must exist; its pending changes can wait
     with session.no_autoflush:
@@ -343,8 +367,33 @@ def insert_message(session: Session, values: dict[str, Any]) -> int | None:
     return new_id
 
 
+_BUFFER = "messages.buffer"
+
+
+def _insert_message(session: Session) -> Any:
+    return (
+        dialect_insert(session)(Message)
+        .on_conflict_do_nothing(index_elements=["enrollment_id", "step_key"])
+        .returning(Message.id)
+    )
+
+
+def insert_buffered_messages(session: Session) -> list[int]:
+    """Write the outbox rows this event batch buffered (one multi-row INSERT, duplicates of
+    (enrollment, step) skipped); their ids go to the send queues once committed."""
+    rows: list[dict[str, Any]] = batch_memo(session, _BUFFER, list)
+    if not rows:
+        return []
+    values, rows[:] = list(rows), []
+    session.flush()  # the enrollments must exist
+    ids = [int(i) for i in session.scalars(_insert_message(session), values)]
+    outbox.after_commit(session, "messages", ids)
+    return ids
+
+
 def step_messages(session: Session, enrollment_id: int, step_key: str) -> set[int]:
     """Ids of the message of one step and of its fallback messages."""
+    run_batch_end(session)  # outbox rows an event batch buffered
     ids = set(
         session.scalars(
             select(Message.id).where(

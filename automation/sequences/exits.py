@@ -15,7 +15,7 @@ from automation.sequences.engine import (
     advance_enrollment,
     event_properties,
     finish,
-    lock_enrollment,
+    lock_enrollments,
     trigger_properties,
 )
 from automation.sequences.schema import (
@@ -64,34 +64,72 @@ def exit_on_event(session: Session, event: Event, now: datetime) -> list[int]:
     counts_for) and the enrollment's own trigger event do not count.
     Returns the exited enrollment ids. Flushes, never commits.
     """
-    if event.contact_id is None or not may_react(session, "exits", event.type):
+    return exit_on_events(session, [event], now)
+
+
+def exit_on_events(session: Session, events: list[Event], now: datetime) -> list[int]:
+    """exit_on_event for events of distinct contacts (a round of an event batch): their
+    running enrollments read in one query."""
+    wanted = [
+        e for e in events if e.contact_id is not None and may_react(session, "exits", e.type)
+    ]
+    if not wanted:
         return []
-    rows = session.execute(
+    running: dict[int, list[tuple[Enrollment, SequenceVersion]]] = {}
+    for enrollment, version in session.execute(
         select(Enrollment, SequenceVersion)
         .join(SequenceVersion, SequenceVersion.id == Enrollment.version_id)
-        .where(Enrollment.contact_id == event.contact_id, Enrollment.state.in_(RUNNING))
+        .where(
+            Enrollment.contact_id.in_(sorted({e.contact_id for e in wanted})),
+            Enrollment.state.in_(RUNNING),
+        )
         .order_by(Enrollment.id)
-    ).all()
+    ).all():
+        running.setdefault(enrollment.contact_id, []).append((enrollment, version))
+    triggers = _load_triggers(session, [
+        enrollment
+        for event in wanted
+        for enrollment, version in running.get(event.contact_id or 0, [])
+        if any(c.event == event.type for c in version_definition(version).exit_on)
+    ])  # fmt: skip
+    leaving = [
+        (event, candidate.id, condition)
+        for event in wanted
+        for candidate, version in running.get(event.contact_id or 0, [])
+        if (condition := _exit_condition(session, event, candidate, version)) is not None
+    ]
+    del triggers
+    locked = lock_enrollments(session, [enrollment_id for _, enrollment_id, _ in leaving])
     exited: list[int] = []
-    for candidate, version in rows:
-        definition = version_definition(version)
-        if not any(c.event == event.type for c in definition.exit_on):
+    for event, enrollment_id, condition in leaving:
+        row = locked.get(enrollment_id)
+        if row is None or row.state not in RUNNING:
             continue
-        if not counts_for(session, event, candidate):
-            continue
-        condition = exit_condition_for(definition, event, trigger_properties(session, candidate))
-        if condition is None:
-            continue
-        enrollment_id = candidate.id
-        enrollment = lock_enrollment(session, enrollment_id)
-        if enrollment is None or enrollment.state not in RUNNING:
-            continue
-        finish(enrollment, "exited", condition.reason, now)
-        enrollment.context = {**(enrollment.context or {}), "exit_event_id": event.id}
+        finish(row, "exited", condition.reason, now)
+        row.context = {**(row.context or {}), "exit_event_id": event.id}
         exited.append(enrollment_id)
         log.info("enrollment %s exited (%s) on event %s", enrollment_id, condition.reason, event.id)
     session.flush()
     return exited
+
+
+def _load_triggers(session: Session, enrollments: list[Enrollment]) -> list[Event]:
+    """The trigger events of the enrollments, loaded in one query (the identity map then
+    answers counts_for and trigger_properties; keep the list while they are needed)."""
+    ids = sorted({e.trigger_event_id for e in enrollments if e.trigger_event_id is not None})
+    return list(session.scalars(select(Event).where(Event.id.in_(ids)))) if ids else []
+
+
+def _exit_condition(
+    session: Session, event: Event, candidate: Enrollment, version: SequenceVersion
+) -> ExitCondition | None:
+    """The running enrollment's exit_on condition the event matches, if any."""
+    definition = version_definition(version)
+    if not any(c.event == event.type for c in definition.exit_on):
+        return None
+    if not counts_for(session, event, candidate):
+        return None
+    return exit_condition_for(definition, event, trigger_properties(session, candidate))
 
 
 def wake_waiting(session: Session, event: Event, now: datetime) -> list[int]:
@@ -100,28 +138,42 @@ def wake_waiting(session: Session, event: Event, now: datetime) -> list[int]:
     The engine re-checks the event against the step's filters and window, so a
     non-matching event only re-arms the wait. Returns the enrollment ids that were woken.
     """
-    if event.contact_id is None or not may_react(session, "waits", event.type):
+    return wake_waiting_for(session, [event], now)
+
+
+def wake_waiting_for(session: Session, events: list[Event], now: datetime) -> list[int]:
+    """wake_waiting for events of distinct contacts (a round of an event batch): the
+    waiting enrollments read in one query."""
+    wanted = {
+        e.contact_id: e
+        for e in events
+        if e.contact_id is not None and may_react(session, "waits", e.type)
+    }
+    if not wanted:
         return []
-    ids = list(
-        session.scalars(
-            select(Enrollment.id).where(
-                Enrollment.contact_id == event.contact_id,
-                Enrollment.state == "waiting",
-                Enrollment.waiting_for == event.type,
-            )
+    types = sorted({e.type for e in wanted.values()})
+    waiting = session.execute(
+        select(Enrollment.id, Enrollment.contact_id, Enrollment.waiting_for)
+        .where(
+            Enrollment.contact_id.in_(sorted(wanted)),
+            Enrollment.state == "waiting",
+            Enrollment.waiting_for.in_(types),
         )
-    )
+        .order_by(Enrollment.contact_id, Enrollment.id)
+    ).all()
     woken: list[int] = []
-    for enrollment_id in ids:
-        enrollment = lock_enrollment(session, enrollment_id)
-        if (
-            enrollment is None
-            or enrollment.state != "waiting"
-            or enrollment.waiting_for != event.type
-        ):
+    locked = lock_enrollments(session, [
+        enrollment_id
+        for enrollment_id, contact_id, waiting_for in waiting
+        if waiting_for == wanted[contact_id].type
+    ])  # fmt: skip
+    triggers = _load_triggers(session, list(locked.values()))
+    for enrollment in locked.values():
+        event = wanted[enrollment.contact_id]
+        if enrollment.state != "waiting" or enrollment.waiting_for != event.type:
             continue
         enrollment.next_run_at = now
-        session.flush()
-        advance_enrollment(session, enrollment_id, now)
-        woken.append(enrollment_id)
+        advance_enrollment(session, enrollment.id, now, locked=enrollment)
+        woken.append(enrollment.id)
+    del triggers
     return woken

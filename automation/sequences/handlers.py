@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from automation.core.clock import now
 from automation.core.models import Event
-from automation.sequences.exits import exit_on_event, wake_waiting
-from automation.sequences.triggers import enroll_from_event
+from automation.sequences.exits import exit_on_event, exit_on_events, wake_waiting, wake_waiting_for
+from automation.sequences.triggers import enroll_from_event, enroll_from_events
 
 
 def sequence_exits(session: Session, event: Event) -> None:
@@ -27,3 +27,18 @@ def sequence_wakeups(session: Session, event: Event) -> None:
 def sequence_triggers(session: Session, event: Event) -> None:
     """Enrol the event's contact in sequences this event triggers."""
     enroll_from_event(session, event, now())
+
+
+def sequence_triggers_round(session: Session, events: list[Event]) -> None:
+    """sequence_triggers for a round of an event batch, set-based."""
+    enroll_from_events(session, events, now())
+
+
+def sequence_exits_round(session: Session, events: list[Event]) -> None:
+    """sequence_exits for a round of an event batch (one query for the running enrollments)."""
+    exit_on_events(session, events, now())
+
+
+def sequence_wakeups_round(session: Session, events: list[Event]) -> None:
+    """sequence_wakeups for a round of an event batch (one query for the waiting ones)."""
+    wake_waiting_for(session, events, now())

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from automation.core.clock import now
 from automation.core.models import Enrollment, Sequence, SequenceVersion
@@ -163,6 +163,7 @@ def active_definitions(
         .join(SequenceVersion, SequenceVersion.id == Sequence.current_version_id)
         .where(Sequence.status == "active")
         .order_by(Sequence.id)
+        .options(defer(SequenceVersion.definition))  # parsed once per hash (version_definition)
     ).all()
     return [(seq, ver, version_definition(ver)) for seq, ver in rows]
 
@@ -180,7 +181,9 @@ def _reactions(session: Session) -> Reactions:
     exits: set[str] = set()
     waits: set[str] = set()
     goals: set[str] = set()
-    for version in session.scalars(select(SequenceVersion)):
+    for version in session.scalars(
+        select(SequenceVersion).options(defer(SequenceVersion.definition))
+    ):
         definition = version_definition(version)
         exits.update(condition.event for condition in definition.exit_on)
         waits.update(s.event for _, s in definition.all_steps() if isinstance(s, WaitUntilStep))
@@ -196,9 +199,18 @@ def may_react(session: Session, kind: str, event_type: str) -> bool:
     """
     if not in_batch(session):
         return True
-    reactions = batch_memo(session, "sequence_reactions", lambda: _reactions(session))
-    types: frozenset[str] = getattr(reactions, kind)
+    types: frozenset[str] = getattr(_batch_reactions(session), kind)
     return event_type in types
+
+
+def waited_types(session: Session) -> frozenset[str]:
+    """The event types some sequence version waits for (wait_until), once per event batch."""
+    return _batch_reactions(session).waits
+
+
+def _batch_reactions(session: Session) -> Reactions:
+    reactions: Reactions = batch_memo(session, "sequence_reactions", lambda: _reactions(session))
+    return reactions
 
 
 def list_sequences(session: Session) -> list[SequenceSummary]:

@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from automation.core import clock, processing
+from automation.core import clock, outbox, processing
 from automation.core.config import Settings
 from automation.core.eventlog import record_event
-from automation.core.models import Contact, Enrollment, Event, SegmentMembership
+from automation.core.models import Contact, Enrollment, Event, Message, SegmentMembership
 from automation.core.processing import process_pending_events
 from automation.runtime import handlers
 from automation.segments.rules import load_segment_text
@@ -134,3 +134,21 @@ def test_a_crash_mid_batch_loses_nothing_and_duplicates_nothing(
     session.expire_all()
     assert all(_enrolled(session, contact_id) == 2 for contact_id, _ in pairs)
     assert process_pending_events(session, clock.now()) == 0
+
+
+def test_a_batch_writes_its_sends_at_its_end_and_hands_each_to_the_queues_once(
+    settings: Settings, session: Session, frozen_clock: clock.FrozenClock
+) -> None:
+    pairs = _leads(session, 3)
+    handed: list[int] = []
+    previous = outbox._SINKS.get("messages")
+    outbox.register_sink("messages", lambda bind, ids: handed.extend(ids))
+    try:
+        assert process_pending_events(session, clock.now()) == 3
+    finally:
+        outbox._SINKS.pop("messages", None)
+        if previous is not None:
+            outbox.register_sink("messages", previous)
+    rows = session.scalars(select(Message)).all()
+    assert sorted(m.contact_id for m in rows) == sorted(c for c, _ in pairs)  # one welcome each
+    assert sorted(handed) == sorted(m.id for m in rows)

@@ -9,6 +9,7 @@ messages and conversions must be the same.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ from automation.core.models import (
     Sequence,
 )
 from automation.core.models_analytics import Attribution, GoalConversion
-from automation.core.processing import process_event, process_pending_events
+from automation.core.processing import process_event, process_events, process_pending_events
+from automation.feedback.results import record_message_event
 from automation.inbox.store import store_events
 from automation.ingest.sources.native import NativeSource
 from demo.data import Story, make_people
@@ -123,6 +125,57 @@ def test_batched_pass_and_one_event_at_a_time_agree(
     assert process_pending_events(session, clock.now()) > 0
     session.commit()
     batched = _snapshot(session)
+
+    for table, expected in one_by_one.items():
+        assert batched[table] == expected, table
+
+
+def _in_batches(session: Session, ids: list[int]) -> None:
+    for start in range(0, len(ids), 200):
+        process_events(session, ids[start : start + 200])
+
+
+def _one_at_a_time(session: Session, ids: list[int]) -> None:
+    for event_id in ids:
+        process_event(session, event_id)
+        session.commit()
+
+
+def _play(session: Session, fake: clock.FrozenClock, process: Callable[[Session, list[int]], None]
+          ) -> dict[str, list[tuple[str, ...]]]:
+    """The month day by day: each day's events processed at its end, then a click on each
+    message sent that day: enrollments reach goals and later orders are attributed."""
+    pending = _store(session, fake)
+    occurred = {i: at for i, at in session.execute(select(Event.id, Event.occurred_at))}
+    clicked: set[int] = set()
+    for day in range(1, DAYS + 1):
+        fake.set(START + timedelta(days=day))
+        process(session, [i for i in pending if occurred[i] < clock.now()])
+        pending = [i for i in pending if occurred[i] >= clock.now()]
+        clicks: list[int] = []
+        for message in session.scalars(select(Message).order_by(Message.id)).all():
+            if message.id in clicked:
+                continue
+            clicked.add(message.id)
+            key = f"{message.enrollment_id}:{message.step_key}"
+            result = record_message_event(session, message, "clicked", "test", key,
+                                          occurred_at=clock.now())  # fmt: skip
+            clicks.extend(result.event_ids)
+        session.commit()
+        process(session, clicks)
+    return _snapshot(session)
+
+
+def test_goals_and_attributions_agree_between_batches_and_one_at_a_time(
+    settings: Settings, session: Session, frozen_clock: clock.FrozenClock
+) -> None:
+    one_by_one = _play(session, frozen_clock, _one_at_a_time)
+    kinds = {row[0] for row in one_by_one["conversions"]}
+    assert kinds == {"goal", "attribution"}, one_by_one["conversions"]
+
+    session.close()
+    _truncate(settings.database_url)
+    batched = _play(session, frozen_clock, _in_batches)
 
     for table, expected in one_by_one.items():
         assert batched[table] == expected, table
