@@ -145,7 +145,9 @@ class Simulation:
             with self.factory() as session:
                 ids = list(
                     session.scalars(
-                        select(Event.id).where(Event.processed_at.is_(None)).order_by(Event.id)
+                        select(Event.id)
+                        .where(Event.processed_at.is_(None), Event.dead_at.is_(None))
+                        .order_by(Event.id)
                     )
                 )
                 for start in range(0, len(ids), 200):

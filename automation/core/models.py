@@ -141,6 +141,9 @@ class Suppression(Base):
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 
+PENDING_EVENTS = "processed_at IS NULL AND dead_at IS NULL"
+
+
 class Event(Base):
     """A canonical event, stored once per (source, source_event_id)."""
 
@@ -149,6 +152,13 @@ class Event(Base):
         UniqueConstraint("source", "source_event_id"),
         Index("ix_events_contact_type_time", "contact_id", "type", "occurred_at"),
         Index("ix_events_type_time", "type", "occurred_at"),
+        # The scheduler's pending pass: only the few live unprocessed rows, in id order.
+        Index(
+            "ix_events_pending",
+            "id",
+            postgresql_where=text(PENDING_EVENTS),
+            sqlite_where=text(PENDING_EVENTS),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

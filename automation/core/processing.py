@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -285,13 +285,18 @@ def process_pending_events(session: Session, at: datetime) -> int:
     racing pass skips them), each committed once. An event that fails is left for the
     next pass. Returns how many events were processed with every handler succeeding.
     """
-    query = (
+    return work_in_batches(
+        session, pending_query(at), Event, lambda ids, skip: process_events(session, ids, skip)
+    )
+
+
+def pending_query(at: datetime) -> Select[tuple[int]]:
+    """Ids of the live events received by ``at`` and not processed yet, in id order (the
+    partial index ix_events_pending holds just those rows)."""
+    return (
         select(Event.id)
         .where(Event.processed_at.is_(None), Event.dead_at.is_(None), Event.received_at <= at)
         .order_by(Event.id)
-    )
-    return work_in_batches(
-        session, query, Event, lambda ids, skip: process_events(session, ids, skip)
     )
 
 
