@@ -290,7 +290,7 @@ def process_pending_events(session: Session, at: datetime) -> int:
     )
 
 
-def pending_query(at: datetime) -> Select[tuple[int]]:
+def pending_query(at: datetime) -> Select[int]:
     """Ids of the live events received by ``at`` and not processed yet, in id order (the
     partial index ix_events_pending holds just those rows)."""
     return (
