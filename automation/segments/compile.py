@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeEngine
 
 from automation.contacts.reachability import unreachable_sql
@@ -76,18 +77,28 @@ def message_event_types(types: tuple[str, ...]) -> tuple[str, ...]:
 
 
 class PerDialect(ColumnElement[Any]):
-    """One expression per dialect (postgresql / sqlite), chosen when the statement compiles."""
+    """One expression per dialect (postgresql / sqlite), chosen when the statement compiles.
 
-    inherit_cache = False
+    Both branches are part of the cache key, so a statement holding one is compiled once
+    per shape and dialect and then reused with new values, like any other statement.
+    """
+
+    inherit_cache = True
+    _traverse_internals = [
+        ("type", InternalTraversal.dp_type),
+        ("postgresql", InternalTraversal.dp_clauseelement),
+        ("sqlite", InternalTraversal.dp_clauseelement),
+    ]
 
     def __init__(self, type_: TypeEngine[Any], postgresql: Any, sqlite: Any) -> None:
         self.type = type_
-        self.by_dialect = {"postgresql": postgresql, "sqlite": sqlite}
+        self.postgresql = postgresql
+        self.sqlite = sqlite
 
 
 @compiles(PerDialect)
 def _compile_per_dialect(element: PerDialect, compiler: SQLCompiler, **kw: Any) -> str:
-    chosen = element.by_dialect.get(compiler.dialect.name, element.by_dialect["postgresql"])
+    chosen = element.sqlite if compiler.dialect.name == "sqlite" else element.postgresql
     return "(" + str(compiler.process(chosen, **kw)) + ")"
 
 
