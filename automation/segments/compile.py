@@ -77,11 +77,8 @@ def message_event_types(types: tuple[str, ...]) -> tuple[str, ...]:
 
 
 class PerDialect(ColumnElement[Any]):
-    """One expression per dialect (postgresql / sqlite), chosen when the statement compiles.
-
-    Both branches are part of the cache key, so a statement holding one is compiled once
-    per shape and dialect and then reused with new values, like any other statement.
-    """
+    """One expression per dialect (postgresql / sqlite), chosen when the statement compiles;
+    both are in the cache key, so statements holding one are cached like any other."""
 
     inherit_cache = True
     _traverse_internals = [
