@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
     JSON,
-    ColumnElement,
     Connection,
     Table,
-    any_,
-    bindparam,
     text,
 )
 from sqlalchemy.dialects import postgresql
@@ -27,14 +24,6 @@ from sqlalchemy.dialects import postgresql
 from automation.core.db import is_postgres
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
-
-
-def one_of(conn: Connection, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
-    """`column IN (values)`; on PostgreSQL `column = ANY(:array)` (one parameter)."""
-    if is_postgres(conn):
-        array = postgresql.ARRAY(column.type)
-        return column == any_(bindparam(None, list(values), type_=array))  # type: ignore[no-any-return]
-    return column.in_(list(values))  # type: ignore[no-any-return]
 
 
 def _copy(conn: Connection, table: str, columns: list[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -23,8 +23,9 @@ from typing import Any
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.orm import Session
 
-from automation.contacts.bulk import bulk_insert, bulk_update, one_of
+from automation.contacts.bulk import bulk_insert, bulk_update
 from automation.core.clock import ensure_utc, now
+from automation.core.db import one_of
 from automation.core.errors import InputError
 from automation.core.models import Consent, Contact
 from automation.core.models_consent import ConsentRecord

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, or_, select
 from sqlalchemy.orm import Session
 
-from automation.contacts.bulk import allocate_ids, bulk_insert, bulk_update, one_of
+from automation.contacts.bulk import allocate_ids, bulk_insert, bulk_update
 from automation.contacts.consent import ADDRESS_COLUMN, Choice, record_many
 from automation.contacts.csvfile import ImportFileError, read_csv
 from automation.contacts.identity import pick_by_name
@@ -38,6 +38,7 @@ from automation.contacts.rows import (
     parse_row,
 )
 from automation.core.clock import now
+from automation.core.db import one_of
 from automation.core.models import Contact, ContactIdentity
 from automation.core.vocabulary import MARKETING
 from automation.privacy.hashing import erased_addresses

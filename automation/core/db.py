@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import ColumnElement, Connection, Engine, any_, bindparam, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -84,6 +84,17 @@ def is_postgres(bind: Session | Engine | Connection) -> bool:
 def dialect_insert(bind: Session | Engine | Connection) -> Any:
     """The dialect's ``insert`` (PostgreSQL or SQLite) for ``ON CONFLICT`` statements."""
     return postgresql.insert if is_postgres(bind) else sqlite.insert
+
+
+def one_of(
+    bind: Session | Engine | Connection, column: Any, values: Collection[Any]
+) -> ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(:array)``: one parameter and the
+    same SQL text for any number of values (``in_`` expands one parameter per value)."""
+    if is_postgres(bind):
+        array = postgresql.ARRAY(column.type)
+        return column == any_(bindparam(None, list(values), type_=array))  # type: ignore[no-any-return]
+    return column.in_(list(values))  # type: ignore[no-any-return]
 
 
 def dispose_all() -> None:

@@ -13,9 +13,9 @@ from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from automation.core.clock import now
+from automation.core.db import one_of
 from automation.core.models import Message
 from automation.core.vocabulary import Status
-from automation.delivery.anyof import one_of
 
 SENDABLE = (Status.QUEUED, Status.DEFERRED)
 

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 from automation import links
 from automation.core.clock import ensure_utc, now
 from automation.core.config import Settings, get_settings
+from automation.core.db import one_of
 from automation.core.models import Contact, Enrollment, Event, Message
 from automation.core.vocabulary import ADDRESS_FIELD
-from automation.delivery.anyof import one_of
 
 
 def contact_view(contact: Contact, settings: Settings | None = None) -> dict[str, Any]:

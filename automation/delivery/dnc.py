@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from automation.contacts.identity import AddressError, normalize_phone
 from automation.core.clock import now
+from automation.core.db import one_of
 from automation.core.errors import InputError
 from automation.core.models_sms import DncPhone
 from automation.core.vocabulary import MARKETING
-from automation.delivery.anyof import one_of
 from automation.delivery.policy import Candidate
 
 REASON = "dnc"

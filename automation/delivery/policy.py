@@ -44,9 +44,9 @@ from automation.contacts.consent import strictest_on_phone
 from automation.contacts.reachability import unreachable_rows
 from automation.core.clock import ensure_utc
 from automation.core.config import Settings, get_settings
+from automation.core.db import one_of
 from automation.core.models import Consent, Contact, Message, Suppression
 from automation.core.vocabulary import CONSENT_CHANNEL, MARKETING, Status
-from automation.delivery.anyof import one_of
 from automation.privacy.hashing import address_hash
 
 HARD_REASONS = frozenset({"hard_bounce", "invalid_address", "bounced"})

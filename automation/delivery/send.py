@@ -38,10 +38,10 @@ from sqlalchemy.orm import Session
 
 from automation.core.clock import now
 from automation.core.config import Settings, get_settings
+from automation.core.db import one_of
 from automation.core.models import Contact, Enrollment, Event, Message
 from automation.core.vocabulary import Status
 from automation.delivery import dnc, pools
-from automation.delivery.anyof import one_of
 from automation.delivery.channels import get_adapter, provider_name
 from automation.delivery.claim import claim_rows
 from automation.delivery.compose import prepare

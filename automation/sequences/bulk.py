@@ -29,10 +29,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    ARRAY,
-    BigInteger,
     Table,
-    any_,
     bindparam,
     literal,
     not_,
@@ -43,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from automation.core import clock, outbox
-from automation.core.db import dialect_insert, is_postgres
+from automation.core.db import dialect_insert, is_postgres, one_of
 from automation.core.events import SEGMENT_ENTERED, SEGMENT_EXITED
 from automation.core.models import (
     Contact,
@@ -176,7 +173,7 @@ def _candidates(
         .limit(limit)
     )
     if left:
-        query = query.where(not_(among(session, Event.id, sorted(left))))
+        query = query.where(not_(one_of(session, Event.id, sorted(left))))
     if is_postgres(session):
         query = query.with_for_update(skip_locked=True, of=Event)
     return [(int(e), int(c)) for e, c in session.execute(query) if c is not None]
@@ -186,12 +183,12 @@ def _busy(session: Session, types: list[str], contacts: list[int]) -> set[int]:
     """Contacts whose events must keep their order: another kind of event pending, or a
     running enrollment waiting for a segment event."""
     pending = select(Event.contact_id).where(
-        among(session, Event.contact_id, contacts),
+        one_of(session, Event.contact_id, contacts),
         Event.processed_at.is_(None),
         Event.type.not_in(types),
     )
     waiting = select(Enrollment.contact_id).where(
-        among(session, Enrollment.contact_id, contacts),
+        one_of(session, Enrollment.contact_id, contacts),
         Enrollment.state == "waiting",
         Enrollment.waiting_for.in_(SEGMENT_EVENTS),
     )
@@ -204,7 +201,7 @@ def _claim(session: Session, ids: list[int]) -> list[tuple[int, str, int, Any]]:
         return []
     claimed = session.execute(
         update(Event)
-        .where(among(session, Event.id, ids), Event.processed_at.is_(None))
+        .where(one_of(session, Event.id, ids), Event.processed_at.is_(None))
         .values(processed_at=clock.now())
         .returning(Event.id, Event.type, Event.contact_id, Event.payload)
         .execution_options(synchronize_session=False)
@@ -212,18 +209,12 @@ def _claim(session: Session, ids: list[int]) -> list[tuple[int, str, int, Any]]:
     return sorted((int(i), str(t), int(c), p) for i, t, c, p in claimed)
 
 
-def among(session: Session, column: Any, ids: list[int]) -> Any:
-    """``column IN ids``: one array parameter on PostgreSQL (not thousands of parameters)."""
-    if is_postgres(session):
-        return column == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))
-    return column.in_(ids)
-
 
 def _unclaim(session: Session, ids: list[int]) -> None:
     """Give claimed events back to process_event (same transaction: nobody saw the claim)."""
     session.execute(
         update(Event)
-        .where(among(session, Event.id, ids))
+        .where(one_of(session, Event.id, ids))
         .values(processed_at=None)
         .execution_options(synchronize_session=False)
     )
@@ -242,7 +233,7 @@ def _enroll(
     if is_postgres(session):  # serialise with incremental enrolment (contacts.locks.lock_contact)
         session.execute(
             select(Contact.id)
-            .where(among(session, Contact.id, contacts))
+            .where(one_of(session, Contact.id, contacts))
             .order_by(Contact.id)
             .with_for_update()
         )
@@ -267,7 +258,7 @@ def _enroll(
         bindparam("entered_at", now, type_=_enrollments.c.entered_at.type),
         bindparam("finished_at", fresh.finished_at, type_=_enrollments.c.finished_at.type),
         literal(fresh.exit_reason, type_=_enrollments.c.exit_reason.type),
-    ).where(among(session, Event.id, event_ids))
+    ).where(one_of(session, Event.id, event_ids))
     columns = ["sequence_id", "version_id", "contact_id", "state", "cursor", "next_run_at",
                "context", "trigger_event_id", "entered_at", "finished_at", "exit_reason"]
     new_ids = list(session.scalars(
@@ -299,14 +290,14 @@ def _allowed(
             .where(
                 Segment.key == definition.audience,
                 SegmentMembership.exited_at.is_(None),
-                among(session, SegmentMembership.contact_id, contacts),
+                one_of(session, SegmentMembership.contact_id, contacts),
             )
         ))
     reentry = definition.reentry
     if reentry.mode == "always":
         return allowed
     earlier = select(Enrollment.contact_id).where(
-        Enrollment.sequence_id == sequence.id, among(session, Enrollment.contact_id, contacts)
+        Enrollment.sequence_id == sequence.id, one_of(session, Enrollment.contact_id, contacts)
     )
     if reentry.mode == "after":
         assert reentry.after is not None
@@ -339,7 +330,7 @@ def _insert_messages(
         bindparam("links", {}, type_=_messages.c.links.type),
         bindparam("created_at", now, type_=_messages.c.created_at.type),
         bindparam("updated_at", now, type_=_messages.c.updated_at.type),
-    ).where(among(session, _enrollments.c.id, enrollment_ids))
+    ).where(one_of(session, _enrollments.c.id, enrollment_ids))
     columns = ["enrollment_id", "step_key", "contact_id", "channel", "purpose", "template",
                "status", "attempts", "fallback", "rendered", "links", "created_at", "updated_at"]
     stmt = (
