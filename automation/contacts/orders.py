@@ -114,15 +114,10 @@ def _change_order(event: Event, props: dict[str, Any], order: Order) -> int | No
     return previous_contact
 
 
-def apply_order_event(session: Session, event: Event) -> Order | None:
-    """Upsert the Order row for the event, then recompute the affected contacts' rollups."""
-    orders = apply_order_events(session, [event])
-    return orders[0] if orders else None
-
-
 def apply_order_events(session: Session, events: list[Event]) -> list[Order]:
-    """apply_order_event for events about distinct orders: one upsert for all of them, one
-    rollup UPDATE for the contacts they touch, one UPDATE of the carts they complete."""
+    """Upsert the Order rows of events about distinct orders (one statement), apply each event,
+    then recompute the touched contacts' rollups (one UPDATE) and mark the carts the orders
+    complete (one UPDATE)."""
     wanted = [(e, _properties(e)) for e in events]
     wanted = [(e, props) for e, props in wanted if props.get("order_id")]
     for contact_id in sorted({e.contact_id for e, _ in wanted if e.contact_id is not None}):
@@ -184,15 +179,10 @@ def next_status(current: str, type_: str, props: dict[str, Any], order: Order) -
     return target if RANK.get(target, 0) >= RANK.get(current, 0) else current
 
 
-def recompute_rollups(session: Session, contact_id: int) -> None:
-    """orders_count, total_spent, first/last_order_at from the contact's counted orders."""
-    recompute_rollups_of(session, [contact_id])
-
-
 def recompute_rollups_of(session: Session, contact_ids: list[int]) -> None:
-    """recompute_rollups for several contacts: one UPDATE with the aggregates as
-    correlated subqueries; the loaded contacts get the new values without another round
-    trip."""
+    """orders_count, total_spent, first/last_order_at of the contacts from their counted
+    orders: one UPDATE with the aggregates as correlated subqueries; the loaded contacts
+    get the new values without another round trip."""
     if not contact_ids:
         return
     counted = (Order.contact_id == Contact.id, Order.status.not_in(NOT_COUNTED))
@@ -225,14 +215,9 @@ def recompute_rollups_of(session: Session, contact_ids: list[int]) -> None:
 ROLLUP_INTS = ("orders_count", "total_spent")
 
 
-def mark_converted(session: Session, source: str, order: Order) -> int:
-    """Carts this order completes: its checkout_token, and the buyer's other open carts."""
-    assert order.source == source
-    return mark_converted_of(session, [order])
-
-
 def mark_converted_of(session: Session, orders: list[Order]) -> int:
-    """mark_converted for several orders, with one UPDATE; how many carts it marked."""
+    """Carts these orders complete (each order's checkout_token, and its buyer's other open
+    carts), marked with one UPDATE; how many."""
     tokens: dict[str, list[str]] = {}
     for order in orders:
         if order.checkout_token:
@@ -254,14 +239,9 @@ def mark_converted_of(session: Session, orders: list[Order]) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def apply_cart_event(session: Session, event: Event) -> Cart | None:
-    """Upsert the Cart row (checkout.started / cart.updated); a converted cart stays converted."""
-    carts = apply_cart_events(session, [event])
-    return carts[0] if carts else None
-
-
 def apply_cart_events(session: Session, events: list[Event]) -> list[Cart]:
-    """apply_cart_event for events about distinct carts: one upsert for all of them."""
+    """Upsert the Cart rows of events about distinct carts (one statement); a converted cart
+    stays converted."""
     wanted = [(e, _properties(e)) for e in events]
     wanted = [(e, props) for e, props in wanted if props.get("cart_id")]
     if not wanted:
