@@ -169,17 +169,8 @@ def process_event(
     handlers record for the same contact (segment.entered / exited) are processed right
     after, in the same transaction, so a sequence triggered by a segment entry starts now.
     """
-    claimed = session.execute(
-        update(Event)
-        .where(Event.id == event_id, Event.processed_at.is_(None), Event.dead_at.is_(None))
-        .values(processed_at=now())
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount == 0:  # type: ignore[attr-defined]
-        return False
-    event = session.get(Event, event_id, populate_existing=True)
-    assert event is not None
-    return _apply(session, event, _depth, max_attempts)
+    claimed = _claim(session, Event.id == event_id, Event.dead_at.is_(None))
+    return bool(claimed) and _apply(session, claimed[0], _depth, max_attempts)
 
 
 def _apply(session: Session, event: Event, depth: int, max_attempts: int | None) -> bool:
@@ -192,7 +183,7 @@ def _apply(session: Session, event: Event, depth: int, max_attempts: int | None)
         event.failed_handlers = None
         log.info("event processed", extra={"event_id": event_id, "type": event.type})
     if event.contact_id is not None and depth < MAX_FOLLOW_UP_DEPTH:
-        for follow_up in _claim_follow_ups(session, event):
+        for follow_up in _claim_follow_ups(session, [event]):
             _apply(session, follow_up, depth + 1, max_attempts)
     return not failures
 
@@ -252,30 +243,6 @@ def _record_failure(
             extra={"event_id": event.id, "type": event.type, "reason": event.failure},
         )
     session.flush()
-
-
-def _claim_follow_ups(session: Session, event: Event) -> list[Event]:
-    """Claim, with one UPDATE, the contact's pending segment events stored after ``event``."""
-    # SKIP LOCKED: an event another worker is claiming is theirs (and no lock cycle forms).
-    pending = (
-        select(Event.id)
-        .where(
-            Event.contact_id == event.contact_id,
-            Event.type.in_(FOLLOW_UP_TYPES),
-            Event.processed_at.is_(None),
-            Event.dead_at.is_(None),
-            Event.id > event.id,
-        )
-        .with_for_update(skip_locked=True)
-    )
-    claimed = session.scalars(
-        update(Event)
-        .where(Event.id.in_(pending.scalar_subquery()))
-        .values(processed_at=now())
-        .returning(Event),
-        execution_options={"populate_existing": True},
-    ).all()
-    return sorted(claimed, key=lambda e: e.id)
 
 
 def process_pending_events(session: Session, at: datetime) -> int:
@@ -354,14 +321,7 @@ def _end_batch(session: Session) -> None:
 
 def _process_claimed(session: Session, ids: list[int]) -> int:
     """Claim the live events among ``ids`` with one UPDATE and apply each; how many succeeded."""
-    claimed = session.scalars(
-        update(Event)
-        .where(Event.id.in_(ids), Event.processed_at.is_(None), Event.dead_at.is_(None))
-        .values(processed_at=now())
-        .returning(Event),
-        execution_options={"populate_existing": True},
-    ).all()
-    events = sorted(claimed, key=lambda e: e.id)
+    events = _claim(session, Event.id.in_(ids), Event.dead_at.is_(None))
     prepare_events(session, events, least=2)
     return _apply_rounds(session, events, 0)
 
@@ -385,7 +345,7 @@ def _apply_rounds(session: Session, events: list[Event], depth: int) -> int:
             event.failed_handlers = None
             log.info("event processed", extra={"event_id": event.id, "type": event.type})
         if recorded_events(session) != recorded_before and depth < MAX_FOLLOW_UP_DEPTH:
-            follow_ups = _claim_round_follow_ups(session, round_)
+            follow_ups = _claim_follow_ups(session, round_)
             prepare_events(session, follow_ups, least=2)
             _apply_rounds(session, follow_ups, depth + 1)
     return len(events)
@@ -396,10 +356,11 @@ def _wants(event: Event, name: str) -> bool:
     return not event.failed_handlers or name in event.failed_handlers.split(",")
 
 
-def _claim_round_follow_ups(session: Session, round_: list[Event]) -> list[Event]:
-    """_claim_follow_ups for every contact of a round at once: each contact's pending
-    segment events stored after its event in the round, claimed with one UPDATE."""
-    after = {e.contact_id: e.id for e in round_ if e.contact_id is not None}
+def _claim_follow_ups(session: Session, events: list[Event]) -> list[Event]:
+    """Claim the follow-ups of ``events`` (one per contact): each contact's pending segment
+    events stored after its event. SKIP LOCKED: an event another worker is claiming is
+    theirs (and no lock cycle forms)."""
+    after = {e.contact_id: e.id for e in events if e.contact_id is not None}
     if not after:
         return []
     candidates = session.execute(
@@ -414,11 +375,15 @@ def _claim_round_follow_ups(session: Session, round_: list[Event]) -> list[Event
         .with_for_update(skip_locked=True)
     ).all()
     ids = [i for i, contact_id in candidates if contact_id in after and i > after[contact_id]]
-    if not ids:
-        return []
+    return _claim(session, Event.id.in_(ids)) if ids else []
+
+
+def _claim(session: Session, *where: Any) -> list[Event]:
+    """Mark the unprocessed events matching ``where`` processed, with one UPDATE; the
+    claimed events, fresh and in id order."""
     claimed = session.scalars(
         update(Event)
-        .where(Event.id.in_(ids), Event.processed_at.is_(None))
+        .where(*where, Event.processed_at.is_(None))
         .values(processed_at=now())
         .returning(Event),
         execution_options={"populate_existing": True},
