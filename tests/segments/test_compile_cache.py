@@ -27,31 +27,23 @@ def test_json_rules_are_cacheable_and_reuse_gives_each_value_its_members(
     )
     session.flush()
     gold, silver = gold_contact.id, silver_contact.id
-    shape = {
-        "all": [{"field": "attributes.tier", "eq": "gold"}, {"field": "tags", "contains": "vip"}]
-    }
+    shape = tier_and_tag("gold", "vip")
     assert compile_rule(load_rule(shape), NOW)._generate_cache_key() is not None
+    expected = [
+        (tier_and_tag("gold", "vip"), {gold}),
+        (tier_and_tag("silver", "new"), {silver}),
+        ({"field": "attributes.n", "gte": 3}, {gold}),
+        ({"field": "attributes.n", "lt": 3}, {silver}),
+        ({"field": "attributes.tier", "contains": "ilv"}, {silver}),
+        ({"field": "attributes.tier", "contains": "ol"}, {gold}),
+    ]
     # the same shapes, one after another with other values: each gets its own members
     for _ in range(2):
-        assert members(
-            session,
-            {
-                "all": [
-                    {"field": "attributes.tier", "eq": "gold"},
-                    {"field": "tags", "contains": "vip"},
-                ]
-            },
-        ) == {gold}
-        assert members(
-            session,
-            {
-                "all": [
-                    {"field": "attributes.tier", "eq": "silver"},
-                    {"field": "tags", "contains": "new"},
-                ]
-            },
-        ) == {silver}
-        assert members(session, {"field": "attributes.n", "gte": 3}) == {gold}
-        assert members(session, {"field": "attributes.n", "lt": 3}) == {silver}
-        assert members(session, {"field": "attributes.tier", "contains": "ilv"}) == {silver}
-        assert members(session, {"field": "attributes.tier", "contains": "ol"}) == {gold}
+        for rule, contacts in expected:
+            assert members(session, rule) == contacts, rule
+
+
+def tier_and_tag(tier: str, tag: str) -> dict[str, object]:
+    return {
+        "all": [{"field": "attributes.tier", "eq": tier}, {"field": "tags", "contains": tag}]
+    }
