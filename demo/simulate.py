@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from automation.analytics.queries import Cohort
@@ -48,6 +48,8 @@ CLICK_RATE = {"email": 0.08, "zalo_zns": 0.15, "zalo_oa": 0.12, "sms": 0.05, "me
 #: Run the scheduler pass at least this often even when nothing is due (segments by time).
 SEGMENT_REFRESH = timedelta(hours=6)
 SENT_STATUSES = ("sent", "delivered", "opened", "clicked", "read", "replied")
+#: Outbox rows handed to one deliver_batch call.
+DELIVER_BATCH = 500
 
 
 @dataclass
@@ -138,9 +140,11 @@ class Simulation:
         return result.new_ids
 
     def drain(self) -> None:
-        """Process every stored, unprocessed event and send what is due, until quiet."""
+        """Process every stored, unprocessed event and send what is due, until quiet; then
+        decide the opens and clicks of what was sent."""
         from automation.core.processing import process_events
 
+        sent_any = False
         for _ in range(50):
             with self.factory() as session:
                 ids = list(
@@ -153,11 +157,17 @@ class Simulation:
                 for start in range(0, len(ids), 200):
                     process_events(session, ids[start : start + 200])
             sent = self.deliver()
+            sent_any = sent_any or bool(sent)
             if not ids and not sent:
-                return
+                break
+        if sent_any:
+            self.schedule_engagement()
 
     def deliver(self) -> int:
-        """deliver_batch every queued/deferred row that is due; schedules opens and clicks."""
+        """deliver_batch every queued/deferred row that is due; how many rows it was given.
+
+        Asks again only when a batch was full or left rows that may be due now (fallbacks,
+        retries, deferrals): otherwise nothing new can be due at this instant."""
         from automation.delivery.send import deliver_batch
 
         at = self.clock.now()
@@ -172,16 +182,18 @@ class Simulation:
                             or_(Message.not_before.is_(None), Message.not_before <= at),
                         )
                         .order_by(Message.id)
-                        .limit(500)
+                        .limit(DELIVER_BATCH)
                     )
                 )
                 if not ids:
                     break
-                deliver_batch(session, ids)
+                result = deliver_batch(session, ids)
                 session.commit()
                 total += len(ids)
-        if total:
-            self.schedule_engagement()
+            if len(ids) < DELIVER_BATCH and not (
+                result.fallbacks or result.retry or result.deferred
+            ):
+                break
         return total
 
     def schedule_engagement(self) -> None:
@@ -193,7 +205,10 @@ class Simulation:
                 Message.status.in_(SENT_STATUSES), Message.sent_at.is_not(None)
             )
             if since is not None:
-                query = query.where(Message.sent_at >= since - timedelta(minutes=1))
+                # updated_at >= sent_at on every row, so the updated_at bound changes no
+                # result; it lets ix_messages_status_updated find the rows.
+                after = since - timedelta(minutes=1)
+                query = query.where(Message.sent_at >= after, Message.updated_at >= after)
             rows = session.execute(query.order_by(Message.id)).all()
         for message_id, channel, sent_at in rows:
             if message_id in self.seen_sent or sent_at is None:
@@ -250,23 +265,17 @@ class Simulation:
         if self.last_pass is None or at - self.last_pass >= every:
             return True
         window = timedelta(minutes=get_settings().cart_abandon_minutes)
+        enrollment = exists().where(
+            Enrollment.state.in_(("active", "waiting")), Enrollment.next_run_at <= at
+        )
+        cart = exists().where(
+            Cart.abandoned_at.is_(None),
+            Cart.converted_at.is_(None),
+            Cart.contact_id.is_not(None),
+            Cart.updated_at <= at - window,
+        )
         with self.factory() as session:
-            enrollment = session.scalar(
-                select(Enrollment.id)
-                .where(Enrollment.state.in_(("active", "waiting")), Enrollment.next_run_at <= at)
-                .limit(1)
-            )
-            cart = session.scalar(
-                select(Cart.id)
-                .where(
-                    Cart.abandoned_at.is_(None),
-                    Cart.converted_at.is_(None),
-                    Cart.contact_id.is_not(None),
-                    Cart.updated_at <= at - window,
-                )
-                .limit(1)
-            )
-        return enrollment is not None or cart is not None
+            return bool(session.scalar(select(or_(enrollment, cart))))
 
 
 def _payloads(planned: list[Planned]) -> list[dict[str, Any]]:
