@@ -93,49 +93,81 @@ def record_consent(
     record (a late webhook) is history that never overrides a newer choice. Returns the
     current Consent row (None when no decision was ever recorded for the key).
     """
-    check_key(channel, purpose)
+    recorded = record_consents(
+        session, contact, {(channel, purpose): granted}, source,
+        method=method, form=form, given_at=given_at, address=address,
+    )  # fmt: skip
+    return recorded.get((channel, purpose))
+
+
+def record_consents(
+    session: Session,
+    contact: Contact,
+    decisions: dict[tuple[str, str], bool],
+    source: str,
+    *,
+    method: str | None = None,
+    form: str | None = None,
+    given_at: datetime | None = None,
+    address: str | None = None,
+) -> dict[tuple[str, str], Consent]:
+    """record_consent for several decisions of one contact ((channel, purpose) ->
+    granted, with the same evidence): the current state and the newest records of the
+    contact read with one query each, the changes written with one flush.
+
+    Returns (channel, purpose) -> the current Consent row, for the keys that have one.
+    """
+    for channel, purpose in decisions:
+        check_key(channel, purpose)
+    if not decisions:
+        return {}
     stamp = now()
     given = ensure_utc(given_at) if given_at is not None else stamp
-    status = GRANTED if granted else DENIED
-    consent = session.scalar(
-        select(Consent).where(
-            Consent.contact_id == contact.id, Consent.channel == channel, Consent.purpose == purpose
+    current = {
+        (c.channel, c.purpose): c
+        for c in session.scalars(select(Consent).where(Consent.contact_id == contact.id))
+    }
+    newest = {  # the last record per key wins (records are appended in id order)
+        (channel, purpose): at
+        for channel, purpose, at in session.execute(
+            select(ConsentRecord.channel, ConsentRecord.purpose, ConsentRecord.given_at)
+            .where(ConsentRecord.contact_id == contact.id)
+            .order_by(ConsentRecord.id)
         )
-    )
-    newest = session.scalar(
-        select(ConsentRecord.given_at)
-        .where(
-            ConsentRecord.contact_id == contact.id,
-            ConsentRecord.channel == channel,
-            ConsentRecord.purpose == purpose,
+    }
+    changed = False
+    for (channel, purpose), granted in decisions.items():
+        status = GRANTED if granted else DENIED
+        consent = current.get((channel, purpose))
+        last = newest.get((channel, purpose))
+        if (consent is not None and consent.status == status) or (
+            last is not None and given < last
+        ):
+            continue
+        session.add(
+            ConsentRecord(
+                contact_id=contact.id,
+                channel=channel,
+                purpose=purpose,
+                status=status,
+                source=source,
+                method=method or source,
+                form=form,
+                address=address or getattr(contact, ADDRESS_COLUMN[channel]),
+                given_at=given,
+                recorded_at=stamp,
+            )
         )
-        .order_by(ConsentRecord.id.desc())
-        .limit(1)
-    )
-    if (consent is not None and consent.status == status) or (
-        newest is not None and given < newest
-    ):
-        return consent
-    session.add(
-        ConsentRecord(
-            contact_id=contact.id,
-            channel=channel,
-            purpose=purpose,
-            status=status,
-            source=source,
-            method=method or source,
-            form=form,
-            address=address or getattr(contact, ADDRESS_COLUMN[channel]),
-            given_at=given,
-            recorded_at=stamp,
-        )
-    )
-    if consent is None:
-        consent = Consent(contact_id=contact.id, channel=channel, purpose=purpose)
-        session.add(consent)
-    consent.status, consent.source, consent.recorded_at = status, source, stamp
-    session.flush()
-    return consent
+        if consent is None:
+            consent = current[(channel, purpose)] = Consent(
+                contact_id=contact.id, channel=channel, purpose=purpose
+            )
+            session.add(consent)
+        consent.status, consent.source, consent.recorded_at = status, source, stamp
+        changed = True
+    if changed:
+        session.flush()
+    return {key: current[key] for key in decisions if key in current}
 
 
 def record_many(

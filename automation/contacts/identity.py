@@ -23,7 +23,7 @@ import phonenumbers
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from automation.contacts.consent import SOURCE_REPORT, record_consent
+from automation.contacts.consent import SOURCE_REPORT, record_consent, record_consents
 from automation.core.db import is_postgres
 from automation.core.errors import InputError
 from automation.core.events import ContactData
@@ -207,18 +207,15 @@ def upsert_contact(
     session.flush()
     if data.external_id and how != "identity":
         _link_identity(session, contact, source, data.external_id)
-    for (channel, purpose), granted in data.consents.items():
-        record_consent(
-            session,
-            contact,
-            channel,
-            purpose,
-            granted,
-            source,
-            method=data.consent_method or SOURCE_REPORT,
-            form=data.consent_form,
-            given_at=data.consent_at,
-        )
+    record_consents(
+        session,
+        contact,
+        dict(data.consents),
+        source,
+        method=data.consent_method or SOURCE_REPORT,
+        form=data.consent_form,
+        given_at=data.consent_at,
+    )
     return contact
 
 

@@ -9,7 +9,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from automation.contacts.consent import current_from_records, history, record_consent
+from automation.contacts.consent import (
+    current_from_records,
+    history,
+    record_consent,
+    record_consents,
+)
 from automation.contacts.identity import upsert_contact
 from automation.contacts.importer import import_rows, read_csv
 from automation.core.config import Settings
@@ -73,6 +78,40 @@ def test_a_late_older_decision_never_overrides_a_newer_one(session: Session) -> 
     session.commit()
     assert table_state(session, lan) == {("email", "marketing"): "denied"}
     assert len(history(session, lan.id)) == 1
+
+
+def test_several_decisions_at_once_follow_the_one_decision_rules(session: Session) -> None:
+    """record_consents (a webhook's consents, one contact) keeps record_consent's rules per
+    key: an equal state adds nothing, an older decision never overrides a newer one."""
+    lan = person(session, "lan@example.vn")
+    record_consent(session, lan, "email", "marketing", False, "unsubscribe_page")
+    record_consent(session, lan, "sms", "marketing", True, "native")
+    stale = datetime.now(UTC) - timedelta(days=3)
+    current = record_consents(
+        session,
+        lan,
+        {
+            ("email", "marketing"): True,  # older than the unsubscribe: history only
+            ("sms", "marketing"): True,  # the same: nothing new
+            ("zalo", "marketing"): False,  # new key
+            ("sms", "transactional"): True,  # new key
+        },
+        "shopify",
+        given_at=stale,
+    )
+    session.commit()
+    assert table_state(session, lan) == current_from_records(session, lan.id) == {
+        ("email", "marketing"): "denied",
+        ("sms", "marketing"): "granted",
+        ("zalo", "marketing"): "denied",
+        ("sms", "transactional"): "granted",
+    }
+    assert {key: c.status for key, c in current.items()} == table_state(session, lan)
+    added = [(r.channel, r.purpose, r.source, r.address) for r in history(session, lan.id)[2:]]
+    assert sorted(added) == [
+        ("sms", "transactional", "shopify", PHONE),
+        ("zalo", "marketing", "shopify", PHONE),
+    ]
 
 
 def test_unknown_channel_is_a_one_line_error_and_stores_nothing(session: Session) -> None:
