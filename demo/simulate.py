@@ -85,6 +85,7 @@ def demo_environment(database_url: str, outbox_file: str) -> Iterator[None]:
         yield
     finally:
         _close_adapters()
+        _restore_sinks()
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -101,7 +102,23 @@ def _close_adapters() -> None:
 
 
 def _load_handlers() -> None:
-    """Register every process_event handler (facts, segments, sequences) and outbox sink."""
+    """Register every process_event handler (facts, segments, sequences); committed outbox
+    rows and events go nowhere: the demo is its own worker and finds them in the tables
+    (drain, deliver), as the scheduler does when a queue message is lost."""
+    from automation.core import outbox
+    from automation.runtime import wiring
+
+    wiring.install()
+    for kind in ("messages", "events"):
+        outbox.register_sink(kind, _from_the_tables)
+
+
+def _from_the_tables(_bind: Any, _ids: list[int]) -> None:
+    """The demo's outbox sink: nothing to enqueue (there is no broker to consume it)."""
+
+
+def _restore_sinks() -> None:
+    """The runtime's outbox sinks again, as wiring.install leaves them."""
     from automation.runtime import wiring
 
     wiring.install()
