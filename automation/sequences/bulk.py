@@ -166,6 +166,7 @@ def _candidates(
         .where(
             Event.type.in_(types),
             Event.processed_at.is_(None),
+            Event.dead_at.is_(None),  # dead: out of the pending list until retried
             Event.received_at <= now,
             Event.contact_id.is_not(None),
         )

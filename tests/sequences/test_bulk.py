@@ -221,3 +221,20 @@ def test_a_contact_entering_one_segment_twice_is_left_to_process_event(
     assert _snapshot(session, names) == one_at_a_time
     two_sends = [e for e in one_at_a_time[0] if e[0] == "two_sends"]
     assert [e[1] for e in two_sends] == ["c1", "c1", "c7"]
+
+
+def test_a_dead_segment_event_stays_dead(session: Session, frozen_clock: FrozenClock) -> None:
+    """A dead event leaves the pending list until retry_dead_events: the set-based path
+    does not take it either."""
+    names = _setup(session)
+    dead_one, live_one = list(names)[:2]
+    record_event(session, "segment.entered", dead_one, {"segment": "buyers"}, "dead")
+    record_event(session, "segment.entered", live_one, {"segment": "buyers"}, "live")
+    dead = session.scalars(select(Event).where(Event.source_event_id == "dead")).one()
+    dead.attempts, dead.dead_at, dead.failure = 5, frozen_clock.now(), "boom"
+    session.commit()
+    assert process_segment_events(session, frozen_clock.now()) == 1
+    session.refresh(dead)
+    assert dead.processed_at is None and dead.dead_at is not None
+    enrolled = set(session.scalars(select(Enrollment.contact_id)))
+    assert live_one in enrolled and dead_one not in enrolled
