@@ -27,7 +27,17 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import (
+    CompoundSelect,
+    Select,
+    String,
+    cast,
+    func,
+    literal_column,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -36,7 +46,7 @@ from automation.core.claims import each, work_in_batches
 from automation.core.clock import now
 from automation.core.config import get_settings
 from automation.core.eventlog import recorded_events
-from automation.core.models import Event
+from automation.core.models import Event, Segment, Sequence, SequenceVersion
 from automation.core.rounds import split_rounds
 
 log = logging.getLogger(__name__)
@@ -109,6 +119,50 @@ def batch_memo(session: Session, key: str, load: Callable[[], T]) -> T:
         memo[key] = load()
     value: T = memo[key]
     return value
+
+
+#: Rows that change whenever a stored definition the handlers read changes: a segment's
+#: key or rule (its hash), a sequence's key, status or current version, a version's hash
+#: (ids are not enough: SQLite may give a deleted row's id to the next one).
+DEFINITIONS_STAMP: CompoundSelect[Any] = union_all(
+    select(literal_column("'g'"), Segment.id, Segment.key + ":" + Segment.definition_hash),
+    select(
+        literal_column("'s'"),
+        Sequence.id,
+        Sequence.key + ":" + Sequence.status + ":"
+        + func.coalesce(cast(Sequence.current_version_id, String), ""),
+    ),
+    select(literal_column("'v'"), SequenceVersion.id, SequenceVersion.definition_hash),
+)
+_LASTING: dict[tuple[str, str], tuple[frozenset[Any], Any]] = {}
+
+
+def lasting_memo(session: Session, key: str, load: Callable[[], T]) -> T:
+    """batch_memo for what is derived from stored definitions only (segments, sequences):
+    kept by the process across batches while DEFINITIONS_STAMP reads the same (one query
+    per batch instead of loading them again); outside a batch, computed on every call.
+
+    ``load`` must return values that outlive its session: no ORM instance attached to it.
+    """
+    if not in_batch(session):
+        return load()
+
+    def lasting() -> T:
+        stamp = batch_memo(session, "definitions.stamp", lambda: _definitions_stamp(session))
+        slot = (str(session.get_bind().engine.url), key)
+        cached = _LASTING.get(slot)
+        if cached is not None and cached[0] == stamp:
+            value: T = cached[1]
+            return value
+        fresh = load()
+        _LASTING[slot] = (stamp, fresh)
+        return fresh
+
+    return batch_memo(session, key, lasting)
+
+
+def _definitions_stamp(session: Session) -> frozenset[Any]:
+    return frozenset(tuple(row) for row in session.execute(DEFINITIONS_STAMP))
 
 
 def at_batch_end(session: Session, key: str, write: Callable[[Session], object]) -> None:

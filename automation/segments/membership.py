@@ -19,10 +19,10 @@ from automation.core.db import dialect_insert
 from automation.core.eventlog import record_events
 from automation.core.events import SEGMENT_ENTERED, SEGMENT_EXITED
 from automation.core.models import Segment, SegmentMembership
-from automation.core.processing import batch_memo
+from automation.core.processing import batch_memo, lasting_memo
 from automation.segments.compile import compile_rule
 from automation.segments.evaluate import evaluate, load_facts_of, needs_of
-from automation.segments.store import all_segments, rule_of
+from automation.segments.store import all_segments, rule_of, segment_definitions
 
 log = logging.getLogger(__name__)
 CHUNK = 1000
@@ -172,7 +172,7 @@ def evaluate_contacts(
 
     Returns contact id -> [(segment key, "entered" | "exited")] for the contacts that moved.
     """
-    segments = batch_memo(session, "segments", lambda: all_segments(session))
+    segments = lasting_memo(session, "segments", lambda: segment_definitions(session))
     if not segments:
         return {}
     needs = needs_of(rule for _, rule in segments)

@@ -165,3 +165,23 @@ def all_segments(session: Session) -> list[tuple[Segment, RuleNode]]:
     query = select(Segment).options(defer(Segment.rules))  # parsed once per hash (rule_of)
     segments = dependency_order(session.scalars(query))
     return [(segment, rule_of(segment)) for segment in segments]
+
+
+def segment_definitions(session: Session) -> list[tuple[Segment, RuleNode]]:
+    """all_segments as copies attached to no session (id, key, name, description, hash
+    and time_based; not the refresh times, which change without the definition), to be
+    kept across event batches (automation.core.processing.lasting_memo)."""
+    return [
+        (
+            Segment(
+                id=segment.id,
+                key=segment.key,
+                name=segment.name,
+                description=segment.description,
+                definition_hash=segment.definition_hash,
+                time_based=segment.time_based,
+            ),
+            rule,
+        )
+        for segment, rule in all_segments(session)
+    ]

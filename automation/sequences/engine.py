@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from automation.core import outbox
 from automation.core.db import dialect_insert, is_postgres
-from automation.core.models import Contact, Enrollment, Event, Message, MessageEvent, Sequence
+from automation.core.models import Contact, Enrollment, Event, Message, MessageEvent
 from automation.core.processing import at_batch_end, batch_memo, in_batch, run_batch_end
 from automation.core.vocabulary import ENGAGEMENT
 from automation.segments import load_rule, matches
@@ -42,7 +42,7 @@ from automation.sequences.schema import (
     correlated,
     filters_match,
 )
-from automation.sequences.store import load_version
+from automation.sequences.store import batch_sequence, load_version
 from automation.sequences.waited import waited_events
 
 RUNNING = ("active", "waiting")
@@ -96,7 +96,7 @@ def try_advance(
         return None
     if enrollment.next_run_at is not None and enrollment.next_run_at > now:
         return None
-    sequence = session.get(Sequence, enrollment.sequence_id)
+    sequence = batch_sequence(session, enrollment.sequence_id)
     if sequence is None or sequence.status != "active":
         return None
     definition = load_version(session, enrollment.version_id)

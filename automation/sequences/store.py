@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session, defer
 
 from automation.core.clock import now
 from automation.core.models import Enrollment, Sequence, SequenceVersion
-from automation.core.processing import batch_memo, in_batch
+from automation.core.processing import in_batch, lasting_memo
 from automation.sequences.schema import (
     SequenceDefinition,
     WaitUntilStep,
@@ -147,7 +148,12 @@ def version_definition(version: SequenceVersion) -> SequenceDefinition:
 
 
 def load_version(session: Session, version_id: int) -> SequenceDefinition:
-    """The parsed definition of version ``version_id``."""
+    """The parsed definition of version ``version_id`` (in an event batch, from the
+    versions the process keeps while no definition changes)."""
+    if in_batch(session):
+        known = _batch_versions(session).get(version_id)
+        if known is not None:
+            return known
     version = session.get(SequenceVersion, version_id)
     if version is None:
         raise LookupError(f"sequence version {version_id} does not exist")
@@ -168,6 +174,70 @@ def active_definitions(
     return [(seq, ver, version_definition(ver)) for seq, ver in rows]
 
 
+def active_snapshot(
+    session: Session,
+) -> list[tuple[Sequence, SequenceVersion, SequenceDefinition]]:
+    """active_definitions as copies attached to no session (the sequence's id, key,
+    status and current version; the version's id, sequence, number and hash), to be kept
+    across event batches (automation.core.processing.lasting_memo)."""
+    return [
+        (
+            Sequence(id=seq.id, key=seq.key, status=seq.status,
+                     current_version_id=seq.current_version_id),
+            _detached_version(ver, definition),
+            definition,
+        )
+        for seq, ver, definition in active_definitions(session)
+    ]  # fmt: skip
+
+
+def _detached_version(version: SequenceVersion, definition: SequenceDefinition) -> SequenceVersion:
+    copy = SequenceVersion(
+        id=version.id,
+        sequence_id=version.sequence_id,
+        version=version.version,
+        definition_hash=version.definition_hash,
+    )
+    if _cache.get(version.definition_hash) is not definition:  # not cached by its hash
+        copy.definition = version.definition  # version_definition parses the copy again
+    return copy
+
+
+def batch_definitions(
+    session: Session,
+) -> list[tuple[Sequence, SequenceVersion, SequenceDefinition]]:
+    """The active sequences for an event batch (kept by the process while no definition
+    changes; outside a batch, read now)."""
+    return lasting_memo(session, "sequences", lambda: active_snapshot(session))
+
+
+def batch_sequence(session: Session, sequence_id: int) -> Sequence | None:
+    """In an event batch: the sequence if it is active (a copy, see active_snapshot), else
+    None. Outside a batch: the stored sequence, whatever its status."""
+    if not in_batch(session):
+        return session.get(Sequence, sequence_id)
+    for sequence, _version, _definition in batch_definitions(session):
+        if sequence.id == sequence_id:
+            return sequence
+    return None
+
+
+def _all_versions(session: Session) -> dict[int, SequenceDefinition]:
+    return {
+        version.id: version_definition(version)
+        for version in session.scalars(
+            select(SequenceVersion).options(defer(SequenceVersion.definition))
+        )
+    }
+
+
+def _batch_versions(session: Session) -> dict[int, SequenceDefinition]:
+    versions: dict[int, SequenceDefinition] = lasting_memo(
+        session, "sequence_versions", lambda: _all_versions(session)
+    )
+    return versions
+
+
 @dataclass(frozen=True)
 class Reactions:
     """The event types any stored sequence version exits on, waits for, or counts as a goal."""
@@ -177,14 +247,11 @@ class Reactions:
     goals: frozenset[str]
 
 
-def _reactions(session: Session) -> Reactions:
+def _reactions(definitions: Iterable[SequenceDefinition]) -> Reactions:
     exits: set[str] = set()
     waits: set[str] = set()
     goals: set[str] = set()
-    for version in session.scalars(
-        select(SequenceVersion).options(defer(SequenceVersion.definition))
-    ):
-        definition = version_definition(version)
+    for definition in definitions:
         exits.update(condition.event for condition in definition.exit_on)
         waits.update(s.event for _, s in definition.all_steps() if isinstance(s, WaitUntilStep))
         if definition.analytics.goal is not None:
@@ -209,7 +276,9 @@ def waited_types(session: Session) -> frozenset[str]:
 
 
 def _batch_reactions(session: Session) -> Reactions:
-    reactions: Reactions = batch_memo(session, "sequence_reactions", lambda: _reactions(session))
+    reactions: Reactions = lasting_memo(
+        session, "sequence_reactions", lambda: _reactions(_batch_versions(session).values())
+    )
     return reactions
 
 

@@ -25,7 +25,7 @@ from automation.sequences.schema import (
     SequenceDefinition,
     filters_match,
 )
-from automation.sequences.store import active_definitions, get_sequence, version_definition
+from automation.sequences.store import batch_definitions, get_sequence, version_definition
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def enroll_from_event(session: Session, event: Event, now: datetime) -> list[int
     properties = event_properties(event)
     created: list[int] = []
     failed: list[str] = []
-    definitions = batch_memo(session, "sequences", lambda: active_definitions(session))
+    definitions = batch_definitions(session)
     for sequence, version, definition in definitions:
         if not trigger_matches(definition, event.type, properties):
             continue
@@ -251,7 +251,7 @@ def note_triggered(session: Session, events: list[Event]) -> None:
 def enroll_from_events(session: Session, events: list[Event], now: datetime) -> list[int]:
     """enroll_from_event for a round of an event batch (one event per contact), set-based
     (enroll_many). A failure fails the batch, which is redone one event at a time."""
-    definitions = batch_memo(session, "sequences", lambda: active_definitions(session))
+    definitions = batch_definitions(session)
     requests: list[Request] = []
     for event in events:
         if event.contact_id is None:
