@@ -440,7 +440,9 @@ def _claim(session: Session, *where: Any) -> list[Event]:
         .where(*where, Event.processed_at.is_(None))
         .values(processed_at=now())
         .returning(Event),
-        execution_options={"populate_existing": True},
+        # The rows it changes are the rows it returns, loaded over the session's copies:
+        # nothing else in the session needs matching against the criteria in Python.
+        execution_options={"populate_existing": True, "synchronize_session": False},
     ).all()
     return sorted(claimed, key=lambda e: e.id)
 
