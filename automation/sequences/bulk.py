@@ -31,6 +31,7 @@ from typing import Any, cast
 from sqlalchemy import (
     Table,
     bindparam,
+    func,
     literal,
     not_,
     or_,
@@ -164,7 +165,9 @@ def _candidates(
     query = (
         select(Event.id, Event.contact_id)
         .where(
-            Event.type.in_(types),
+            # The type through coalesce (never NULL): with the type index usable, SQLite
+            # reads every segment event ever recorded instead of ix_events_pending's few.
+            func.coalesce(Event.type, "").in_(types),
             Event.processed_at.is_(None),
             Event.dead_at.is_(None),  # dead: out of the pending list until retried
             Event.received_at <= now,
