@@ -26,10 +26,11 @@ provider's idempotency key (RequestId, Message-ID, tracking_id) for that.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 
@@ -41,7 +42,7 @@ from automation.core.config import Settings, get_settings
 from automation.core.db import one_of
 from automation.core.models import Contact, Enrollment, Event, Message
 from automation.core.vocabulary import Status
-from automation.delivery import dnc, pools
+from automation.delivery import dnc, eventloop, pools
 from automation.delivery.channels import get_adapter, provider_name
 from automation.delivery.claim import claim_rows
 from automation.delivery.compose import prepare
@@ -76,7 +77,9 @@ def _send_group(
     A batching adapter sends them in one session. Other providers get one call per
     message with at most DELIVERY_CONCURRENCY in flight, a new call starting as one
     returns; after outcomes are yielded, something more (possibly []) follows within
-    GATHER_SECONDS, so the caller can commit them on time. Slots are reserved
+    GATHER_SECONDS, so the caller can commit them on time. An adapter with an
+    ``async_sender`` sends on the process's event loop (automation.delivery.eventloop),
+    others in the shared thread pool. Slots are reserved
     with one limiter call and call i starts at its own slot (first + i x spacing), so
     concurrent calls keep the provider's pace. Once ``stop()`` is true no further call
     starts: rows never started are not yielded.
@@ -87,6 +90,7 @@ def _send_group(
         yield list(enumerate(adapter.send_batch(outbound)))
         return
     first = time.monotonic()
+    asend = adapter.async_sender()
 
     def paced(index: int, msg: OutboundMessage) -> SendResult | ChannelError:
         delay = first + index * limiter.spacing - time.monotonic()
@@ -94,13 +98,26 @@ def _send_group(
             time.sleep(delay)
         return _send_one(adapter, provider, msg)
 
+    async def apaced(
+        index: int, msg: OutboundMessage, send: Callable[[OutboundMessage], Awaitable[SendResult]]
+    ) -> SendResult | ChannelError:
+        delay = first + index * limiter.spacing - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return await _asend_one(send, provider, msg)
+
+    def start(index: int, msg: OutboundMessage) -> Future[SendResult | ChannelError]:
+        if asend is not None:  # on the event loop: no thread per call
+            return eventloop.submit(apaced(index, msg, asend))
+        return _pool().submit(paced, index, msg)
+
     waiting = list(enumerate(outbound))[::-1]
     in_flight: dict[Future[SendResult | ChannelError], int] = {}
     fresh = False  # outcomes yielded that the caller may not have committed yet
     while True:
         while waiting and len(in_flight) < settings.delivery_concurrency and not stop():
             index, msg = waiting.pop()
-            in_flight[_pool().submit(paced, index, msg)] = index
+            in_flight[start(index, msg)] = index
         if not in_flight:
             return
         timeout = GATHER_SECONDS if fresh else None  # idle while only slow calls remain
@@ -112,6 +129,18 @@ def _send_group(
 def _send_one(adapter: Channel, provider: str, msg: OutboundMessage) -> SendResult | ChannelError:
     try:
         return adapter.send(msg)
+    except ChannelError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - an adapter bug must not strand the row
+        log.exception("adapter %s crashed on message %s", provider, msg.id)
+        return ChannelTransientError(f"adapter error: {exc!r}")
+
+
+async def _asend_one(
+    send: Callable[[OutboundMessage], Awaitable[SendResult]], provider: str, msg: OutboundMessage
+) -> SendResult | ChannelError:
+    try:
+        return await send(msg)
     except ChannelError as exc:
         return exc
     except Exception as exc:  # noqa: BLE001 - an adapter bug must not strand the row
