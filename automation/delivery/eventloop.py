@@ -1,8 +1,8 @@
 """The process's event loop for provider calls: one daemon thread, started on first use.
 
 Adapters with an ``async_sender`` (channels.base.Channel) send on it, many calls in
-flight without a thread each; :func:`submit` hands a coroutine to it from a worker
-thread and returns a ``concurrent.futures.Future``. A forked child starts its own.
+flight without a thread each: :func:`spawn` starts coroutines on it from a worker
+thread (they report their outcomes themselves). A forked child starts its own.
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ import asyncio
 import os
 import threading
 from collections.abc import Coroutine
-from concurrent.futures import Future
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 _loop: asyncio.AbstractEventLoop | None = None
 _pid = 0
@@ -32,6 +29,17 @@ def running_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-def submit(coro: Coroutine[Any, Any, T]) -> Future[T]:
-    """Run ``coro`` on the send loop; its result (or exception) arrives in the Future."""
-    return asyncio.run_coroutine_threadsafe(coro, running_loop())
+def spawn(coros: list[Coroutine[Any, Any, None]]) -> None:
+    """Start ``coros`` as tasks on the send loop (one wake-up of the loop for all)."""
+    loop = running_loop()
+
+    def start() -> None:
+        for coro in coros:
+            _running.add(task := loop.create_task(coro))
+            task.add_done_callback(_running.discard)
+
+    loop.call_soon_threadsafe(start)
+
+
+_running: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
+
