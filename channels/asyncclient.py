@@ -115,14 +115,16 @@ class AsyncLeanClient:
             raise httpx.ConnectError(str(exc) or repr(exc)) from exc
 
     def close(self) -> None:
-        """Close the idle connections (from the client's loop, or once it has stopped)."""
+        """Close the idle connections (from the client's loop if it runs; with a closed
+        loop their sockets go with the loop's transports)."""
         idle, self._idle = self._idle, {}
-        conns = [c for group in idle.values() for c in group]
-        if self._loop is not None and self._loop.is_running():
-            for _, writer in conns:
+        writers = [writer for group in idle.values() for _, writer in group]
+        if self._loop is None or self._loop.is_closed():
+            return
+        for writer in writers:
+            if self._loop.is_running():
                 self._loop.call_soon_threadsafe(writer.close)
-        else:
-            for _, writer in conns:
+            else:
                 writer.close()
 
 
