@@ -134,6 +134,27 @@ def test_chunked_and_close_delimited_answers(
     assert (second.status_code, second.json()) == (201, {"b": 2})
 
 
+def test_informational_answers_are_skipped(
+    raw_server: tuple[str, list[bytes]], aclient: AsyncLeanClient
+) -> None:
+    url, answers = raw_server
+    answers.append(
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b'HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\n{"c": 3}'
+    )
+    assert run(aclient.request("POST", url, json={})).json() == {"c": 3}
+
+
+def test_a_request_h11_refuses_is_never_written(
+    http_server: ScriptedServer, aclient: AsyncLeanClient
+) -> None:
+    http_server.reply(Reply(200, {"n": 1}))
+    with pytest.raises(httpx.LocalProtocolError):
+        run(aclient.request("POST", http_server.url, json={}, headers={"x": "a\r\nInjected: 1"}))
+    assert run(aclient.request("POST", http_server.url, json={})).json() == {"n": 1}
+    assert len(http_server.requests) == 1 and "injected" not in http_server.requests[0].headers
+
+
 def test_failures_map_to_httpx_errors(
     http_server: ScriptedServer, aclient: AsyncLeanClient
 ) -> None:
