@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -82,6 +82,11 @@ class Channel(ABC):
             except ChannelError as exc:
                 results.append(exc)
         return results
+
+    def async_sender(self) -> Callable[[OutboundMessage], Awaitable[SendResult]] | None:
+        """A coroutine function doing what ``send`` does on an event loop, without a thread
+        per call; None when this adapter has none (then ``send`` runs in a thread)."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Release connections the adapter owns (no-op by default)."""

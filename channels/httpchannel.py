@@ -7,10 +7,11 @@ from typing import Any, ClassVar
 
 import httpx
 
+from channels.asyncclient import AsyncLeanClient
 from channels.base import Channel
 from channels.errors import TransientError
 from channels.leanclient import LeanClient
-from channels.retry import RetryPolicy, request_with_retry
+from channels.retry import RetryPolicy, arequest_with_retry, request_with_retry
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 USER_AGENT = "marketing-automation-channels/0.1"
@@ -61,6 +62,12 @@ class HttpChannel(Channel):
         self._owns_client = client is None
         self.client = client if client is not None else default_client()
         self.policy = policy if policy is not None else RetryPolicy()
+        #: The event-loop twin of the default client; None with an injected or proxied one.
+        self.aclient = (
+            AsyncLeanClient(timeout=self.client.timeout, headers=dict(self.client.headers))
+            if self._owns_client and isinstance(self.client, LeanClient)
+            else None
+        )
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Send with the shared quick-retry policy."""
@@ -68,7 +75,16 @@ class HttpChannel(Channel):
             self.client, method, url, policy=self.policy, idempotent=self.idempotent, **kwargs
         )
 
+    async def arequest(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """:meth:`request` on the event loop (only when ``aclient`` is set)."""
+        assert self.aclient is not None
+        return await arequest_with_retry(
+            self.aclient, method, url, policy=self.policy, idempotent=self.idempotent, **kwargs
+        )
+
     def close(self) -> None:
         """Close the client if this adapter created it."""
         if self._owns_client:
             self.client.close()
+        if self.aclient is not None:
+            self.aclient.close()

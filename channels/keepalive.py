@@ -35,20 +35,24 @@ def _stale(sock: socket.socket) -> bool:
     return bool(poller.poll(0))
 
 
-def _response(
-    answer: http.client.HTTPResponse, content: bytes, request: httpx.Request | None
+def build_response(
+    status: int,
+    reason: str,
+    headers: list[tuple[str, str]],
+    content: bytes,
+    request: httpx.Request | None,
 ) -> httpx.Response:
     """The httpx.Response of an answer read whole. An uncompressed body is handed over as
     read (httpx's decoder chain, three quarters of building a response, is for encoded
     bodies); an encoded one is decoded by httpx as usual."""
-    headers = answer.getheaders()
-    extensions = {"http_version": b"HTTP/1.1", "reason_phrase": answer.reason.encode()}
-    if answer.getheader("Content-Encoding", "identity").strip().lower() != "identity":
+    extensions = {"http_version": b"HTTP/1.1", "reason_phrase": reason.encode()}
+    encoding = next((v for k, v in headers if k.lower() == "content-encoding"), "identity")
+    if encoding.strip().lower() != "identity":
         return httpx.Response(
-            answer.status, headers=headers, content=content, request=request, extensions=extensions
+            status, headers=headers, content=content, request=request, extensions=extensions
         )
     response = httpx.Response(
-        answer.status,
+        status,
         headers=headers,
         stream=httpx.ByteStream(content),
         request=request,
@@ -150,7 +154,7 @@ class KeepAliveTransport(httpx.BaseTransport):
             raise httpx.ReadError(str(exc) or repr(exc), request=request) from exc
         if answer.will_close:
             conn.close()
-        return _response(answer, content, request)
+        return build_response(answer.status, answer.reason, answer.getheaders(), content, request)
 
     def close(self) -> None:
         """Close every connection this transport opened, on every thread."""

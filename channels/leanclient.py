@@ -50,34 +50,55 @@ class LeanClient(httpx.Client):
 
     def request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
         """Send; a request using only LEAN_ARGUMENTS skips httpx's request pipeline."""
-        headers = kwargs.get("headers")
-        content = kwargs.get("content")
-        if (
-            not isinstance(url, str)
-            or not kwargs.keys() <= LEAN_ARGUMENTS
-            or not isinstance(headers, dict | None)
-            or not isinstance(content, bytes | str | None)
-            or not url.startswith(("http://", "https://"))
-            or self.cookies
-        ):
+        lean = (
+            None
+            if self.cookies
+            else plain_request(self._defaults, self._timeouts, method, url, kwargs)
+        )
+        if lean is None:
             return super().request(method, url, **kwargs)
-        parsed, origin, target = _parsed(url)
-        sent = dict(self._defaults)
-        if headers:
-            sent.update((str(k).lower(), str(v)) for k, v in headers.items())
-        if content is not None:
-            body = content.encode() if isinstance(content, str) else content
-        elif kwargs.get("json") is not None:
-            body = orjson.dumps(kwargs["json"], option=orjson.OPT_NON_STR_KEYS)
-            sent["content-type"] = "application/json"
-        else:
-            body = b""
-        if body or method in ("POST", "PUT", "PATCH"):
-            sent["content-length"] = str(len(body))
-        timeouts = (
-            httpx.Timeout(kwargs["timeout"]).as_dict() if "timeout" in kwargs else self._timeouts
-        )
-        request = httpx.Request(
-            method, parsed, headers=sent, content=body, extensions={"timeout": timeouts}
-        )
-        return self._lean.exchange(origin, method, target, body, sent, timeouts, request)
+        return self._lean.exchange(*lean)
+
+
+Plain = tuple[Origin, str, str, bytes, dict[str, str], dict[str, Any], httpx.Request]
+
+
+def plain_request(
+    defaults: dict[str, str],
+    default_timeouts: dict[str, Any],
+    method: str,
+    url: httpx.URL | str,
+    kwargs: dict[str, Any],
+) -> Plain | None:
+    """What the lean path sends for a request: (origin, method, target, body, headers,
+    timeouts, httpx.Request); None when it uses anything beyond LEAN_ARGUMENTS."""
+    headers = kwargs.get("headers")
+    content = kwargs.get("content")
+    if (
+        not isinstance(url, str)
+        or not kwargs.keys() <= LEAN_ARGUMENTS
+        or not isinstance(headers, dict | None)
+        or not isinstance(content, bytes | str | None)
+        or not url.startswith(("http://", "https://"))
+    ):
+        return None
+    parsed, origin, target = _parsed(url)
+    sent = dict(defaults)
+    if headers:
+        sent.update((str(k).lower(), str(v)) for k, v in headers.items())
+    if content is not None:
+        body = content.encode() if isinstance(content, str) else content
+    elif kwargs.get("json") is not None:
+        body = orjson.dumps(kwargs["json"], option=orjson.OPT_NON_STR_KEYS)
+        sent["content-type"] = "application/json"
+    else:
+        body = b""
+    if body or method in ("POST", "PUT", "PATCH"):
+        sent["content-length"] = str(len(body))
+    timeouts = (
+        httpx.Timeout(kwargs["timeout"]).as_dict() if "timeout" in kwargs else default_timeouts
+    )
+    request = httpx.Request(
+        method, parsed, headers=sent, content=body, extensions={"timeout": timeouts}
+    )
+    return origin, method, target, body, sent, timeouts, request

@@ -16,14 +16,15 @@ than ``max_wait``, a :class:`TransientError` carrying ``retry_after`` is raised.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
-from tenacity import Retrying, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, Retrying, retry_if_exception, stop_after_attempt
 
 from channels.errors import TransientError
 
@@ -75,23 +76,32 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
+def _failed(exc: httpx.TransportError, url: str, idempotent: bool) -> Exception:
+    """What a transport failure becomes: retryable unless it may have been delivered to
+    a provider that does not deduplicate."""
+    if isinstance(exc, _SAFE_TO_RETRY):
+        return _Retryable(f"cannot connect to {url}: {exc!r}")
+    if idempotent:
+        return _Retryable(f"no answer from {url}: {exc!r}")
+    return TransientError(f"no answer from {url} (the request may have been delivered): {exc!r}")
+
+
+def _checked(response: httpx.Response, url: str) -> httpx.Response:
+    """``response``, or _Retryable for 429 / 5xx (with its Retry-After)."""
+    if response.status_code in RETRY_STATUSES:
+        reason = f"HTTP {response.status_code} from {url}: {response.text[:200]}"
+        raise _Retryable(reason, retry_after_seconds(response.headers.get("Retry-After")))
+    return response
+
+
 def _attempt(
     client: httpx.Client, method: str, url: str, idempotent: bool, kwargs: dict[str, Any]
 ) -> httpx.Response:
     try:
         response = client.request(method, url, **kwargs)
-    except _SAFE_TO_RETRY as exc:
-        raise _Retryable(f"cannot connect to {url}: {exc!r}") from exc
     except httpx.TransportError as exc:
-        if idempotent:
-            raise _Retryable(f"no answer from {url}: {exc!r}") from exc
-        raise TransientError(
-            f"no answer from {url} (the request may have been delivered): {exc!r}"
-        ) from exc
-    if response.status_code in RETRY_STATUSES:
-        reason = f"HTTP {response.status_code} from {url}: {response.text[:200]}"
-        raise _Retryable(reason, retry_after_seconds(response.headers.get("Retry-After")))
-    return response
+        raise _failed(exc, url, idempotent) from exc
+    return _checked(response, url)
 
 
 def request_with_retry(
@@ -127,3 +137,59 @@ def request_with_retry(
         return retrying(_attempt, client, method, url, idempotent, kwargs)
     except _Retryable as exc:
         raise TransientError(exc.reason, retry_after=exc.retry_after) from exc
+
+
+class AsyncClient(Protocol):
+    """What :func:`arequest_with_retry` sends through (channels.asyncclient)."""
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Awaitable[httpx.Response]: ...
+
+
+async def _aattempt(
+    client: AsyncClient, method: str, url: str, idempotent: bool, kwargs: dict[str, Any]
+) -> httpx.Response:
+    try:
+        response = await client.request(method, url, **kwargs)
+    except httpx.TransportError as exc:
+        raise _failed(exc, url, idempotent) from exc
+    return _checked(response, url)
+
+
+async def arequest_with_retry(
+    client: AsyncClient,
+    method: str,
+    url: str,
+    *,
+    policy: RetryPolicy,
+    idempotent: bool = False,
+    **kwargs: Any,
+) -> httpx.Response:
+    """:func:`request_with_retry` on an event loop: the same attempts, waits and errors;
+    the waits are ``asyncio.sleep`` (``policy.sleep`` is for threads)."""
+    try:
+        return await _aattempt(client, method, url, idempotent, kwargs)
+    except _Retryable as exc:
+        if policy.attempts <= 1 or not policy.should_retry(exc):
+            raise TransientError(exc.reason, retry_after=exc.retry_after) from exc
+        await _asleep(policy, policy.wait(1, exc))
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts - 1),
+        wait=lambda state: policy.wait(
+            state.attempt_number + 1, state.outcome.exception() if state.outcome else None
+        ),
+        retry=retry_if_exception(policy.should_retry),
+        sleep=lambda seconds: _asleep(policy, seconds),
+        reraise=True,
+    )
+    try:
+        return await retrying(_aattempt, client, method, url, idempotent, kwargs)
+    except _Retryable as exc:
+        raise TransientError(exc.reason, retry_after=exc.retry_after) from exc
+
+
+async def _asleep(policy: RetryPolicy, seconds: float) -> None:
+    """Wait on the loop; a policy with a non-default ``sleep`` (tests) is told the wait too."""
+    if policy.sleep is not time.sleep:
+        policy.sleep(seconds)
+        return
+    await asyncio.sleep(seconds)

@@ -27,10 +27,8 @@ provider's idempotency key (RequestId, Message-ID, tracking_id) for that.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -42,6 +40,7 @@ from automation.core.db import one_of
 from automation.core.models import Contact, Enrollment, Event, Message
 from automation.core.vocabulary import Status
 from automation.delivery import dnc, pools
+from automation.delivery.calls import GATHER_SECONDS, send_group
 from automation.delivery.channels import get_adapter, provider_name
 from automation.delivery.claim import claim_rows
 from automation.delivery.compose import prepare
@@ -49,87 +48,15 @@ from automation.delivery.context import address_for, build_context, context_even
 from automation.delivery.outcome import BatchResult, apply, hold, permanent, skip, store_sent
 from automation.delivery.pauses import paused
 from automation.delivery.policy import Candidate, evaluate
-from automation.delivery.ratelimit import limiter_for
 from automation.delivery.zalo_rules import refusal
 from automation.messages.errors import TemplateProblem
 from automation.messages.lookup import snapshot
-from channels.base import Channel, OutboundMessage, SendResult
-from channels.errors import ChannelError, PermanentError, QuotaExhausted
+from channels.base import Channel, OutboundMessage
+from channels.errors import PermanentError, QuotaExhausted
 from channels.errors import TransientError as ChannelTransientError
 
 log = logging.getLogger(__name__)
 AdapterSource = Callable[[str], tuple[Channel, str]]
-#: Outcomes are committed in groups about this often while calls return: the at-most-once
-#: window is the calls in flight plus outcomes at most about twice this old.
-GATHER_SECONDS = 0.005
-
-
-def _send_group(
-    adapter: Channel,
-    provider: str,
-    outbound: list[OutboundMessage],
-    settings: Settings,
-    stop: Callable[[], bool],
-) -> Iterator[list[tuple[int, SendResult | ChannelError]]]:
-    """Send a channel's rows, yielding [(index, outcome), ...] as calls return.
-
-    A batching adapter sends them in one session. Other providers get one call per
-    message with at most DELIVERY_CONCURRENCY in flight, a new call starting as one
-    returns; after outcomes are yielded, something more (possibly []) follows within
-    GATHER_SECONDS, so the caller can commit them on time. Slots are reserved
-    with one limiter call and call i starts at its own slot (first + i x spacing), so
-    concurrent calls keep the provider's pace. Once ``stop()`` is true no further call
-    starts: rows never started are not yielded.
-    """
-    limiter = limiter_for(provider, settings)
-    limiter.acquire(len(outbound))
-    if adapter.batches:
-        yield list(enumerate(adapter.send_batch(outbound)))
-        return
-    first = time.monotonic()
-
-    def paced(index: int, msg: OutboundMessage) -> SendResult | ChannelError:
-        delay = first + index * limiter.spacing - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        return _send_one(adapter, provider, msg)
-
-    waiting = list(enumerate(outbound))[::-1]
-    in_flight: dict[Future[SendResult | ChannelError], int] = {}
-    fresh = False  # outcomes yielded that the caller may not have committed yet
-    while True:
-        while waiting and len(in_flight) < settings.delivery_concurrency and not stop():
-            index, msg = waiting.pop()
-            in_flight[_pool().submit(paced, index, msg)] = index
-        if not in_flight:
-            return
-        timeout = GATHER_SECONDS if fresh else None  # idle while only slow calls remain
-        done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
-        fresh = bool(done)
-        yield sorted((in_flight.pop(future), future.result()) for future in done)
-
-
-def _send_one(adapter: Channel, provider: str, msg: OutboundMessage) -> SendResult | ChannelError:
-    try:
-        return adapter.send(msg)
-    except ChannelError as exc:
-        return exc
-    except Exception as exc:  # noqa: BLE001 - an adapter bug must not strand the row
-        log.exception("adapter %s crashed on message %s", provider, msg.id)
-        return ChannelTransientError(f"adapter error: {exc!r}")
-
-
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    """Threads for concurrent provider calls (HTTP waits, not CPU), shared by the process."""
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="send")
-        return _executor
 
 
 def deliver_batch(
@@ -242,7 +169,7 @@ def _send_channel(
     if held is None:
         since: float | None = None  # when the oldest uncommitted outcome arrived
         stop = lambda: held is not None  # noqa: E731 - read at each call start
-        for returned in _send_group(adapter, provider, [o for *_, o in group], settings, stop):
+        for returned in send_group(adapter, provider, [o for *_, o in group], settings, stop):
             for index, outcome in returned:
                 message, contact, _ = group[index]
                 started.add(index)

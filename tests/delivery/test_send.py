@@ -234,3 +234,30 @@ def test_outcomes_are_committed_while_other_calls_are_still_in_flight(
 
     assert sorted(result.sent) == sorted([*fast, slow])
     assert seen == {mid: "sent" for mid in fast}
+
+
+def test_zns_calls_run_concurrently_on_the_event_loop_without_a_thread_each(
+    session: Session, dsettings: Settings, zns_server: Loopback, frozen_clock: clock.FrozenClock
+) -> None:
+    """The default ZNS adapter sends on the process's event loop: DELIVERY_CONCURRENCY (8)
+    slow calls are in flight together, and no send-pool thread is started for them."""
+    frozen_clock.set(NOON)
+    people = [contact(session, n) for n in range(1, 9)]
+    for person in people:
+        consent(session, person, "zalo")
+    rows = [message(session, person, "zalo_zns") for person in people]
+    session.commit()
+    answer = zns_server.answer
+    zns_server.answer = lambda body: (time.sleep(0.4), answer(body))[1]
+    before = {t.name for t in threading.enumerate()}
+
+    start = time.monotonic()
+    result = deliver_batch(session, [m.id for m in rows])
+
+    assert sorted(result.sent) == sorted(m.id for m in rows)
+    assert time.monotonic() - start < 1.5  # one after another: 3.2 s
+    started = {t.name for t in threading.enumerate()} - before
+    assert not any(name.startswith("send_") for name in started)
+    assert sorted(h.body["tracking_id"] for h in zns_server.hits) == sorted(
+        str(m.id) for m in rows
+    )
