@@ -145,7 +145,7 @@ def test_informational_answers_are_skipped(
     assert run(aclient.request("POST", url, json={})).json() == {"c": 3}
 
 
-def test_a_request_h11_refuses_is_never_written(
+def test_a_request_with_a_line_break_is_never_written(
     http_server: ScriptedServer, aclient: AsyncLeanClient
 ) -> None:
     http_server.reply(Reply(200, {"n": 1}))
@@ -153,6 +153,102 @@ def test_a_request_h11_refuses_is_never_written(
         run(aclient.request("POST", http_server.url, json={}, headers={"x": "a\r\nInjected: 1"}))
     assert run(aclient.request("POST", http_server.url, json={})).json() == {"n": 1}
     assert len(http_server.requests) == 1 and "injected" not in http_server.requests[0].headers
+
+
+async def _scripted(answers: list[bytes]) -> tuple[asyncio.Server, list[bytes], list[int]]:
+    """A keep-alive loopback server on the running loop: each request (head and
+    Content-Length body) gets the next answer; it records the heads and counts connections."""
+    heads: list[bytes] = []
+    connections = [0]
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections[0] += 1
+        while answers:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            heads.append(head)
+            length = next(
+                (int(line[15:]) for line in head.split(b"\r\n") if line[:15] == b"content-length:"),
+                0,
+            )
+            await reader.readexactly(length)
+            writer.write(answers.pop(0))
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0), heads, connections
+
+
+def test_sized_and_chunked_answers_keep_the_connection(aclient: AsyncLeanClient) -> None:
+    async def calls() -> None:
+        server, heads, connections = await _scripted(
+            [
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b'3\r\n{"a\r\n4\r\n": 1\r\n1\r\n}\r\n0\r\nX-Trailer: t\r\n\r\n',
+                b"HTTP/1.1 204 No Content\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{}",  # truncated
+            ]
+        )
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x"
+        async with server:
+            assert (await aclient.request("POST", url, json={})).json() == {}
+            second = await aclient.request("POST", url, json={})
+            assert second.json() == {"a": 1} and "x-trailer" not in second.headers
+            third = await aclient.request("GET", url, headers={"Content-Length": "5"})
+            assert (third.status_code, third.content) == (204, b"")
+            with pytest.raises(httpx.RemoteProtocolError):
+                await aclient.request("POST", url, content=b"abc", headers={"Content-Length": "9"})
+        assert connections == [1]
+        assert b"content-length: 5" not in heads[2] and b"content-length: 3\r\n" in heads[3]
+
+    run(calls())
+
+
+def test_bytes_after_an_answer_and_head_answers_close_the_connection(
+    aclient: AsyncLeanClient,
+) -> None:
+    async def calls() -> None:
+        server, _, connections = await _scripted(
+            [
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}junk",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+            ]
+        )
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x"
+        async with server:
+            for _ in range(2):
+                assert (await aclient.request("POST", url, json={})).json() == {}
+            head = await aclient.request("HEAD", url)
+            assert head.headers["content-length"] == "40" and head.content == b""
+            assert (await aclient.request("POST", url, json={})).json() == {}
+        assert connections == [4]
+
+    run(calls())
+
+
+def test_a_truncated_or_garbled_answer_is_a_remote_protocol_error(
+    raw_server: tuple[str, list[bytes]], aclient: AsyncLeanClient
+) -> None:
+    url, answers = raw_server
+    answers.append(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{}")
+    answers.append(b"HTTP/1.1 200 OK\r\nContent-Len")
+    answers.append(b"SMTP ready\r\n\r\n")
+    for _ in range(3):
+        with pytest.raises(httpx.RemoteProtocolError):
+            run(aclient.request("POST", url, json={}))
+
+
+def test_a_header_name_that_is_not_a_token_is_refused(aclient: AsyncLeanClient) -> None:
+    for name in ("a b", "x:y", "x\0"):
+        with pytest.raises(httpx.LocalProtocolError):
+            run(aclient.request("POST", "http://127.0.0.1:9/x", json={}, headers={name: "1"}))
+    with pytest.raises(httpx.LocalProtocolError):
+        run(aclient.request("POST", "http://127.0.0.1:9/x", json={}, headers={"x": "a\0b"}))
 
 
 def test_failures_map_to_httpx_errors(
