@@ -72,11 +72,15 @@ def demo_environment(database_url: str, outbox_file: str) -> Iterator[None]:
     from automation.core.config import get_settings
     from automation.core.db import dispose_all
 
-    saved = {name: os.environ.get(name) for name in (*CREDENTIALS, "DATABASE_URL", "OUTBOX_FILE")}
+    names = (*CREDENTIALS, "DATABASE_URL", "OUTBOX_FILE", "SEGMENT_REFRESH_MINUTES")
+    saved = {name: os.environ.get(name) for name in names}
     for name in CREDENTIALS:
         os.environ.pop(name, None)
     os.environ["DATABASE_URL"] = database_url
     os.environ["OUTBOX_FILE"] = outbox_file
+    # Time-based segments (days-long windows) caught up with the clock every SEGMENT_REFRESH
+    # of simulated time, not on every hourly pass; events keep them current per contact.
+    os.environ["SEGMENT_REFRESH_MINUTES"] = str(int(SEGMENT_REFRESH.total_seconds() // 60))
     get_settings.cache_clear()
     dispose_all()
     try:
