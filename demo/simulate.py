@@ -249,14 +249,20 @@ class Simulation:
         self.clicks.sort()
 
     def engage_until(self, until: datetime) -> None:
-        """Record the opens and clicks due before ``until`` (as tracking would)."""
+        """Record the opens and clicks due before ``until`` (as tracking would), each at its
+        own time, in one transaction; then process the events they emitted together, as
+        of the last of them (one batch, as the production workers take them)."""
         from automation.core.processing import process_events
         from automation.feedback.results import record_message_event
 
-        while self.clicks and self.clicks[0][0] < until:
-            when, message_id, kind = self.clicks.pop(0)
-            self.clock.set(max(when, self.clock.now()))
-            with self.factory() as session:
+        count = next((i for i, c in enumerate(self.clicks) if c[0] >= until), len(self.clicks))
+        due, self.clicks = self.clicks[:count], self.clicks[count:]
+        if not due:
+            return
+        event_ids: list[int] = []
+        with self.factory() as session:
+            for when, message_id, kind in due:
+                self.clock.set(max(when, self.clock.now()))
                 message = session.get(Message, message_id)
                 if message is None:
                     continue
@@ -270,9 +276,10 @@ class Simulation:
                     payload={"url": target} if isinstance(target, str) else {},
                     properties={"link_index": 0} if kind == "clicked" else {},
                 )
-                session.commit()
-                if result.event_ids:
-                    process_events(session, list(result.event_ids))
+                event_ids += result.event_ids
+            session.commit()
+            if event_ids:
+                process_events(session, event_ids)
 
     def run_pass(self, at: datetime) -> None:
         """One scheduler pass as of ``at``, then process and deliver what it produced."""
