@@ -32,7 +32,9 @@ from automation.analytics.report import build_report
 from automation.core import clock
 from automation.core.config import get_settings
 from automation.core.models import Cart, Contact, Enrollment, Event, Message, Order, Sequence
+from demo import engagement
 from demo.data import Person, Planned, Story, make_people
+from demo.engagement import SENT_STATUSES
 
 PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
 DEFAULT_START = datetime(2026, 10, 1, 0, 0, tzinfo=UTC)  # 07:00 in Ho Chi Minh City
@@ -42,12 +44,8 @@ CREDENTIALS = (
     "TWILIO_AUTH_TOKEN", "ZALO_ACCESS_TOKEN", "ZALO_REFRESH_TOKEN", "ZALO_APP_SECRET",
     "FACEBOOK_PAGE_TOKEN", "TEMPLATES_DIR",
 )  # fmt: skip
-#: Probability that a sent message is opened / clicked, per channel.
-OPEN_RATE = {"email": 0.25}
-CLICK_RATE = {"email": 0.08, "zalo_zns": 0.15, "zalo_oa": 0.12, "sms": 0.05, "messenger": 0.15}
 #: Run the scheduler pass at least this often even when nothing is due (segments by time).
 SEGMENT_REFRESH = timedelta(hours=6)
-SENT_STATUSES = ("sent", "delivered", "opened", "clicked", "read", "replied")
 #: Outbox rows handed to one deliver_batch call.
 DELIVER_BATCH = 500
 
@@ -74,11 +72,15 @@ def demo_environment(database_url: str, outbox_file: str) -> Iterator[None]:
     from automation.core.config import get_settings
     from automation.core.db import dispose_all
 
-    saved = {name: os.environ.get(name) for name in (*CREDENTIALS, "DATABASE_URL", "OUTBOX_FILE")}
+    names = (*CREDENTIALS, "DATABASE_URL", "OUTBOX_FILE", "SEGMENT_REFRESH_MINUTES")
+    saved = {name: os.environ.get(name) for name in names}
     for name in CREDENTIALS:
         os.environ.pop(name, None)
     os.environ["DATABASE_URL"] = database_url
     os.environ["OUTBOX_FILE"] = outbox_file
+    # Time-based segments (days-long windows) caught up with the clock every SEGMENT_REFRESH
+    # of simulated time, not on every hourly pass; events keep them current per contact.
+    os.environ["SEGMENT_REFRESH_MINUTES"] = str(int(SEGMENT_REFRESH.total_seconds() // 60))
     get_settings.cache_clear()
     dispose_all()
     try:
@@ -167,9 +169,10 @@ class Simulation:
             self.drain()
         return result.new_ids
 
-    def drain(self) -> None:
-        """Process every stored, unprocessed event and send what is due, until quiet; then
-        decide the opens and clicks of what was sent."""
+    def drain(self, deliver: bool = True) -> None:
+        """Process every stored, unprocessed event and (unless ``deliver`` is False: a
+        scheduler pass follows at this instant and delivers once for both) send what is
+        due, until quiet; then decide the opens and clicks of what was sent."""
         from automation.core.processing import process_events
 
         sent_any = False
@@ -187,7 +190,8 @@ class Simulation:
                     process_events(session, ids[start : start + 200])
             # The clock stands still in a drain: after its first delivery, a row can only
             # be due if processing the events just queued it (handed to note_queued).
-            sent = self.deliver() if round_ == 0 or self.queued else 0
+            due = deliver and (round_ == 0 or self.queued)
+            sent = self.deliver() if due else 0
             sent_any = sent_any or bool(sent)
             if not ids and not sent:
                 break
@@ -228,42 +232,37 @@ class Simulation:
         return total
 
     def schedule_engagement(self) -> None:
-        """For each newly sent message, decide (deterministically) whether it is opened/clicked."""
+        """For each newly sent message, decide (deterministically, by the message's identity
+        rather than its row id) whether and when it is opened/clicked."""
         since = self.scanned_until
         self.scanned_until = self.clock.now()
         with self.factory() as session:
-            query = select(Message.id, Message.channel, Message.sent_at).where(
-                Message.status.in_(SENT_STATUSES), Message.sent_at.is_not(None)
-            )
-            if since is not None:
-                # updated_at >= sent_at on every row, so the updated_at bound changes no
-                # result; it lets ix_messages_status_updated find the rows.
-                after = since - timedelta(minutes=1)
-                query = query.where(Message.sent_at >= after, Message.updated_at >= after)
-            rows = session.execute(query.order_by(Message.id)).all()
-        for message_id, channel, sent_at in rows:
+            rows = engagement.sent_since(session, since)
+        for message_id, channel, sent_at, email, phone, zalo, psid, seq, entered, step in rows:
             if message_id in self.seen_sent or sent_at is None:
                 continue
             self.seen_sent.add(message_id)
-            rng = random.Random(f"{self.seed}:{message_id}")
-            base = clock.ensure_utc(sent_at)
-            if rng.random() < OPEN_RATE.get(channel, 0.0):
-                self.clicks.append((base + timedelta(minutes=rng.uniform(5, 300)), message_id,
-                                    "opened"))  # fmt: skip
-            if rng.random() < CLICK_RATE.get(channel, 0.0):
-                self.clicks.append((base + timedelta(minutes=rng.uniform(8, 480)), message_id,
-                                    "clicked"))  # fmt: skip
+            person = engagement.person_of(email, phone, zalo, psid)
+            name = engagement.identity(person, seq, entered, step, channel)
+            for when, kind in engagement.decide(self.seed, name, channel, sent_at):
+                self.clicks.append((when, message_id, kind))
         self.clicks.sort()
 
     def engage_until(self, until: datetime) -> None:
-        """Record the opens and clicks due before ``until`` (as tracking would)."""
+        """Record the opens and clicks due before ``until`` (as tracking would), each at its
+        own time, in one transaction; then process the events they emitted together, as
+        of the last of them (one batch, as the production workers take them)."""
         from automation.core.processing import process_events
         from automation.feedback.results import record_message_event
 
-        while self.clicks and self.clicks[0][0] < until:
-            when, message_id, kind = self.clicks.pop(0)
-            self.clock.set(max(when, self.clock.now()))
-            with self.factory() as session:
+        count = next((i for i, c in enumerate(self.clicks) if c[0] >= until), len(self.clicks))
+        due, self.clicks = self.clicks[:count], self.clicks[count:]
+        if not due:
+            return
+        event_ids: list[int] = []
+        with self.factory() as session:
+            for when, message_id, kind in due:
+                self.clock.set(max(when, self.clock.now()))
                 message = session.get(Message, message_id)
                 if message is None:
                     continue
@@ -277,9 +276,10 @@ class Simulation:
                     payload={"url": target} if isinstance(target, str) else {},
                     properties={"link_index": 0} if kind == "clicked" else {},
                 )
-                session.commit()
-                if result.event_ids:
-                    process_events(session, list(result.event_ids))
+                event_ids += result.event_ids
+            session.commit()
+            if event_ids:
+                process_events(session, event_ids)
 
     def run_pass(self, at: datetime) -> None:
         """One scheduler pass as of ``at``, then process and deliver what it produced."""
@@ -368,17 +368,23 @@ def _simulate(options: DemoOptions, fake: clock.FrozenClock, say: Progress) -> d
     end = options.start + timedelta(days=options.days)
     queue = list(story.events)
     while hour < end:
+        # One batch per simulated hour, as the production workers take them: the opens
+        # and clicks of the hour first (at their own times), then the hour's shop events
+        # stored and processed together as of the last of them, then one delivery (by the
+        # scheduler pass's drain when a pass is due) at the end of the hour.
         following = hour + timedelta(hours=1)
-        while queue and queue[0].at < following:
-            item = queue.pop(0)
-            sim.engage_until(item.at)
-            fake.set(max(item.at, fake.now()))
-            sim.ingest([item.payload], drain=False)
+        count = next((i for i, item in enumerate(queue) if item.at >= following), len(queue))
+        batch, queue = queue[:count], queue[count:]
         sim.engage_until(following)
+        if batch:
+            fake.set(max(batch[-1].at, fake.now()))
+            sim.ingest(_payloads(batch), drain=False)
         fake.set(following)
-        sim.drain()
+        sim.drain(deliver=False)
         if sim.pass_due(following, SEGMENT_REFRESH):
             sim.run_pass(following)
+        else:
+            sim.drain()
         hour = following
         if (hour - options.start) % timedelta(days=7) == timedelta(0):
             say(f"  day {(hour - options.start).days}")

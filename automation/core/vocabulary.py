@@ -105,6 +105,13 @@ STATUS_RANK: Final[dict[str, int]] = {
 TERMINAL_STATUSES: Final = frozenset({Status.BOUNCED, Status.FAILED, Status.SKIPPED})
 #: Statuses of a message still waiting to go out.
 PENDING_STATUSES: Final = (Status.QUEUED, Status.DEFERRED, Status.SENDING)
+#: Every other status: the message went out, failed, or is held/unknown (listed so that
+#: queries can use ``status IN (...)``, which an index on status serves, not NOT IN).
+SETTLED_STATUSES: Final = tuple(
+    value
+    for name, value in vars(Status).items()
+    if name.isupper() and isinstance(value, str) and value not in PENDING_STATUSES
+)
 #: Statuses that mean the provider accepted the message (or better).
 ACCEPTED_STATUSES: Final = tuple(s for s, rank in STATUS_RANK.items() if rank >= 2)
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.orm import Session
 
 from automation.core.config import Settings, get_settings
 from automation.core.models import Message
 from automation.core.models_inbox import InboxDelivery
-from automation.core.vocabulary import PENDING_STATUSES
+from automation.core.vocabulary import SETTLED_STATUSES
 
 BATCH = 1000
 
@@ -47,19 +47,25 @@ def purge_raw(session: Session, before: datetime) -> int:
     return len(ids)
 
 
+def expired_bodies(before: datetime) -> Select[int]:
+    """Ids of settled messages last changed before ``before`` that still hold a body.
+
+    ``status IN (settled)`` rather than ``NOT IN (pending)``: the (status, updated_at)
+    index then finds the old rows of each status instead of a scan of every message."""
+    return (
+        select(Message.id)
+        .where(
+            Message.status.in_(SETTLED_STATUSES),
+            Message.updated_at < before,
+            Message.rendered != {},
+        )
+        .limit(BATCH)
+    )
+
+
 def purge_bodies(session: Session, before: datetime) -> int:
     """Empty the bodies of settled messages last changed before ``before``."""
-    ids = list(
-        session.scalars(
-            select(Message.id)
-            .where(
-                Message.status.not_in(PENDING_STATUSES),
-                Message.updated_at < before,
-                Message.rendered != {},
-            )
-            .limit(BATCH)
-        )
-    )
+    ids = list(session.scalars(expired_bodies(before)))
     if ids:
         session.execute(
             update(Message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,15 @@ def test_demo_is_deterministic_for_a_seed(tmp_path: Path, isolated: None) -> Non
         return {k: summary[k] for k in ("contacts", "orders", "events", "sequences", "channels")}
 
     assert run("a") == run("b")
+
+
+def test_time_based_segments_catch_up_every_segment_refresh(
+    tmp_path: Path, isolated: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not on every hourly pass: days-long windows need no hourly whole-base refresh."""
+    from demo.simulate import SEGMENT_REFRESH, demo_environment
+
+    monkeypatch.setenv("SEGMENT_REFRESH_MINUTES", "15")
+    with demo_environment(f"sqlite:///{tmp_path / 'd.db'}", str(tmp_path / "o.jsonl")):
+        assert timedelta(minutes=get_settings().segment_refresh_minutes) == SEGMENT_REFRESH
+    assert get_settings().segment_refresh_minutes == 15  # restored

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.orm import Session
 
 from automation.core.config import get_settings
 from automation.core.db import session_factory
 from automation.core.models import Message
 from automation.core.models_inbox import InboxDelivery
-from automation.privacy.retention import purge_expired
+from automation.core.vocabulary import PENDING_STATUSES, SETTLED_STATUSES, Status
+from automation.privacy.retention import expired_bodies, purge_bodies, purge_expired
 from automation.runtime.scheduler import run_pass
 from automation.runtime.tasks import TASKS
 from tests.delivery.helpers import contact
@@ -94,3 +96,33 @@ def test_the_scheduler_pass_runs_the_retention_task(session: Session, aged: dict
     results = run_pass(factory, AT, [t for t in TASKS if t.name == "retention"])
     assert results == {"retention": 3}
     assert session.get(InboxDelivery, aged["raw_old"]) is None
+
+
+def test_every_status_but_the_pending_ones_is_purged(session: Session) -> None:
+    statuses = {v for k, v in vars(Status).items() if k.isupper() and isinstance(v, str)}
+    assert set(SETTLED_STATUSES) == statuses - set(PENDING_STATUSES)
+    ids = {s: _message(session, f"s{n + 10}", s, 91) for n, s in enumerate(sorted(statuses))}
+    session.commit()
+    assert purge_bodies(session, AT - timedelta(days=90)) == len(SETTLED_STATUSES)
+    session.commit()
+    emptied = {m.status for m in session.scalars(select(Message)) if m.rendered == {}}
+    assert emptied == set(SETTLED_STATUSES) and set(ids) - emptied == set(PENDING_STATUSES)
+
+
+def test_expired_bodies_are_found_through_the_status_index(sqlite_url: str) -> None:
+    """No scan of every message each scheduler pass: SQLite's plan uses the index."""
+    engine = create_engine(sqlite_url)
+    seen: list[tuple[str, Any]] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", note)
+    with engine.connect() as conn:
+        conn.execute(expired_bodies(AT)).all()
+        event.remove(engine, "before_cursor_execute", note)
+        statement, parameters = seen[-1]
+        plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+    engine.dispose()
+    details = " ".join(str(row[-1]) for row in plan)
+    assert "USING INDEX ix_messages_status_updated" in details, details
