@@ -10,7 +10,9 @@ new X-Shopify-Webhook-Id, so every request is a new delivery (no duplicates). Se
 SQLite file, and a bare FastAPI endpoint that reads the body and answers 202 under the
 same uvicorn settings. Printed per target: req/s, p50/p99 (wrk --latency), non-2xx
 answers, server CPU per request (the whole process tree, from /proc) and the ratio
-real/bare. Goals (issue 10): ratio >= 0.4 and p99 < 50 ms. --profile runs py-spy on the
+real/bare. Goals (issue 10): ratio >= 0.4 and p99 < 50 ms. Both servers parse HTTP with
+httptools (uvicorn's choice when it is installed, and it is: channels.asyncclient uses
+it); under h11 the bare endpoint cost about twice the CPU per request. --profile runs py-spy on the
 real server during that backend's run (--gil: samples of the thread holding the GIL,
 i.e. Python CPU, not threads waiting) and prints the top functions.
 
