@@ -48,7 +48,9 @@ def virtual_schedule(limiters: list[Limiter], per_limiter: int) -> list[float]:
 
 
 def run_workers(limiters: list[Limiter], total: int) -> list[float]:
-    """Each limiter in its own thread takes total/len(limiters) slots; send timestamps."""
+    """Each limiter in its own thread takes total/len(limiters) slots (really sleeping);
+    returns the time each slot was due (asked at + the wait the limiter granted). A thread
+    woken late by a loaded machine would otherwise crowd its send into the next window."""
     stamps: list[float] = []
     lock = threading.Lock()
     start = threading.Barrier(len(limiters))
@@ -56,10 +58,10 @@ def run_workers(limiters: list[Limiter], total: int) -> list[float]:
     def worker(limiter: Limiter) -> None:
         start.wait()
         for _ in range(total // len(limiters)):
-            limiter.acquire(1)
-            sent = time.monotonic()
+            asked = time.monotonic()
+            due = asked + limiter.acquire(1)
             with lock:
-                stamps.append(sent)
+                stamps.append(due)
 
     threads = [threading.Thread(target=worker, args=(lim,)) for lim in limiters]
     for thread in threads:
