@@ -304,6 +304,7 @@ def run(setup: Setup, work: Path) -> Report:
         bound |= sending_rows(engine)
         report.in_flight_at_kill = sum(len(p.in_flight()) for p in providers.values())
         procs[1].kill9()
+        bound |= sending_rows(engine)  # and rows claimed between that look and the kill
         say(f"{time.monotonic() - started:.1f}s: worker-1 killed (SIGKILL) with "
             f"{len(bound)} rows sending")
         procs[1] = worker(1)
@@ -313,6 +314,7 @@ def run(setup: Setup, work: Path) -> Report:
         at_share(setup.pg_outage_at, "the PostgreSQL outage")
         claimed = sending_rows(engine)
         pg_proxy.outage(setup.outage_seconds)
+        claimed |= sending_rows(engine)  # claimed between that look and the outage (direct)
         bound |= claimed
         say(f"{time.monotonic() - started:.1f}s: PostgreSQL refuses connections for "
             f"{setup.outage_seconds:.0f}s ({len(claimed)} rows sending)")
