@@ -21,6 +21,13 @@ from tests.loopback import Hit, read_hit
 Answer = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
 
 
+class Backlogged(ThreadingHTTPServer):
+    """A listen backlog for dozens of concurrent connects (socketserver's default is 5:
+    more simultaneous connects wait for a SYN retransmission, about 1 s)."""
+
+    request_queue_size = 64
+
+
 @dataclass
 class Loopback:
     """A threaded HTTP server on 127.0.0.1 answering JSON like a provider."""
@@ -53,7 +60,7 @@ class Loopback:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = Backlogged(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
