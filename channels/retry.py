@@ -104,6 +104,18 @@ def _attempt(
     return _checked(response, url)
 
 
+def _after_first(policy: RetryPolicy) -> dict[str, Any]:
+    """tenacity's rules for the attempts after the first (which runs outside tenacity)."""
+    return {
+        "stop": stop_after_attempt(policy.attempts - 1),
+        "wait": lambda state: policy.wait(
+            state.attempt_number + 1, state.outcome.exception() if state.outcome else None
+        ),
+        "retry": retry_if_exception(policy.should_retry),
+        "reraise": True,
+    }
+
+
 def request_with_retry(
     client: httpx.Client,
     method: str,
@@ -124,15 +136,7 @@ def request_with_retry(
         if policy.attempts <= 1 or not policy.should_retry(exc):
             raise TransientError(exc.reason, retry_after=exc.retry_after) from exc
         policy.sleep(policy.wait(1, exc))
-    retrying = Retrying(
-        stop=stop_after_attempt(policy.attempts - 1),
-        wait=lambda state: policy.wait(
-            state.attempt_number + 1, state.outcome.exception() if state.outcome else None
-        ),
-        retry=retry_if_exception(policy.should_retry),
-        sleep=policy.sleep,
-        reraise=True,
-    )
+    retrying = Retrying(sleep=policy.sleep, **_after_first(policy))
     try:
         return retrying(_attempt, client, method, url, idempotent, kwargs)
     except _Retryable as exc:
@@ -172,15 +176,7 @@ async def arequest_with_retry(
         if policy.attempts <= 1 or not policy.should_retry(exc):
             raise TransientError(exc.reason, retry_after=exc.retry_after) from exc
         await _asleep(policy, policy.wait(1, exc))
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(policy.attempts - 1),
-        wait=lambda state: policy.wait(
-            state.attempt_number + 1, state.outcome.exception() if state.outcome else None
-        ),
-        retry=retry_if_exception(policy.should_retry),
-        sleep=lambda seconds: _asleep(policy, seconds),
-        reraise=True,
-    )
+    retrying = AsyncRetrying(sleep=lambda seconds: _asleep(policy, seconds), **_after_first(policy))
     try:
         return await retrying(_aattempt, client, method, url, idempotent, kwargs)
     except _Retryable as exc:
