@@ -120,21 +120,24 @@ def send_group(
 def _send_one(adapter: Channel, provider: str, msg: OutboundMessage) -> Outcome:
     try:
         return adapter.send(msg)
-    except ChannelError as exc:
-        return exc
     except Exception as exc:  # noqa: BLE001 - an adapter bug must not strand the row
-        log.exception("adapter %s crashed on message %s", provider, msg.id)
-        return ChannelTransientError(f"adapter error: {exc!r}")
+        return _failure(exc, provider, msg)
 
 
 async def _asend_one(send: AsyncSend, provider: str, msg: OutboundMessage) -> Outcome:
     try:
         return await send(msg)
-    except ChannelError as exc:
-        return exc
     except Exception as exc:  # noqa: BLE001 - an adapter bug must not strand the row
-        log.exception("adapter %s crashed on message %s", provider, msg.id)
-        return ChannelTransientError(f"adapter error: {exc!r}")
+        return _failure(exc, provider, msg)
+
+
+def _failure(exc: Exception, provider: str, msg: OutboundMessage) -> ChannelError:
+    """A call's exception as its outcome: a ChannelError as is, anything else (an adapter
+    bug) logged and made transient."""
+    if isinstance(exc, ChannelError):
+        return exc
+    log.exception("adapter %s crashed on message %s", provider, msg.id)
+    return ChannelTransientError(f"adapter error: {exc!r}")
 
 
 _executor: ThreadPoolExecutor | None = None
@@ -148,4 +151,3 @@ def _pool() -> ThreadPoolExecutor:
         if _executor is None:
             _executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="send")
         return _executor
-
