@@ -3,9 +3,12 @@
 A redelivery (same source and dedupe key) inserts nothing and gets the stored row's id,
 so two identical deliveries racing each other store one row and never fail.
 
-On PostgreSQL the batch goes through the driver's pipelined executemany of one prepared
-single-row statement: 17-27 us of CPU per row, against about 120 us for SQLAlchemy's
-multi-row VALUES (a new statement text per batch size, parsed again by the driver).
+On PostgreSQL the batch is ONE prepared statement whatever its size: the rows travel as
+binary arrays, one per column, expanded by unnest(). Against the driver's pipelined
+executemany of a single-row statement (one Bind/Execute per row) it halves the
+process's CPU per row (about 18 against 36 us at 16 rows per batch, 8 against 23 at 64)
+and cuts the server's by a quarter; SQLAlchemy's multi-row VALUES cost about 120 us per
+row (a new statement text per batch size, parsed again by the driver).
 """
 
 from __future__ import annotations
@@ -30,9 +33,13 @@ from automation.inbox.mapping import Delivery
 # SQLite has one writer at a time and its busy handler sleeps in steps of up to 100 ms;
 # queueing this process's writers on a lock instead keeps ingest latency low.
 _SQLITE_WRITER = threading.Lock()
-ROW_INSERT = (
+# %b: binary parameters (a text bytea[] would spell every body out in hex)
+ROWS_INSERT = (
     "INSERT INTO inbox (source, topic, dedupe_key, headers, body, received_at, status,"
-    " reason, attempts) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 0)"
+    " reason, attempts)"
+    " SELECT source, topic, dedupe_key, headers::jsonb, body, %b, status, reason, 0"
+    " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bytea[], %b::text[],"
+    " %b::text[]) AS batch(source, topic, dedupe_key, headers, body, status, reason)"
     " ON CONFLICT (source, dedupe_key) DO NOTHING RETURNING source, dedupe_key, id"
 )
 
@@ -108,7 +115,7 @@ def insert_new(session: Session, deliveries: list[Delivery]) -> dict[tuple[str, 
     """Insert the deliveries whose (source, dedupe_key) is not stored yet; their new ids."""
     received = now()
     if is_postgres(session):
-        return insert_pipelined(session, deliveries, received)
+        return insert_unnested(session, deliveries, received)
     table = InboxDelivery.__table__
     stmt = (
         dialect_insert(session)(table)
@@ -127,17 +134,21 @@ def insert_new(session: Session, deliveries: list[Delivery]) -> dict[tuple[str, 
     return {(source, key): id_ for source, key, id_ in found.all()}
 
 
-def insert_pipelined(
+def insert_unnested(
     session: Session, deliveries: list[Delivery], received: datetime
 ) -> dict[tuple[str, str], int]:
-    """PostgreSQL: the driver's pipelined executemany in the session's transaction."""
+    """PostgreSQL: one INSERT ... SELECT FROM unnest(column arrays) in the session's
+    transaction, on the driver's connection (a key repeated in the batch is inserted once)."""
     driver: Any = session.connection().connection.driver_connection  # psycopg.Connection
-    rows = [(d.source, d.topic, d.dedupe_key, json.dumps(d.headers), d.body, received,
-             d.status, d.reason) for d in deliveries]
-    stored: dict[tuple[str, str], int] = {}
+    columns = (
+        [d.source for d in deliveries],
+        [d.topic for d in deliveries],
+        [d.dedupe_key for d in deliveries],
+        [json.dumps(d.headers) for d in deliveries],
+        [d.body for d in deliveries],
+        [d.status for d in deliveries],
+        [d.reason for d in deliveries],
+    )
     with driver.cursor() as cursor:
-        cursor.executemany(ROW_INSERT, rows, returning=True)
-        while True:
-            stored.update({(source, key): id_ for source, key, id_ in cursor.fetchall()})
-            if not cursor.nextset():
-                return stored
+        cursor.execute(ROWS_INSERT, (received, *columns), prepare=True)
+        return {(source, key): id_ for source, key, id_ in cursor.fetchall()}
