@@ -20,6 +20,7 @@ import orjson
 from automation.core.events import CanonicalEvent
 from automation.ingest.sources import SOURCES, PayloadError, Source
 from automation.ingest.sources.base import MAX_ID, Ignored, stable_key
+from automation.ingest.sources.base import Delivery as HeaderDelivery
 
 KEY_LENGTH = 200  # inbox.dedupe_key and events.source_event_id
 TOPIC_LENGTH = 128
@@ -101,8 +102,19 @@ def check_shape(event: CanonicalEvent, where: str = "") -> None:
             raise PayloadError(f"{where}properties.{name}", f"is longer than {limit} characters")
 
 
+def stored_raw(source: Source, delivery: HeaderDelivery) -> bool:
+    """True when the request path stores the delivery unmapped (a shop delivery naming
+    itself by the platform's delivery id): its payload is then only checked to be JSON."""
+    return bool(delivery.key) and not source.refuse_invalid
+
+
 def edge_deliveries(
-    source: Source, topic: str, headers: Mapping[str, str], body: bytes, payload: Any
+    source: Source,
+    topic: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    payload: Any,
+    delivery: HeaderDelivery | None = None,
 ) -> list[Delivery]:
     """What the request path stores: one delivery per event (native batches: per item).
 
@@ -112,14 +124,15 @@ def edge_deliveries(
     here: for the dedupe key when no header gives one, and for native events, which are
     refused when they fail (PayloadError propagates: 422); a shop payload that fails is
     stored quarantined with the reason. Ignored (a test delivery) propagates.
+    ``delivery``: what the headers say, when the caller has read it already.
     """
-    delivery = source.delivery(headers)
+    delivery = delivery or source.delivery(headers)
     if delivery.test:
         raise Ignored("test delivery")
     delivery_id = delivery.key
     kept = kept_headers(headers)
     topic = topic[:TOPIC_LENGTH]
-    if delivery_id and not source.refuse_invalid:
+    if delivery_id and stored_raw(source, delivery):
         return [Delivery(source.name, topic, stable_key(delivery_id), body, kept)]
     try:
         events = map_payload(source, topic, headers, payload)
@@ -141,14 +154,17 @@ def edge_deliveries(
     ]
 
 
-def read_json(body: bytes) -> Any:
+def read_json(body: bytes, exact: bool = True) -> Any:
     """Decode a body: orjson for the common case, the standard library when orjson refuses
     it or when it holds digits orjson would read as a lossy float (integers beyond 64 bits).
 
     The standard library's errors (JSONDecodeError, UnicodeDecodeError, RecursionError,
-    ValueError for more than 4,300 digits) propagate.
+    ValueError for more than 4,300 digits) propagate. ``exact=False`` skips the search for
+    such digits (8 us on a 7 KB order) when only the body's validity matters: orjson
+    accepts the same documents (integers up to about 10**308, as floats; longer ones it
+    refuses, and the standard library decides).
     """
-    if not has_wide_integer(body):
+    if not exact or not has_wide_integer(body):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:

@@ -33,6 +33,17 @@ def _children(source: str, outcome: str) -> tuple[Counter, Histogram]:
     return WEBHOOKS.labels(source=source, outcome=outcome), LATENCY.labels(source=source)
 
 
+@functools.cache
+def _stored(source: str) -> Counter:
+    """The events_stored_total series of one source, looked up once."""
+    return EVENTS_STORED.labels(source=source)
+
+
+def count_stored(source: str, count: int) -> None:
+    """Count `count` events stored from `source`."""
+    _stored(source).inc(count)
+
+
 def observe(source: str, outcome: str, seconds: float) -> None:
     """Count one webhook request and record its latency."""
     requests, latency = _children(source, outcome)

@@ -24,17 +24,18 @@ import re
 import time
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 
 from automation.core import clock
 from automation.core.config import Settings, get_settings
 from automation.core.db import session_factory
 from automation.inbox.committer import GroupCommitter
-from automation.inbox.mapping import edge_deliveries, read_json
+from automation.inbox.mapping import edge_deliveries, read_json, stored_raw
 from automation.ingest import signatures
-from automation.ingest.metrics import ENQUEUE_FAILURES, EVENTS_STORED, observe
+from automation.ingest.metrics import ENQUEUE_FAILURES, count_stored, observe
 from automation.ingest.sources import (
     HARAVAN,
     NATIVE,
@@ -46,7 +47,7 @@ from automation.ingest.sources import (
     Source,
     WooCommerceSource,
 )
-from automation.ingest.sources.base import Ignored, LoweredHeaders, lowered
+from automation.ingest.sources.base import Ignored, LoweredHeaders, raw_lowered
 from automation.ingest.sources.native import NativeBatch, NativeEvent
 
 log = logging.getLogger(__name__)
@@ -97,24 +98,34 @@ class Rejected(Exception):
         self.status, self.outcome, self.body = status, outcome, body
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than `limit` bytes by Content-Length and by counting."""
-    too_large = Rejected(
+def too_large(limit: int) -> Rejected:
+    """413 naming the limit."""
+    return Rejected(
         413,
         "too_large",
         {"error": "payload_too_large", "message": f"body is larger than {limit} bytes"},
     )
-    declared = request.headers.get("content-length", "")
+
+
+async def read_body(request: Request, headers: LoweredHeaders, limit: int) -> bytes:
+    """The raw body, refusing more than `limit` bytes by Content-Length and by counting."""
+    declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise too_large
+        raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise too_large
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def answer(body: dict[str, Any], status: int = 200) -> Response:
+    """A JSON response serialized by orjson (compact, like JSONResponse's, at a fifth of
+    the cost)."""
+    return Response(orjson.dumps(body), status, media_type="application/json")
 
 
 def secret_for(source: Source) -> str:
@@ -166,13 +177,14 @@ def invalid_json(message: str) -> Rejected:
     )
 
 
-def decode(body: bytes) -> Any:
+def decode(body: bytes, exact: bool = True) -> Any:
     """JSON body, or 422: syntax (with its position), nesting, huge integers, NUL.
 
     read_json decodes (orjson, or the standard library for what orjson refuses or would
-    read as a lossy float); its errors are told as 422 naming the body.
+    read as a lossy float); its errors are told as 422 naming the body. ``exact=False``
+    when only the validity matters (integers beyond 64 bits may come back rounded).
     """
-    payload = parse_body(body)
+    payload = parse_body(body, exact)
     if body.count(b"[") + body.count(b"{") > MAX_DEPTH and too_deep(payload, MAX_DEPTH):
         raise invalid_json(f"body is nested deeper than {MAX_DEPTH} levels")
     if b"\\u0000" in body and NUL.search(body):
@@ -180,10 +192,10 @@ def decode(body: bytes) -> Any:
     return payload
 
 
-def parse_body(body: bytes) -> Any:
+def parse_body(body: bytes, exact: bool = True) -> Any:
     """read_json, its errors told as 422 naming the body."""
     try:
-        return read_json(body)
+        return read_json(body, exact)
     except json.JSONDecodeError as exc:
         where = f" at line {exc.lineno} column {exc.colno}"
         raise invalid_json(f"body is not valid UTF-8 JSON{where}") from None
@@ -233,19 +245,20 @@ def committer(settings: Settings) -> GroupCommitter:
     return found
 
 
-async def ingest(request: Request, source: Source) -> tuple[JSONResponse, str, str]:
+async def ingest(request: Request, source: Source) -> tuple[Response, str, str]:
     """Run one webhook request through every check; returns (response, outcome, topic)."""
     settings = get_settings()
-    body = await read_body(request, settings.max_body_bytes)
-    headers = lowered(request.headers)
-    topic = source.delivery(headers).topic
+    headers = raw_lowered(request.scope["headers"])
+    body = await read_body(request, headers, settings.max_body_bytes)
+    delivery = source.delivery(headers)
+    topic = delivery.topic
     if (
         isinstance(source, WooCommerceSource)
         and not topic
         and not source.signature(headers)
         and PING.fullmatch(body.strip())
     ):
-        return JSONResponse({"ok": True, "ping": True}), "ping", "ping"
+        return answer({"ok": True, "ping": True}), "ping", "ping"
     verify(source, headers, secret_for(source), body)
     if source.topic_header and not topic:
         raise Rejected(
@@ -259,9 +272,9 @@ async def ingest(request: Request, source: Source) -> tuple[JSONResponse, str, s
         )
     if not source.handles(topic):
         return ignored(topic, "unknown topic"), "ignored", topic
-    payload = decode(body)
+    payload = decode(body, exact=not stored_raw(source, delivery))
     try:
-        deliveries = edge_deliveries(source, topic, headers, body, payload)
+        deliveries = edge_deliveries(source, topic, headers, body, payload, delivery)
     except PayloadError as exc:
         error = {"error": "invalid_payload", "field": exc.field, "message": exc.message}
         raise Rejected(422, "invalid", {**error, "fix": exc.fix}) from None
@@ -269,8 +282,8 @@ async def ingest(request: Request, source: Source) -> tuple[JSONResponse, str, s
         return ignored(topic, str(exc)), "ignored", topic
     result = await committer(settings).store(deliveries)
     if result.duplicate:
-        return JSONResponse({"duplicate": True, "inbox_ids": result.ids}), "duplicate", topic
-    EVENTS_STORED.labels(source=source.name).inc(len(result.new_ids))
+        return answer({"duplicate": True, "inbox_ids": result.ids}), "duplicate", topic
+    count_stored(source.name, len(result.new_ids))
     accepted: dict[str, Any] = {
         "accepted": len(result.new_ids),
         "inbox_ids": result.ids,
@@ -281,24 +294,22 @@ async def ingest(request: Request, source: Source) -> tuple[JSONResponse, str, s
         outcome = "quarantined"
         reasons = [d.reason for d in deliveries if d.reason]
         accepted.update(quarantined=result.quarantined, reason=reasons[0] if reasons else None)
-    return JSONResponse(accepted, status_code=202), outcome, topic
+    return answer(accepted, 202), outcome, topic
 
 
-def ignored(topic: str, reason: str) -> JSONResponse:
+def ignored(topic: str, reason: str) -> Response:
     """202 for a valid request we do not act on."""
-    return JSONResponse(
-        {"accepted": 0, "ignored": True, "reason": reason, "inbox_ids": []}, status_code=202
-    )
+    return answer({"accepted": 0, "ignored": True, "reason": reason, "inbox_ids": []}, 202)
 
 
-async def handle(request: Request, source: Source) -> JSONResponse:
+async def handle(request: Request, source: Source) -> Response:
     """ingest() with the error mapping, metrics and one structured log line without PII."""
     started = time.perf_counter()
     topic = ""
     try:
         response, outcome, topic = await ingest(request, source)
     except Rejected as exc:
-        response, outcome = JSONResponse(exc.body, status_code=exc.status), exc.outcome
+        response, outcome = answer(exc.body, exc.status), exc.outcome
         topic = source.delivery(request.headers).topic
     elapsed = time.perf_counter() - started
     observe(source.name, outcome, elapsed)
@@ -350,19 +361,19 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/shopify", status_code=202, responses=RESPONSES, openapi_extra=_doc(SHOPIFY))
-async def shopify(request: Request) -> JSONResponse:
+async def shopify(request: Request) -> Response:
     """Shopify webhooks (orders, refunds, fulfillments, checkouts, customers)."""
     return await handle(request, SHOPIFY)
 
 
 @router.post("/haravan", status_code=202, responses=RESPONSES, openapi_extra=_doc(HARAVAN))
-async def haravan(request: Request) -> JSONResponse:
+async def haravan(request: Request) -> Response:
     """Haravan webhooks (Shopify-compatible payloads, X-Haravan-* headers)."""
     return await handle(request, HARAVAN)
 
 
 @router.post("/sapo", status_code=202, responses=RESPONSES, openapi_extra=_doc(SAPO))
-async def sapo(request: Request) -> JSONResponse:
+async def sapo(request: Request) -> Response:
     """Sapo webhooks (Shopify-compatible payloads, X-Sapo-* headers)."""
     return await handle(request, SAPO)
 
@@ -370,7 +381,7 @@ async def sapo(request: Request) -> JSONResponse:
 @router.post(
     "/woocommerce", status_code=202, responses=RESPONSES, openapi_extra=_doc(WOOCOMMERCE)
 )
-async def woocommerce(request: Request) -> JSONResponse:
+async def woocommerce(request: Request) -> Response:
     """WooCommerce webhooks (order.*, customer.*) and its unsigned creation ping."""
     return await handle(request, WOOCOMMERCE)
 
@@ -381,6 +392,7 @@ async def woocommerce(request: Request) -> JSONResponse:
     responses=RESPONSES,
     openapi_extra=_doc(NATIVE, {k: v for k, v in NATIVE_SCHEMA.items() if k != "$defs"}),
 )
-async def native_events(request: Request) -> JSONResponse:
+async def native_events(request: Request) -> Response:
     """Native events: one event or {"events": [...]} (max 1000), signed with a timestamp."""
     return await handle(request, NATIVE)
+

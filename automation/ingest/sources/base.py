@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -140,6 +140,14 @@ def lowered(headers: Headers) -> LoweredHeaders:
     if isinstance(headers, LoweredHeaders):
         return headers
     return LoweredHeaders((key.lower(), value) for key, value in headers.items())
+
+
+def raw_lowered(raw: Iterable[tuple[bytes, bytes]]) -> LoweredHeaders:
+    """LoweredHeaders from an ASGI scope's raw header pairs (Latin-1, as Starlette reads
+    them; a repeated name keeps its last value), without building Starlette's Headers."""
+    return LoweredHeaders(
+        (name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in raw
+    )
 
 
 def header(headers: Headers, *names: str) -> str | None:
