@@ -18,6 +18,7 @@ from automation.ingest import (
     unavailable,
     webhooks,
 )
+from automation.ingest.webhook_asgi import WebhookShortcut
 from automation.runtime import wiring
 from automation.runtime.heap import freeze_startup_objects
 
@@ -46,6 +47,7 @@ def create_app() -> FastAPI:
     app.include_router(sms_optout.router)  # before tracking: /u/sms is not a /u/{token}
     app.include_router(tracking.router)
     unavailable.install(app)
+    app.add_middleware(WebhookShortcut)  # the webhook POSTs without the routing layers
     _publish_native_schemas(app)
     return app
 

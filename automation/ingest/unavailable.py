@@ -14,6 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 30
+UNREACHABLE = (OperationalError, InterfaceError)
 
 
 async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -37,5 +38,5 @@ async def database_unavailable(request: Request, exc: Exception) -> JSONResponse
 
 def install(app: FastAPI) -> None:
     """Answer 503 for database connection errors on every route of `app`."""
-    app.add_exception_handler(OperationalError, database_unavailable)
-    app.add_exception_handler(InterfaceError, database_unavailable)
+    for error in UNREACHABLE:
+        app.add_exception_handler(error, database_unavailable)

@@ -396,3 +396,11 @@ async def native_events(request: Request) -> Response:
     """Native events: one event or {"events": [...]} (max 1000), signed with a timestamp."""
     return await handle(request, NATIVE)
 
+
+PATHS = {
+    "/webhooks/shopify": SHOPIFY,
+    "/webhooks/haravan": HARAVAN,
+    "/webhooks/sapo": SAPO,
+    "/webhooks/woocommerce": WOOCOMMERCE,
+    "/webhooks/events": NATIVE,
+}  # served by automation.ingest.webhook_asgi ahead of the routes above

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -229,3 +230,53 @@ def test_enqueue_failure_still_answers_202(
         monkeypatch.delenv("REDIS_URL")
         get_settings.cache_clear()
         configure_broker(get_settings())
+
+
+def test_every_webhook_route_is_served_by_the_shortcut() -> None:
+    """WebhookShortcut answers the POST paths it lists; a route missing there would
+    silently fall back to the slower FastAPI path, one listed without a route would
+    vanish from the OpenAPI document."""
+    from fastapi.routing import APIRoute
+
+    from automation.ingest import webhooks
+
+    routed = {route.path for route in webhooks.router.routes
+              if isinstance(route, APIRoute) and "POST" in route.methods}
+    assert routed == set(webhooks.PATHS)
+
+
+def test_webhook_with_database_down_answers_503_with_retry_after(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:9/down")
+    get_settings.cache_clear()
+    dispose_all()
+    response = post_shop(client, fixture_bytes("shopify/orders_create.json"), "orders/create",
+                         worker=False)
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "30"
+    assert response.json()["error"] == "database_unavailable"
+    get_settings.cache_clear()
+    dispose_all()
+
+
+@pytest.mark.parametrize("root_path", ["", "/api"])
+def test_webhooks_are_answered_by_the_shortcut_also_under_a_root_path(
+    settings: Settings, session: Session, monkeypatch: pytest.MonkeyPatch, root_path: str
+) -> None:
+    from automation.ingest import webhooks
+
+    routed: list[bool] = []
+    handle = webhooks.handle
+
+    async def spy(request: Any, source: Any) -> Any:
+        routed.append("endpoint" in request.scope)  # set when the router matched a route
+        return await handle(request, source)
+
+    monkeypatch.setattr(webhooks, "handle", spy)  # both the shortcut and the routes call it
+    with TestClient(create_app(), root_path=root_path) as api:
+        response = post_shop(api, fixture_bytes("shopify/orders_create.json"), "orders/create",
+                             worker=False)
+    assert response.status_code == 202, response.text
+    assert session.scalars(select(InboxDelivery.id)).all() == response.json()["inbox_ids"]
+    assert routed == [False]
