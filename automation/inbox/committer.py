@@ -32,7 +32,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from automation.inbox.mapping import Delivery
-from automation.inbox.record import Recorded, record_batch
+from automation.inbox.record import Recorded, prepare_writer, record_batch
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 256
@@ -141,6 +141,7 @@ class GroupCommitter:
         """record_batch on the held connection (connecting first); a failure drops it."""
         if self.connection is None:
             self.connection = self.factory.kw["bind"].connect()
+            prepare_writer(self.connection)
         session = self.factory(bind=self.connection)
         try:
             return record_batch(session, requests)

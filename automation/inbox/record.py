@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+import psycopg
+from sqlalchemy import Connection, select, tuple_
 from sqlalchemy.orm import Session
 
 from automation.core.clock import now
@@ -42,6 +43,25 @@ ROWS_INSERT = (
     " %b::text[]) AS batch(source, topic, dedupe_key, headers, body, status, reason)"
     " ON CONFLICT (source, dedupe_key) DO NOTHING RETURNING source, dedupe_key, id"
 )
+
+
+def prepare_writer(connection: Connection) -> None:
+    """PostgreSQL: TOAST-compress the bodies this connection stores with lz4, not pglz.
+
+    A 5-7 KB order body is compressed on insert; pglz made that the largest part of the
+    server's CPU per stored delivery (about 75 us per row against 45 with lz4, measured
+    at 16 rows per statement). Reading does not care: each value records its method.
+    The column keeps the default method, so this session setting decides; a server built
+    without lz4 refuses it and keeps pglz. Nothing to do on SQLite.
+    """
+    if not is_postgres(connection):
+        return
+    driver: Any = connection.connection.driver_connection  # psycopg.Connection
+    try:  # on the driver: a setting, not a transaction of the inbox
+        driver.execute("SET default_toast_compression = lz4")
+        driver.commit()
+    except psycopg.Error:
+        driver.rollback()
 
 
 @contextmanager
