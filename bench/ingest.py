@@ -211,7 +211,8 @@ def profile_top(raw: Path, limit: int = 15) -> list[tuple[str, float, float]]:
             continue
         n = int(count)
         samples += n
-        frames = [re.sub(r" \(.*?/(site-packages|h7|lib/python3\.\d+)/", " (", f)
+        frames = [re.sub(r":\d+\)$", ")",  # per function, not per line
+                         re.sub(r" \(.*?/(site-packages|h7|lib/python3\.\d+)/", " (", f))
                   for f in stack.split(";")]
         own[frames[-1]] += n
         for frame in set(frames):
