@@ -280,6 +280,7 @@ async def ingest(request: Request, source: Source) -> tuple[Response, str, str]:
         raise Rejected(422, "invalid", {**error, "fix": exc.fix}) from None
     except Ignored as exc:
         return ignored(topic, str(exc)), "ignored", topic
+    del payload  # hundreds of objects: freed now, not kept (and scanned by gc) over the wait
     result = await committer(settings).store(deliveries)
     if result.duplicate:
         return answer({"duplicate": True, "inbox_ids": result.ids}), "duplicate", topic
