@@ -4,8 +4,9 @@ The webhook routes stay declared on the FastAPI router (OpenAPI documents them, 
 request this shortcut passes over still reaches them), but `WebhookShortcut`, a pure
 ASGI middleware, answers an exact `POST /webhooks/<source>` itself with the same
 `webhooks.handle`. It skips what the endpoint never uses: route matching over every
-router, the dependency solver, the exception-handler and exit-stack wrappers. That was
-about 40 us of the 200 us of process CPU a stored delivery cost. A database that cannot
+router, the dependency solver, the exception-handler and exit-stack wrappers: process
+CPU per stored order (in-process, without HTTP) went from about 210 to 135 us on
+PostgreSQL and from 280 to 165 us on SQLite. A database that cannot
 be reached is answered 503 exactly as the app's exception handler does; anything else
 raised goes on to the server-error middleware (500), as from the route.
 """
