@@ -29,3 +29,35 @@ def test_a_shop_order_goes_through_orjson() -> None:
     body = b'{"price": "1250000.00", "phone": "+84912345678", "id": 450789469, "n": -5}'
     assert not has_wide_integer(body)
     assert read_json(body) == json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"id": 18446744073709551616}',  # read as a float: valid all the same
+        b'{"a": NaN}',  # orjson refuses, the standard library accepts
+        b'{"a": "\\ud800"}',  # a lone surrogate: likewise
+    ],
+)
+def test_a_check_only_read_accepts_what_the_exact_read_accepts(body: bytes) -> None:
+    """exact=False (the request path of a delivery stored raw) skips the digit search;
+    it must not refuse a body the exact read (the worker's) accepts."""
+    read_json(body)
+    read_json(body, exact=False)
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b'{"a": 1' + b"0" * 5000 + b"}", ValueError),  # over 4,300 digits
+        (b'{"a": [1,]}', json.JSONDecodeError),
+        (b'{"a": "\xff"}', UnicodeDecodeError),
+    ],
+)
+def test_a_check_only_read_refuses_what_the_exact_read_refuses(
+    body: bytes, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        read_json(body)
+    with pytest.raises(error):
+        read_json(body, exact=False)
