@@ -118,3 +118,30 @@ def test_dramatiq_plain_text_handler_is_replaced(capsys: pytest.CaptureFixture[s
     logging.getLogger("dramatiq.worker.Worker").info("Worker process is ready for action.")
     [line] = capsys.readouterr().err.strip().splitlines()
     assert json.loads(line)["logger"] == "dramatiq.worker.Worker"
+
+
+def test_lines_stay_strict_json_for_odd_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    """NaN is not JSON (a log shipper refuses the line); an int beyond 64 bits still logs."""
+    configure_logging("INFO")
+    log = logging.getLogger("automation.test")
+    log.info("ratio", extra={"ratio": float("nan"), "huge": 2**70})
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    record = json.loads(capsys.readouterr().err.strip(), parse_constant=refuse)
+    assert record["ratio"] is None
+    assert record["huge"] == 2**70
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("to:lan@example.vn", "to:[redacted]"),  # a key's value behind ':' alone
+        ("reply from lan@example.vn", "reply from [email]"),  # '@' without '=' or ':'
+        ("call 0912345678", "call [phone]"),  # digits alone
+        ("no personal data here", "no personal data here"),
+    ],
+)
+def test_each_mask_runs_when_its_character_is_there(text: str, masked: str) -> None:
+    assert redact(text) == masked
