@@ -33,6 +33,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from automation.core.clock import now
 from automation.core.config import Settings, get_settings
@@ -43,7 +44,7 @@ from automation.delivery import dnc, pools
 from automation.delivery.calls import GATHER_SECONDS, send_group
 from automation.delivery.channels import get_adapter, provider_name
 from automation.delivery.claim import claim_rows
-from automation.delivery.compose import prepare
+from automation.delivery.compose import prepare, store_prepared
 from automation.delivery.context import address_for, build_context, context_events
 from automation.delivery.outcome import BatchResult, apply, hold, permanent, skip, store_sent
 from automation.delivery.pauses import paused
@@ -80,12 +81,14 @@ def deliver_batch(
     candidates = []
     for m in messages:
         contact = contacts[m.contact_id]
-        m.address = m.address or address_for(m.channel, contact)
+        if not m.address:  # written with the renderings by store_prepared
+            set_committed_value(m, "address", address_for(m.channel, contact))
         candidates.append(Candidate(m, contact, m.address))
     # Each template file is looked up once for the batch, and the rows' new addresses are
-    # written with their renderings (one flush) instead of before the policy queries.
+    # written with their renderings (one statement for the batch) after the policy queries.
     with snapshot(), session.no_autoflush:
         ready, pooled = _prepare_all(session, candidates, triggers, at, settings, result)
+    store_prepared(session, messages)
     if pooled:
         pools.join(session, pooled, at, settings)
     session.commit()
