@@ -254,18 +254,19 @@ def strictest_on_phone(
     people = [c for c in contacts if c.phone]
     if not people:
         return consents
-    rows = session.execute(phone_denials({c.phone for c in people if c.phone}))
+    phones = {c.phone for c in people if c.phone}
+    rows = session.execute(phone_denials().where(Contact.phone.in_(phones)))
     denied = {(phone, channel) for phone, channel in rows if phone}
     return with_phone_denials(people, consents, denied)
 
 
-def phone_denials(phones: set[str]) -> Select[str | None, str]:
-    """SQL: (phone, channel) of the denied marketing SMS / Zalo consents on ``phones``."""
+def phone_denials() -> Select[str | None, str]:
+    """SQL: (phone, channel) of the denied marketing SMS / Zalo consents (the caller adds
+    which phones: ``.where(Contact.phone ...)``)."""
     return (
         select(Contact.phone, Consent.channel)
         .join(Consent, Consent.contact_id == Contact.id)
         .where(
-            Contact.phone.in_(phones),
             Consent.purpose == MARKETING,
             Consent.status == DENIED,
             Consent.channel.in_(PHONE_CONSENT_CHANNELS),

@@ -10,14 +10,26 @@ and one result instead of five.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, cast, literal_column, null, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    any_,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from automation.contacts.consent import phone_denials, with_phone_denials
 from automation.contacts.reachability import current_address
-from automation.core.db import one_of
+from automation.core.db import is_postgres
 from automation.core.models import ChannelReachability, Consent, Contact, Suppression
 from automation.core.models_sms import DncPhone
 from automation.core.vocabulary import UNREACHABLE
@@ -52,6 +64,50 @@ def _row(kind: str, *columns: Any) -> Select[Any]:
     return select(literal_column(f"'{kind}'"), *padded[:4], cast(padded[4], BigInteger))
 
 
+def _among(postgres: bool, column: Any, name: str) -> Any:
+    """``column`` among the values of parameter ``name`` (an array on PostgreSQL: the same
+    SQL text for any number of values)."""
+    if postgres:
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _phone_denials(postgres: bool) -> Select[Any]:
+    denied = phone_denials().where(_among(postgres, Contact.phone, "phones")).subquery()
+    return _row("phd", denied.c.channel, denied.c.phone).select_from(denied)
+
+
+#: Each kind of fact -> its branch of the union (built per dialect).
+_BRANCHES: dict[str, Any] = {
+    "sup": lambda pg: _row(
+        "sup", Suppression.channel, Suppression.address, Suppression.reason, Suppression.scope
+    ).where(_among(pg, Suppression.address, "addresses")),
+    "unr": lambda pg: _row(
+        "unr", ChannelReachability.channel, ChannelReachability.address,
+        ChannelReachability.reason, null(), ChannelReachability.contact_id,
+    )
+    .join(Contact, Contact.id == ChannelReachability.contact_id)
+    .where(
+        _among(pg, ChannelReachability.contact_id, "ids"),
+        ChannelReachability.state == UNREACHABLE,
+        current_address(),
+    ),
+    "con": lambda pg: _row(
+        "con", Consent.channel, Consent.purpose, Consent.status, null(), Consent.contact_id
+    ).where(_among(pg, Consent.contact_id, "ids")),
+    "phd": lambda pg: _phone_denials(pg),
+    "dnc": lambda pg: _row("dnc", DncPhone.phone).where(_among(pg, DncPhone.phone, "dnc")),
+}
+
+
+@lru_cache(maxsize=64)
+def _statement(postgres: bool, kinds: tuple[str, ...]) -> Any:
+    """The union of ``kinds``' branches, built once (SQLAlchemy then reuses its cache key
+    and compiled form instead of deriving them from a new statement every batch)."""
+    parts = [_BRANCHES[kind](postgres) for kind in kinds]
+    return union_all(*parts) if len(parts) > 1 else parts[0]
+
+
 def load(session: Session, items: list[Candidate], secret: str) -> Facts:
     """The policy facts of ``items`` (one statement; none when there is nothing to look up)."""
     facts = Facts()
@@ -61,35 +117,24 @@ def load(session: Session, items: list[Candidate], secret: str) -> Facts:
     phones = {c.contact.phone for c in items if c.contact.phone}
     dnc_phones = dnc.phones_to_check(items)
     wanted = set().union(*dnc_phones.values()) if dnc_phones else set()
-    parts: list[Select[Any]] = []
-    if addresses:
-        where = one_of(session, Suppression.address, addresses | hashed.keys())
-        parts.append(
-            _row("sup", Suppression.channel, Suppression.address, Suppression.reason,
-                 Suppression.scope).where(where)
-        )
-    if ids:
-        r = ChannelReachability
-        parts.append(
-            _row("unr", r.channel, r.address, r.reason, null(), r.contact_id)
-            .join(Contact, Contact.id == r.contact_id)
-            .where(one_of(session, r.contact_id, ids), r.state == UNREACHABLE, current_address())
-        )
-        parts.append(
-            _row("con", Consent.channel, Consent.purpose, Consent.status, null(),
-                 Consent.contact_id).where(one_of(session, Consent.contact_id, ids))
-        )
-    if phones:
-        denied = phone_denials(phones).subquery()
-        parts.append(_row("phd", denied.c.channel, denied.c.phone).select_from(denied))
-    if wanted:
-        parts.append(_row("dnc", DncPhone.phone).where(one_of(session, DncPhone.phone, wanted)))
-    if not parts:
+    values = {
+        "addresses": list(addresses | hashed.keys()),
+        "ids": list(ids),
+        "phones": list(phones),
+        "dnc": list(wanted),
+    }
+    kinds = tuple(
+        kind
+        for kind, name in (("sup", "addresses"), ("unr", "ids"), ("con", "ids"),
+                           ("phd", "phones"), ("dnc", "dnc"))
+        if values[name]
+    )
+    if not kinds:
         return facts
-    statement = union_all(*parts) if len(parts) > 1 else parts[0]
+    params = {name: value for name, value in values.items() if value}
     denials: set[tuple[str, str]] = set()
     listed: set[str] = set()
-    for kind, a, b, c, d, n in session.execute(statement):
+    for kind, a, b, c, d, n in session.execute(_statement(is_postgres(session), kinds), params):
         if kind == "sup":
             facts.suppressed[(a, hashed.get(b, b))] = Mark(a, b, c, d)
         elif kind == "unr":
