@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Select, Table, select
 from sqlalchemy.orm import Session
 
 from automation.contacts.bulk import bulk_insert, bulk_update
@@ -254,21 +254,37 @@ def strictest_on_phone(
     people = [c for c in contacts if c.phone]
     if not people:
         return consents
-    rows = session.execute(
+    phones = {c.phone for c in people if c.phone}
+    rows = session.execute(phone_denials().where(Contact.phone.in_(phones)))
+    denied = {(phone, channel) for phone, channel in rows if phone}
+    return with_phone_denials(people, consents, denied)
+
+
+def phone_denials() -> Select[str | None, str]:
+    """SQL: (phone, channel) of the denied marketing SMS / Zalo consents (the caller adds
+    which phones: ``.where(Contact.phone ...)``)."""
+    return (
         select(Contact.phone, Consent.channel)
         .join(Consent, Consent.contact_id == Contact.id)
         .where(
-            Contact.phone.in_({c.phone for c in people}),
             Consent.purpose == MARKETING,
             Consent.status == DENIED,
             Consent.channel.in_(PHONE_CONSENT_CHANNELS),
         )
     )
-    denied = {(phone, channel) for phone, channel in rows}
+
+
+def with_phone_denials(
+    contacts: Iterable[Contact],
+    consents: dict[tuple[int, str, str], str],
+    denied: set[tuple[str, str]],
+) -> dict[tuple[int, str, str], str]:
+    """``consents`` with the (phone, channel) denials of :func:`phone_denials` applied to
+    every contact on the phone."""
     if not denied:
         return consents
     result = dict(consents)
-    for contact in people:
+    for contact in contacts:
         for channel in PHONE_CONSENT_CHANNELS:
             if (contact.phone, channel) in denied:
                 result[(contact.id, channel, MARKETING)] = DENIED

@@ -23,7 +23,7 @@ from automation.core.db import one_of
 from automation.core.errors import InputError
 from automation.core.models_sms import DncPhone
 from automation.core.vocabulary import MARKETING
-from automation.delivery.policy import Candidate
+from automation.delivery.candidate import Candidate
 
 REASON = "dnc"
 #: Message channels an advertisement to a listed number is refused on.
@@ -91,14 +91,23 @@ def listed(session: Session, limit: int | None = None) -> list[str]:
 
 def blocked(session: Session, items: list[Candidate]) -> set[int]:
     """Ids of marketing SMS / Zalo messages in ``items`` whose phone is listed."""
-    phones_of = {
-        c.message.id: {p for p in (c.address, c.contact.phone) if p}
-        for c in items
-        if c.message.purpose == MARKETING and c.message.channel in CHANNELS
-    }
+    phones_of = phones_to_check(items)
     wanted = set().union(*phones_of.values()) if phones_of else set()
     if not wanted:
         return set()
     query = select(DncPhone.phone).where(one_of(session, DncPhone.phone, wanted))
-    hits = set(session.scalars(query))
-    return {mid for mid, phones in phones_of.items() if phones & hits}
+    return blocked_ids(phones_of, set(session.scalars(query)))
+
+
+def phones_to_check(items: list[Candidate]) -> dict[int, set[str]]:
+    """Message id -> the phones (address, contact's phone) of each marketing SMS / Zalo row."""
+    return {
+        c.message.id: {p for p in (c.address, c.contact.phone) if p}
+        for c in items
+        if c.message.purpose == MARKETING and c.message.channel in CHANNELS
+    }
+
+
+def blocked_ids(phones_of: dict[int, set[str]], listed: set[str]) -> set[int]:
+    """The message ids of :func:`phones_to_check` with a phone in ``listed``."""
+    return {mid for mid, phones in phones_of.items() if phones & listed}

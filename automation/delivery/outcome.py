@@ -29,6 +29,7 @@ from automation.core.db import dialect_insert, is_postgres
 from automation.core.eventlog import record_event
 from automation.core.models import Contact, Event, Message
 from automation.core.vocabulary import Status
+from automation.delivery.bulk import rows_json
 from automation.delivery.context import address_for
 from automation.delivery.pauses import Pause, next_midnight, pause
 from automation.delivery.unreachable import is_hard_bounce, is_soft_bounce, unreachable_reason
@@ -154,21 +155,22 @@ _MARK_SENT = (
 )
 
 
-# PostgreSQL: one statement per wave, whatever its size (rows passed as arrays): the rows
-# are marked sent and their ``message.sent`` events built from what the UPDATE returns.
+# PostgreSQL: one statement per wave, whatever its size (rows passed as one JSON document,
+# automation.delivery.bulk): the rows are marked sent and their ``message.sent`` events
+# built from what the UPDATE returns.
 _SENT_PG = text(
     """
     WITH sent AS (
         UPDATE messages AS m
         SET status = CASE WHEN m.status = :sending THEN :sent ELSE m.status END,
-            provider = v.provider, provider_message_id = v.pmid, segments = v.segments,
-            sent_at = v.at, updated_at = v.at, error = NULL
-        FROM unnest(CAST(:ids AS bigint[]), CAST(:providers AS text[]), CAST(:pmids AS text[]),
-                    CAST(:segments AS integer[]), CAST(:ats AS timestamptz[]))
-             AS v(id, provider, pmid, segments, at)
-        WHERE m.id = v.id
+            provider = v.provider, provider_message_id = v.provider_message_id,
+            segments = v.segments, sent_at = v.sent_at, updated_at = v.sent_at, error = NULL
+        FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+             AS v(mid bigint, provider text, provider_message_id text, segments integer,
+                  sent_at timestamptz)
+        WHERE m.id = v.mid
         RETURNING m.id, m.contact_id, m.channel, m.template, m.step_key, m.enrollment_id,
-                  m.purpose, v.provider, v.pmid, v.at
+                  m.purpose, v.provider, v.provider_message_id AS pmid, v.sent_at AS at
     )
     INSERT INTO events (source, source_event_id, type, contact_id, occurred_at, received_at,
                         payload, attempts)
@@ -189,16 +191,7 @@ def store_sent(session: Session, result: BatchResult) -> None:
     rows = result.sent_rows
     if rows and is_postgres(session):
         session.execute(
-            _SENT_PG,
-            {
-                "sending": Status.SENDING,
-                "sent": Status.SENT,
-                "ids": [r["mid"] for r in rows],
-                "providers": [r["provider"] for r in rows],
-                "pmids": [r["provider_message_id"] for r in rows],
-                "segments": [r["segments"] for r in rows],
-                "ats": [r["sent_at"] for r in rows],
-            },
+            _SENT_PG, {"sending": Status.SENDING, "sent": Status.SENT, "rows": rows_json(rows)}
         )
     elif rows:
         session.execute(_MARK_SENT, rows)

@@ -40,14 +40,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from automation.contacts.consent import strictest_on_phone
-from automation.contacts.reachability import unreachable_rows
 from automation.core.clock import ensure_utc
 from automation.core.config import Settings, get_settings
-from automation.core.db import one_of
-from automation.core.models import Consent, Contact, Message, Suppression
+from automation.core.models import Message
 from automation.core.vocabulary import CONSENT_CHANNEL, MARKETING, Status
-from automation.privacy.hashing import address_hash
+from automation.delivery.candidate import Candidate as Candidate  # re-exported
+from automation.delivery.facts import Facts, Mark
+from automation.delivery.facts import load as load_facts
 
 HARD_REASONS = frozenset({"hard_bounce", "invalid_address", "bounced"})
 WINDOW = timedelta(hours=24)
@@ -120,39 +119,6 @@ def next_allowed(now: datetime, window: tuple[time, time], tz: ZoneInfo) -> date
     return datetime.combine(day, start, tzinfo=tz).astimezone(now.tzinfo)
 
 
-@dataclass
-class Candidate:
-    """One claimed message with its contact and resolved address, ready for a decision."""
-
-    message: Message
-    contact: Contact
-    address: str | None
-
-
-def _suppressions(
-    session: Session, items: list[Candidate], secret: str
-) -> dict[tuple[str, str], Suppression]:
-    """Suppression rows by (channel, address), also found through an erased address's hash."""
-    addresses = {c.address for c in items if c.address}
-    if not addresses:
-        return {}
-    hashed = {address_hash(a, secret): a for a in addresses}
-    rows = session.scalars(
-        select(Suppression).where(one_of(session, Suppression.address, addresses | hashed.keys()))
-    )
-    return {(row.channel, hashed.get(row.address, row.address)): row for row in rows}
-
-
-def _consents(session: Session, items: list[Candidate]) -> dict[tuple[int, str, str], str]:
-    ids = {c.contact.id for c in items}
-    rows = session.execute(
-        select(Consent.contact_id, Consent.channel, Consent.purpose, Consent.status).where(
-            one_of(session, Consent.contact_id, ids)
-        )
-    )
-    return {(r.contact_id, r.channel, r.purpose): r.status for r in rows}
-
-
 def _recent_counts(
     session: Session,
     items: list[Candidate],
@@ -202,13 +168,15 @@ def evaluate(
     now: datetime,
     settings: Settings | None = None,
     profile: ComplianceProfile | None = None,
+    facts: Facts | None = None,
 ) -> list[Decision]:
-    """Decide for every candidate (bulk queries: suppressions, reachability, consents, caps)."""
+    """Decide for every candidate (two queries: the batch's facts, automation.delivery.facts,
+    unless passed in; the frequency caps' counts)."""
     settings = settings or get_settings()
     profile = profile or profile_from_settings(settings)
-    suppressed = _suppressions(session, items, settings.secret_key)
-    unreachable = unreachable_rows(session, {c.contact.id for c in items})
-    consents = strictest_on_phone(session, [c.contact for c in items], _consents(session, items))
+    if facts is None:
+        facts = load_facts(session, items, settings.secret_key)
+    suppressed, unreachable, consents = facts.suppressed, facts.unreachable, facts.consents
     counts, oldest = _recent_counts(session, items, profile, now, settings.outbox_stale_seconds)
     decisions: list[Decision] = []
     for item in items:
@@ -228,7 +196,7 @@ def _decide(
     now: datetime,
     settings: Settings,
     profile: ComplianceProfile,
-    suppressed: dict[tuple[str, str], Suppression],
+    suppressed: dict[tuple[str, str], Mark],
     consents: dict[tuple[int, str, str], str],
     counts: Counter[tuple[int, str]],
     oldest: dict[tuple[int, str], datetime],

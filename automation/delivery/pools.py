@@ -41,9 +41,10 @@ from automation.core.models import Contact, Message
 from automation.core.models_sms import DncPhone, SmsPool, SmsPoolMember
 from automation.core.vocabulary import MARKETING, Status
 from automation.delivery import dnc
+from automation.delivery.candidate import Candidate
 from automation.delivery.channels import get_adapter
 from automation.delivery.outcome import BatchResult, apply, backoff_ms, permanent, skip, store_sent
-from automation.delivery.policy import Candidate, evaluate
+from automation.delivery.policy import evaluate
 from automation.delivery.providers import pooling_for
 from automation.delivery.providers.base import Pooling
 from automation.messages.rendered import Rendered

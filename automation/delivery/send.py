@@ -33,6 +33,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from automation.core.clock import now
 from automation.core.config import Settings, get_settings
@@ -41,13 +42,15 @@ from automation.core.models import Contact, Enrollment, Event, Message
 from automation.core.vocabulary import Status
 from automation.delivery import dnc, pools
 from automation.delivery.calls import GATHER_SECONDS, send_group
+from automation.delivery.candidate import Candidate
 from automation.delivery.channels import get_adapter, provider_name
 from automation.delivery.claim import claim_rows
-from automation.delivery.compose import prepare
+from automation.delivery.compose import prepare, store_prepared
 from automation.delivery.context import address_for, build_context, context_events
+from automation.delivery.facts import load as load_facts
 from automation.delivery.outcome import BatchResult, apply, hold, permanent, skip, store_sent
 from automation.delivery.pauses import paused
-from automation.delivery.policy import Candidate, evaluate
+from automation.delivery.policy import evaluate
 from automation.delivery.zalo_rules import refusal
 from automation.messages.errors import TemplateProblem
 from automation.messages.lookup import snapshot
@@ -80,12 +83,14 @@ def deliver_batch(
     candidates = []
     for m in messages:
         contact = contacts[m.contact_id]
-        m.address = m.address or address_for(m.channel, contact)
+        if not m.address:  # written with the renderings by store_prepared
+            set_committed_value(m, "address", address_for(m.channel, contact))
         candidates.append(Candidate(m, contact, m.address))
     # Each template file is looked up once for the batch, and the rows' new addresses are
-    # written with their renderings (one flush) instead of before the policy queries.
+    # written with their renderings (one statement for the batch) after the policy queries.
     with snapshot(), session.no_autoflush:
         ready, pooled = _prepare_all(session, candidates, triggers, at, settings, result)
+    store_prepared(session, messages)
     if pooled:
         pools.join(session, pooled, at, settings)
     session.commit()
@@ -116,9 +121,11 @@ def _prepare_all(
     the others are written (deferred, skipped, failed) on the session.
     """
     ready: Ready = {}
-    listed = dnc.blocked(session, candidates)
+    facts = load_facts(session, candidates, settings.secret_key)  # DNC list included
+    listed = facts.listed
     pooled: list[tuple[Message, OutboundMessage]] = []
-    for cand, decision in zip(candidates, evaluate(session, candidates, at, settings), strict=True):
+    decisions = evaluate(session, candidates, at, settings, facts=facts)
+    for cand, decision in zip(candidates, decisions, strict=True):
         m = cand.message
         if decision.action == "defer":
             m.status, m.not_before, m.error = Status.DEFERRED, decision.not_before, decision.reason

@@ -9,7 +9,7 @@ Any error in a template becomes a one-line TemplateProblem naming template and f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import lru_cache, wraps
 from pathlib import Path
 from typing import Any
@@ -134,11 +134,28 @@ def _compile(source: str, html: bool, extra_dir: str | None) -> Template:
     return env.from_string(source)
 
 
+@lru_cache(maxsize=4096)
+def _globals(template: Template) -> dict[str, Any]:
+    """The template's globals as one plain dict (Jinja chains environment and template
+    globals, and merges the chain into every render's context again)."""
+    return dict(template.globals)
+
+
+def _generate(template: Template, context: dict[str, Any]) -> Iterator[str]:
+    """``template.generate(context)`` with the globals merged once per template."""
+    env, names = template.environment, _globals(template)
+    ctx = env.context_class(env, {**names, **context}, template.name, template.blocks, names)
+    try:
+        yield from template.root_render_func(ctx)
+    except Exception:
+        yield env.handle_exception()  # raises, the traceback pointing into the template
+
+
 def _stream(template: Template, context: dict[str, Any]) -> str:
     parts: list[str] = []
     size = 0
     with limits.budget():
-        for part in template.generate(context):
+        for part in _generate(template, context):
             size += len(part)
             if size > limits.MAX_OUTPUT:
                 raise limits.RenderLimit(f"output over {limits.MAX_OUTPUT:,} characters")
