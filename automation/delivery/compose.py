@@ -167,7 +167,7 @@ _STORE_PG = text(
     SET address = v.address, rendered = v.rendered, links = v.links, segments = v.segments
     FROM jsonb_to_recordset(CAST(:rows AS jsonb))
          AS v(mid bigint, address text, rendered jsonb, links jsonb, segments integer)
-    WHERE m.id = v.mid
+    WHERE m.id = v.mid AND m.id = ANY(CAST(:ids AS bigint[]))
     """
 )
 
@@ -184,6 +184,6 @@ def store_prepared(session: Session, messages: list[Message]) -> None:
         return
     rows = [{"mid": m.id, **{k: getattr(m, k) for k in PREPARED}} for m in messages]
     if is_postgres(session):
-        session.execute(_STORE_PG, {"rows": rows_json(rows)})
+        session.execute(_STORE_PG, {"rows": rows_json(rows), "ids": [m.id for m in messages]})
     else:
         session.execute(_STORE, rows)

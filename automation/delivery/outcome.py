@@ -168,7 +168,7 @@ _SENT_PG = text(
         FROM jsonb_to_recordset(CAST(:rows AS jsonb))
              AS v(mid bigint, provider text, provider_message_id text, segments integer,
                   sent_at timestamptz)
-        WHERE m.id = v.mid
+        WHERE m.id = v.mid AND m.id = ANY(CAST(:ids AS bigint[]))
         RETURNING m.id, m.contact_id, m.channel, m.template, m.step_key, m.enrollment_id,
                   m.purpose, v.provider, v.provider_message_id AS pmid, v.sent_at AS at
     )
@@ -191,7 +191,13 @@ def store_sent(session: Session, result: BatchResult) -> None:
     rows = result.sent_rows
     if rows and is_postgres(session):
         session.execute(
-            _SENT_PG, {"sending": Status.SENDING, "sent": Status.SENT, "rows": rows_json(rows)}
+            _SENT_PG,
+            {
+                "sending": Status.SENDING,
+                "sent": Status.SENT,
+                "rows": rows_json(rows),
+                "ids": [r["mid"] for r in rows],
+            },
         )
     elif rows:
         session.execute(_MARK_SENT, rows)
