@@ -8,13 +8,15 @@ that is never NULL, so `not` means exactly what the Python evaluator means by it
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    bindparam,
     exists,
     false,
     func,
@@ -351,3 +353,37 @@ def compile_rule(rule: Rule, now: datetime) -> Select[int]:
             ids_union = union(*parts).subquery()
             return select(ids_union.c[0])
     return select(Contact.id).where(condition(rule, now))
+
+
+@dataclass(frozen=True)
+class PreparedRule:
+    """A rule compiled once for any instant: ``statement`` holds each ``now - window`` it
+    needs as a bound parameter, ``params(now)`` gives their values (the same SELECT as
+    ``compile_rule(rule, now)``; built and cache-keyed once, executed many times)."""
+
+    statement: Select[int]
+    windows: tuple[tuple[str, timedelta], ...]
+
+    def params(self, now: datetime) -> dict[str, datetime]:
+        """The statement's parameters at ``now``."""
+        return {name: now - window for name, window in self.windows}
+
+
+class _Now:
+    """Stands in for ``now`` while a rule compiles: ``now - window`` (the only way the
+    compiler uses it) becomes a bound parameter named after its place."""
+
+    def __init__(self) -> None:
+        self.windows: list[tuple[str, timedelta]] = []
+
+    def __sub__(self, window: timedelta) -> Any:
+        name = f"rule_since_{len(self.windows)}"
+        self.windows.append((name, window))
+        return bindparam(name)
+
+
+def prepare_rule(rule: Rule) -> PreparedRule:
+    """compile_rule with ``now`` left as parameters (PreparedRule.params)."""
+    now = _Now()
+    statement = compile_rule(rule, cast(datetime, now))
+    return PreparedRule(statement, tuple(now.windows))
