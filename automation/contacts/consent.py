@@ -113,8 +113,8 @@ def record_consents(
 ) -> dict[tuple[str, str], Consent]:
     """record_consent for several decisions of one contact ((channel, purpose) ->
     granted, with the same evidence): the current state and the newest records of the
-    contact read with one query each, the changes written with one flush
-    and one executemany of the records.
+    contact read with one query each, the changes written with one flush, one INSERT of
+    the new consents rows and one executemany of the records.
 
     Returns (channel, purpose) -> the current Consent row, for the keys that have one.
     """
@@ -137,6 +137,7 @@ def record_consents(
         )
     }
     records: list[dict[str, Any]] = []
+    fresh: list[dict[str, Any]] = []  # consents rows to create
     for (channel, purpose), granted in decisions.items():
         status = GRANTED if granted else DENIED
         consent = current.get((channel, purpose))
@@ -160,15 +161,18 @@ def record_consents(
             }
         )
         if consent is None:
-            consent = current[(channel, purpose)] = Consent(
-                contact_id=contact.id, channel=channel, purpose=purpose
-            )
-            session.add(consent)
+            fresh.append({"contact_id": contact.id, "channel": channel, "purpose": purpose,
+                          "status": status, "source": source, "recorded_at": stamp})
+            continue
         consent.status, consent.source, consent.recorded_at = status, source, stamp
     if records:
         session.flush()
-        # evidence nobody reads back here: one executemany, not an ORM row (and on
-        # SQLite an INSERT) per record
+        # New rows with one multi-row INSERT ... RETURNING (a flush writes one row per
+        # statement on SQLite); the evidence, which nobody reads back here, with one
+        # executemany.
+        if fresh:
+            for consent in session.scalars(insert(Consent).returning(Consent), fresh):
+                current[(consent.channel, consent.purpose)] = consent
         session.execute(insert(ConsentRecord), records)
     return {key: current[key] for key in decisions if key in current}
 
