@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from automation.analytics.queries import Cohort
@@ -305,17 +305,25 @@ class Simulation:
         if self.last_pass is None or at - self.last_pass >= every:
             return True
         window = timedelta(minutes=get_settings().cart_abandon_minutes)
-        enrollment = exists().where(
-            Enrollment.state.in_(("active", "waiting")), Enrollment.next_run_at <= at
-        )
-        cart = exists().where(
+        with self.factory() as session:
+            return bool(session.scalar(_WORK_DUE, {"at": at, "left_before": at - window}))
+
+
+#: Simulation.pass_due's question, built once: an enrollment due by :at, or a cart left
+#: alone since :left_before (the abandon window) that no order followed yet.
+_WORK_DUE = select(
+    or_(
+        exists().where(
+            Enrollment.state.in_(("active", "waiting")), Enrollment.next_run_at <= bindparam("at")
+        ),
+        exists().where(
             Cart.abandoned_at.is_(None),
             Cart.converted_at.is_(None),
             Cart.contact_id.is_not(None),
-            Cart.updated_at <= at - window,
-        )
-        with self.factory() as session:
-            return bool(session.scalar(select(or_(enrollment, cart))))
+            Cart.updated_at <= bindparam("left_before"),
+        ),
+    )
+)
 
 
 def _payloads(planned: list[Planned]) -> list[dict[str, Any]]:
