@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from automation.analytics.queries import Cohort
@@ -169,25 +169,20 @@ class Simulation:
             self.drain()
         return result.new_ids
 
-    def drain(self, deliver: bool = True) -> None:
+    def drain(self, deliver: bool = True, settled: bool = False) -> None:
         """Process every stored, unprocessed event and (unless ``deliver`` is False: a
         scheduler pass follows at this instant and delivers once for both) send what is
-        due, until quiet; then decide the opens and clicks of what was sent."""
+        due, until quiet; then decide the opens and clicks of what was sent. ``settled``:
+        a drain at this instant has just left no event unprocessed (no need to look)."""
         from automation.core.processing import process_events
 
         sent_any = False
         for round_ in range(50):
             self.queued = False
-            with self.factory() as session:
-                ids = list(
-                    session.scalars(
-                        select(Event.id)
-                        .where(Event.processed_at.is_(None), Event.dead_at.is_(None))
-                        .order_by(Event.id)
-                    )
-                )
-                for start in range(0, len(ids), 200):
-                    process_events(session, ids[start : start + 200])
+            if settled and round_ == 0:
+                ids: list[int] = []
+            else:
+                ids = self._process_pending(process_events)
             # The clock stands still in a drain: after its first delivery, a row can only
             # be due if processing the events just queued it (handed to note_queued).
             due = deliver and (round_ == 0 or self.queued)
@@ -197,6 +192,20 @@ class Simulation:
                 break
         if sent_any:
             self.schedule_engagement()
+
+    def _process_pending(self, process_events: Callable[[Session, list[int]], int]) -> list[int]:
+        """Process the stored, unprocessed events in batches of 200; their ids."""
+        with self.factory() as session:
+            ids = list(
+                session.scalars(
+                    select(Event.id)
+                    .where(Event.processed_at.is_(None), Event.dead_at.is_(None))
+                    .order_by(Event.id)
+                )
+            )
+            for start in range(0, len(ids), 200):
+                process_events(session, ids[start : start + 200])
+        return ids
 
     def deliver(self) -> int:
         """deliver_batch every queued/deferred row that is due; how many rows it was given.
@@ -296,17 +305,25 @@ class Simulation:
         if self.last_pass is None or at - self.last_pass >= every:
             return True
         window = timedelta(minutes=get_settings().cart_abandon_minutes)
-        enrollment = exists().where(
-            Enrollment.state.in_(("active", "waiting")), Enrollment.next_run_at <= at
-        )
-        cart = exists().where(
+        with self.factory() as session:
+            return bool(session.scalar(_WORK_DUE, {"at": at, "left_before": at - window}))
+
+
+#: Simulation.pass_due's question, built once: an enrollment due by :at, or a cart left
+#: alone since :left_before (the abandon window) that no order followed yet.
+_WORK_DUE = select(
+    or_(
+        exists().where(
+            Enrollment.state.in_(("active", "waiting")), Enrollment.next_run_at <= bindparam("at")
+        ),
+        exists().where(
             Cart.abandoned_at.is_(None),
             Cart.converted_at.is_(None),
             Cart.contact_id.is_not(None),
-            Cart.updated_at <= at - window,
-        )
-        with self.factory() as session:
-            return bool(session.scalar(select(or_(enrollment, cart))))
+            Cart.updated_at <= bindparam("left_before"),
+        ),
+    )
+)
 
 
 def _payloads(planned: list[Planned]) -> list[dict[str, Any]]:
@@ -384,7 +401,7 @@ def _simulate(options: DemoOptions, fake: clock.FrozenClock, say: Progress) -> d
         if sim.pass_due(following, SEGMENT_REFRESH):
             sim.run_pass(following)
         else:
-            sim.drain()
+            sim.drain(settled=True)  # the drain above left nothing unprocessed
         hour = following
         if (hour - options.start) % timedelta(days=7) == timedelta(0):
             say(f"  day {(hour - options.start).days}")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, select
+from sqlalchemy import Connection, Select, Table, insert, select
 from sqlalchemy.orm import Session
 
 from automation.contacts.bulk import bulk_insert, bulk_update
@@ -113,7 +113,8 @@ def record_consents(
 ) -> dict[tuple[str, str], Consent]:
     """record_consent for several decisions of one contact ((channel, purpose) ->
     granted, with the same evidence): the current state and the newest records of the
-    contact read with one query each, the changes written with one flush.
+    contact read with one query each, the changes written with one flush, one INSERT of
+    the new consents rows and one executemany of the records.
 
     Returns (channel, purpose) -> the current Consent row, for the keys that have one.
     """
@@ -135,7 +136,8 @@ def record_consents(
             .order_by(ConsentRecord.id)
         )
     }
-    changed = False
+    records: list[dict[str, Any]] = []
+    fresh: list[dict[str, Any]] = []  # consents rows to create
     for (channel, purpose), granted in decisions.items():
         status = GRANTED if granted else DENIED
         consent = current.get((channel, purpose))
@@ -144,29 +146,34 @@ def record_consents(
             last is not None and given < last
         ):
             continue
-        session.add(
-            ConsentRecord(
-                contact_id=contact.id,
-                channel=channel,
-                purpose=purpose,
-                status=status,
-                source=source,
-                method=method or source,
-                form=form,
-                address=address or getattr(contact, ADDRESS_COLUMN[channel]),
-                given_at=given,
-                recorded_at=stamp,
-            )
+        records.append(
+            {
+                "contact_id": contact.id,
+                "channel": channel,
+                "purpose": purpose,
+                "status": status,
+                "source": source,
+                "method": method or source,
+                "form": form,
+                "address": address or getattr(contact, ADDRESS_COLUMN[channel]),
+                "given_at": given,
+                "recorded_at": stamp,
+            }
         )
         if consent is None:
-            consent = current[(channel, purpose)] = Consent(
-                contact_id=contact.id, channel=channel, purpose=purpose
-            )
-            session.add(consent)
+            fresh.append({"contact_id": contact.id, "channel": channel, "purpose": purpose,
+                          "status": status, "source": source, "recorded_at": stamp})
+            continue
         consent.status, consent.source, consent.recorded_at = status, source, stamp
-        changed = True
-    if changed:
+    if records:
         session.flush()
+        # New rows with one multi-row INSERT ... RETURNING (a flush writes one row per
+        # statement on SQLite); the evidence, which nobody reads back here, with one
+        # executemany.
+        if fresh:
+            for consent in session.scalars(insert(Consent).returning(Consent), fresh):
+                current[(consent.channel, consent.purpose)] = consent
+        session.execute(insert(ConsentRecord), records)
     return {key: current[key] for key in decisions if key in current}
 
 

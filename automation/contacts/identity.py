@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import phonenumbers
-from sqlalchemy import func, select
+from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import Session
 
 from automation.contacts.consent import SOURCE_REPORT, record_consent, record_consents
@@ -88,32 +88,37 @@ def find_contact(session: Session, source: str, data: ContactData) -> Contact | 
 
 def _match(session: Session, source: str, data: ContactData) -> tuple[Contact | None, str]:
     """The matching contact and how it was found: identity, email, zalo_user_id,
-    facebook_psid, phone (a weak link), or new (None)."""
+    facebook_psid, phone (a weak link), or new (None). Every candidate is read with one
+    query; the rule picks among them in that order."""
+    columns = (Contact.email, Contact.zalo_user_id, Contact.facebook_psid, Contact.phone)
+    wanted = [col == getattr(data, col.key) for col in columns if getattr(data, col.key)]
+    linked = None
     if data.external_id:
-        by_identity = session.scalar(
-            select(Contact)
-            .join(ContactIdentity, ContactIdentity.contact_id == Contact.id)
-            .where(
+        linked = Contact.id.in_(
+            select(ContactIdentity.contact_id).where(
                 ContactIdentity.source == source, ContactIdentity.external_id == data.external_id
             )
         )
-        if by_identity is not None:
-            return by_identity, "identity"
-    for column in (Contact.email, Contact.zalo_user_id, Contact.facebook_psid):
+        wanted.append(linked)
+    if not wanted:
+        return None, "new"
+    query = select(Contact, linked if linked is not None else false()).where(or_(*wanted))
+    candidates = session.execute(query.order_by(Contact.id)).all()
+    for contact, by_identity in candidates:
+        if by_identity:
+            return contact, "identity"
+    for column in columns[:3]:
         value = getattr(data, column.key)
-        if value:
-            found = session.scalar(select(Contact).where(column == value))
-            if found is not None and (
-                column is Contact.email or _same_person(session, source, found, data)
-            ):
-                return found, column.key
+        found = next((c for c, _ in candidates if value and getattr(c, column.key) == value), None)
+        if found is not None and (
+            column is Contact.email or _same_person(session, source, found, data)
+        ):
+            return found, column.key
     if data.phone:
-        on_phone = session.scalars(
-            select(Contact).where(Contact.phone == data.phone).order_by(Contact.id)
-        )
-        candidates = [c for c in on_phone if _same_person(session, source, c, data)]
-        if candidates:
-            return pick_by_name(candidates, _names, data.first_name, data.last_name), "phone"
+        on_phone = [c for c, _ in candidates if c.phone == data.phone]
+        same = [c for c in on_phone if _same_person(session, source, c, data)]
+        if same:
+            return pick_by_name(same, _names, data.first_name, data.last_name), "phone"
     return None, "new"
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -21,7 +22,7 @@ from sqlalchemy.orm.util import identity_key
 from automation.contacts.locks import lock_contact
 from automation.core import events as ev
 from automation.core.clock import ensure_utc, now
-from automation.core.db import dialect_insert
+from automation.core.db import dialect_insert, is_postgres
 from automation.core.models import Cart, Contact, Event, Order
 from automation.core.processing import batch_memo, prepare_events
 
@@ -68,17 +69,33 @@ def _time(value: Any, default: datetime) -> datetime:
 def _upsert_locked(session: Session, model: Any, rows: list[dict[str, Any]]) -> dict[Any, Any]:
     """The rows for (source, external_id), inserted from ``rows`` when new, locked and
     fresh, in one statement: INSERT ... ON CONFLICT DO UPDATE (a no-op) ... RETURNING.
-    (source, external_id) -> row; ``rows`` name distinct ones."""
+    (source, external_id) -> row; ``rows`` name distinct ones. On PostgreSQL several
+    orders travel as one array per column (unnest): the same SQL text for any number."""
     insert = dialect_insert(session)(model)
+    params: list[dict[str, Any]] | None = None
+    if len(rows) == 1:
+        insert = insert.values(**rows[0])
+    elif model is Order and is_postgres(session):
+        insert = insert.from_select(list(rows[0]), _unnested(model, rows))
+    else:
+        params = rows
     stmt = insert.on_conflict_do_update(
         index_elements=["source", "external_id"], set_={"source": insert.excluded.source}
     ).returning(model)
-    if len(rows) == 1:
-        stmt, params = stmt.values(**rows[0]), None
-    else:
-        params = rows
     found = session.scalars(stmt, params, execution_options={"populate_existing": True}).all()
     return {(row.source, row.external_id): row for row in found}
+
+
+def _unnested(model: Any, rows: list[dict[str, Any]]) -> Any:
+    """SELECT * FROM unnest(:col1, :col2, ...): the rows as one array parameter per column."""
+    names = list(rows[0])
+    arrays = [
+        bindparam(f"rows_{name}", [row[name] for row in rows],
+                  type_=ARRAY(model.__table__.c[name].type))
+        for name in names
+    ]  # fmt: skip
+    table = func.unnest(*arrays).table_valued(*names).render_derived()
+    return select(*(table.c[name] for name in names))
 
 
 def _order_values(event: Event, props: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, any_, bindparam, creat
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from automation.core import jsoncodec
 from automation.core.config import Settings, get_settings
 
 _engines: dict[str, Engine] = {}
@@ -20,12 +21,16 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     """Create an engine; SQLite gets WAL mode and a busy timeout so threads can share it.
 
     SQL parameters (names, addresses) are hidden from errors, so tracebacks never log them.
+    JSON columns are written and read with automation.core.jsoncodec (orjson, with the
+    standard library's results).
     """
+    json_codec = {"json_serializer": jsoncodec.dumps, "json_deserializer": jsoncodec.loads}
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
             hide_parameters=True,
+            **json_codec,
         )
 
         @event.listens_for(engine, "connect")
@@ -39,7 +44,12 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
 
         return engine
     return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        **json_codec,
     )
 
 

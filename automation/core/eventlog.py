@@ -56,10 +56,11 @@ def record_event(
     )
     session.flush()
     _count(session, 1)
-    new_id = session.execute(stmt.returning(Event.id)).scalar_one_or_none()
-    if new_id is None:
-        return None
-    return session.get(Event, new_id)
+    # the new row itself comes back (no second statement to load it); nothing on a duplicate
+    event: Event | None = session.scalars(
+        stmt.returning(Event), execution_options={"populate_existing": True}
+    ).one_or_none()
+    return event
 
 
 def record_events(session: Session, rows: list[dict[str, Any]]) -> int:

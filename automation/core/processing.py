@@ -373,6 +373,12 @@ def _end_batch(session: Session) -> None:
         session.info.pop(key, None)
 
 
+def process_in_batch(session: Session, ids: list[int]) -> int:
+    """Inside an optimistic batch (``optimistic_batch``): claim and apply the events ``ids``
+    as ``process_events`` does, committed with the batch's other writes; how many."""
+    return _process_claimed(session, ids)
+
+
 def _process_claimed(session: Session, ids: list[int]) -> int:
     """Claim the live events among ``ids`` with one UPDATE and apply each; how many succeeded."""
     events = _claim(session, Event.id.in_(ids), Event.dead_at.is_(None))

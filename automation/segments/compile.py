@@ -1,25 +1,22 @@
 """Compile a rule to SQLAlchemy Core: a SELECT of matching contact ids.
 
 Every user value is a bound parameter; JSON access goes through SQLAlchemy's JSON
-operators (PostgreSQL JSONB, SQLite JSON1). Each condition compiles to an expression
+operators (PostgreSQL JSONB, SQLite JSON1), written per backend in
+automation.segments.sqljson. Each condition compiles to an expression
 that is never NULL, so `not` means exactly what the Python evaluator means by it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
-    Float,
     Select,
-    String,
-    Text,
     and_,
-    case,
-    cast,
+    bindparam,
     exists,
     false,
     func,
@@ -28,14 +25,8 @@ from sqlalchemy import (
     or_,
     select,
     true,
-    type_coerce,
     union,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.visitors import InternalTraversal
-from sqlalchemy.types import TypeEngine
 
 from automation.contacts.reachability import unreachable_sql
 from automation.core.models import (
@@ -62,6 +53,13 @@ from automation.segments.nodes import (
     ReachCond,
     Rule,
 )
+from automation.segments.sqljson import (
+    json_array_has,
+    json_compare,
+    json_kind,
+    ordered,
+    text_contains,
+)
 
 SUPPRESSION_CHANNELS = {
     "email": ("email",),
@@ -74,147 +72,6 @@ SUPPRESSION_CHANNELS = {
 def message_event_types(types: tuple[str, ...]) -> tuple[str, ...]:
     """Engagement types as stored in message_events (short `opened` or `message.opened`)."""
     return tuple(types) + tuple(f"message.{t}" for t in types)
-
-
-class PerDialect(ColumnElement[Any]):
-    """One expression per dialect (postgresql / sqlite), chosen when the statement compiles;
-    both are in the cache key, so statements holding one are cached like any other."""
-
-    inherit_cache = True
-    _traverse_internals = [
-        ("type", InternalTraversal.dp_type),
-        ("postgresql", InternalTraversal.dp_clauseelement),
-        ("sqlite", InternalTraversal.dp_clauseelement),
-    ]
-
-    def __init__(self, type_: TypeEngine[Any], postgresql: Any, sqlite: Any) -> None:
-        self.type = type_
-        self.postgresql = postgresql
-        self.sqlite = sqlite
-
-
-@compiles(PerDialect)
-def _compile_per_dialect(element: PerDialect, compiler: SQLCompiler, **kw: Any) -> str:
-    chosen = element.sqlite if compiler.dialect.name == "sqlite" else element.postgresql
-    return "(" + str(compiler.process(chosen, **kw)) + ")"
-
-
-# --- JSON helpers (column + path) ---------------------------------------------------------
-
-
-def _sqlite_path(path: tuple[str, ...]) -> str:
-    # keys are validated identifiers (no quotes), so quoting each one is safe
-    return "$" + "".join(f'."{part}"' for part in path)
-
-
-def _pg_node(col: Any, path: tuple[str, ...]) -> Any:
-    doc = type_coerce(col, JSONB)
-    if not path:
-        return doc
-    return doc[path[0]] if len(path) == 1 else doc[path]
-
-
-def _pg_text(col: Any, path: tuple[str, ...]) -> Any:
-    if not path:
-        return cast(type_coerce(col, JSONB), Text)
-    return _pg_node(col, path).astext
-
-
-def json_kind(col: Any, path: tuple[str, ...]) -> ColumnElement[str]:
-    """string | number | true | false | null | array | object | missing (never NULL)."""
-    pg_type = func.jsonb_typeof(_pg_node(col, path))
-    pg = case((pg_type == "boolean", _pg_text(col, path)), else_=pg_type)
-    lite_type = func.json_type(col, _sqlite_path(path))
-    lite = case(
-        (lite_type.in_(("integer", "real")), literal("number")),
-        (lite_type == "text", literal("string")),
-        else_=lite_type,
-    )
-    return func.coalesce(PerDialect(String(), pg, lite), literal("missing"))
-
-
-def json_text(col: Any, path: tuple[str, ...]) -> ColumnElement[str]:
-    """The value as text (meaningful when its kind is string)."""
-    lite = func.json_extract(col, _sqlite_path(path))
-    return PerDialect(String(), _pg_text(col, path), lite)
-
-
-def json_is(col: Any, path: tuple[str, ...], kind: str) -> ColumnElement[bool]:
-    """The value at path is a JSON string / number (NULL when missing: wrap in coalesce)."""
-    pg = func.jsonb_typeof(_pg_node(col, path)) == kind
-    lite_kinds = ("integer", "real") if kind == "number" else ("text",)
-    lite = func.json_type(col, _sqlite_path(path)).in_(lite_kinds)
-    return PerDialect(Boolean(), pg, lite)
-
-
-def json_number(col: Any, path: tuple[str, ...]) -> ColumnElement[float]:
-    """The value as a float when it is a JSON number, else NULL (no cast errors)."""
-    pg = cast(_pg_text(col, path), Float)
-    lite = func.json_extract(col, _sqlite_path(path))
-    value = PerDialect(Float(), pg, lite)
-    return case((json_is(col, path, "number"), value), else_=None)
-
-
-def json_array_has(
-    col: Any, path: tuple[str, ...], value: str | int | float
-) -> ColumnElement[bool]:
-    """The JSON array at path has an element equal to value (same JSON type)."""
-    pg = _pg_node(col, path).contains([value])
-    each = func.json_each(col, _sqlite_path(path)).table_valued("value", "type")
-    types = ("text",) if isinstance(value, str) else ("integer", "real")
-    lite = exists(
-        select(literal(1)).select_from(each).where(each.c.type.in_(types), each.c.value == value)
-    )
-    return PerDialect(Boolean(), pg, lite)
-
-
-def text_contains(text: Any, needle: str) -> ColumnElement[bool]:
-    """Case-sensitive substring test, the same on both backends."""
-    return PerDialect(Boolean(), func.strpos(text, needle) > 0, func.instr(text, needle) > 0)
-
-
-def json_compare(col: Any, path: tuple[str, ...], cmp: Compare) -> ColumnElement[bool]:
-    """A JSON value compared by the literal's type (text, number, true/false)."""
-    kind = json_kind(col, path)
-    op, value = cmp.op, cmp.value
-    if op == "exists":
-        present = kind.not_in(("missing", "null"))
-        return present if value else not_(present)
-    if op == "ne":
-        return not_(json_compare(col, path, Compare("eq", value)))
-    if op == "in":
-        return or_(*(json_compare(col, path, Compare("eq", v)) for v in value))
-    if op == "not_in":
-        return not_(json_compare(col, path, Compare("in", value)))
-    if op == "contains":
-        has = and_(kind == "array", json_array_has(col, path, value))
-        if isinstance(value, str):
-            return or_(and_(kind == "string", text_contains(json_text(col, path), value)), has)
-        return has
-    if isinstance(value, bool):  # eq true/false
-        return kind == ("true" if value else "false")
-    if isinstance(value, str):  # eq text
-        matched = and_(json_is(col, path, "string"), json_text(col, path) == value)
-        return func.coalesce(matched, false())
-    # numbers: NULL (missing or not a number) compares to NULL, coalesced to false. The
-    # leading type test changes nothing but lets the planner estimate the filter as it
-    # does hand-written SQL (a CASE alone is guessed at half the rows: no parallel plan).
-    compared = func.coalesce(_ordered(json_number(col, path), op, value), false())
-    return and_(json_is(col, path, "number"), compared)
-
-
-def _ordered(column: Any, op: str, value: Any) -> ColumnElement[bool]:
-    if op == "eq":
-        return column == value  # type: ignore[no-any-return]
-    if op == "gt":
-        return column > value  # type: ignore[no-any-return]
-    if op == "gte":
-        return column >= value  # type: ignore[no-any-return]
-    if op == "lt":
-        return column < value  # type: ignore[no-any-return]
-    if op == "lte":
-        return column <= value  # type: ignore[no-any-return]
-    raise ValueError(f"not an ordering operator: {op}")
 
 
 # --- conditions ---------------------------------------------------------------------------
@@ -240,7 +97,7 @@ def _column_compare(column: Any, cmp: Compare, now: datetime) -> ColumnElement[b
         return and_(present, column < value)
     if op == "after":
         return and_(present, column > value)
-    return and_(present, _ordered(column, op, value))
+    return and_(present, ordered(column, op, value))
 
 
 def _field(cond: FieldCond, now: datetime, positive: bool) -> ColumnElement[bool]:
@@ -496,3 +353,37 @@ def compile_rule(rule: Rule, now: datetime) -> Select[int]:
             ids_union = union(*parts).subquery()
             return select(ids_union.c[0])
     return select(Contact.id).where(condition(rule, now))
+
+
+@dataclass(frozen=True)
+class PreparedRule:
+    """A rule compiled once for any instant: ``statement`` holds each ``now - window`` it
+    needs as a bound parameter, ``params(now)`` gives their values (the same SELECT as
+    ``compile_rule(rule, now)``; built and cache-keyed once, executed many times)."""
+
+    statement: Select[int]
+    windows: tuple[tuple[str, timedelta], ...]
+
+    def params(self, now: datetime) -> dict[str, datetime]:
+        """The statement's parameters at ``now``."""
+        return {name: now - window for name, window in self.windows}
+
+
+class _Now:
+    """Stands in for ``now`` while a rule compiles: ``now - window`` (the only way the
+    compiler uses it) becomes a bound parameter named after its place."""
+
+    def __init__(self) -> None:
+        self.windows: list[tuple[str, timedelta]] = []
+
+    def __sub__(self, window: timedelta) -> Any:
+        name = f"rule_since_{len(self.windows)}"
+        self.windows.append((name, window))
+        return bindparam(name)
+
+
+def prepare_rule(rule: Rule) -> PreparedRule:
+    """compile_rule with ``now`` left as parameters (PreparedRule.params)."""
+    now = _Now()
+    statement = compile_rule(rule, cast(datetime, now))
+    return PreparedRule(statement, tuple(now.windows))

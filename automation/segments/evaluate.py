@@ -364,7 +364,7 @@ def _array_has(value: Any, needle: Any) -> bool:
 
 
 def json_compare(value: Any, cmp: Compare) -> bool:
-    """Compare a JSON value by the literal's type (mirrors compile.json_compare)."""
+    """Compare a JSON value by the literal's type (mirrors sqljson.json_compare)."""
     kind = json_kind(value)
     op, expected = cmp.op, cmp.value
     if op == "exists":

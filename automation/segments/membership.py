@@ -20,7 +20,7 @@ from automation.core.eventlog import record_events
 from automation.core.events import SEGMENT_ENTERED, SEGMENT_EXITED
 from automation.core.models import Segment, SegmentMembership
 from automation.core.processing import batch_memo, lasting_memo
-from automation.segments.compile import compile_rule
+from automation.segments.compile import PreparedRule, prepare_rule
 from automation.segments.evaluate import evaluate, load_facts_of, needs_of
 from automation.segments.store import all_segments, rule_of, segment_definitions
 
@@ -99,9 +99,22 @@ def _write(
     return opened, closed
 
 
+_PREPARED: dict[tuple[str, str], PreparedRule] = {}
+
+
+def _prepared(segment: Segment) -> PreparedRule:
+    """The segment's rule compiled once per definition (key and hash), for every refresh."""
+    key = (segment.key, segment.definition_hash)
+    prepared = _PREPARED.get(key)
+    if prepared is None:
+        prepared = _PREPARED[key] = prepare_rule(rule_of(segment))
+    return prepared
+
+
 def refresh_segment(session: Session, segment: Segment, now: datetime) -> tuple[int, int]:
     """Whole-base refresh with the SQL compiler; writes only changes. Returns (entered, exited)."""
-    members: set[int] = set(session.scalars(compile_rule(rule_of(segment), now)))
+    prepared = _prepared(segment)
+    members: set[int] = set(session.scalars(prepared.statement, prepared.params(now)))
     open_rows = {
         contact_id: membership_id
         for contact_id, membership_id in session.execute(

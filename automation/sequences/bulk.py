@@ -24,11 +24,13 @@ messages (tests/sequences/test_bulk.py runs both on the same data).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    Select,
     Table,
     bindparam,
     func,
@@ -162,6 +164,18 @@ def _candidates(
     session: Session, types: list[str], now: datetime, left: set[int], limit: int = BATCH
 ) -> list[tuple[int, int]]:
     """(event id, contact id) of up to ``limit`` pending segment events, oldest first."""
+    query = _pending_statement(tuple(types), limit, is_postgres(session))
+    if left:
+        query = query.where(not_(one_of(session, Event.id, sorted(left))))
+    rows = session.execute(query, {"now": now})
+    return [(int(e), int(c)) for e, c in rows if c is not None]
+
+
+@functools.cache
+def _pending_statement(
+    types: tuple[str, ...], limit: int, postgres: bool
+) -> Select[int, int | None]:
+    """_candidates' SELECT, built (and cache-keyed) once per shape; ``now`` a parameter."""
     query = (
         select(Event.id, Event.contact_id)
         .where(
@@ -170,17 +184,13 @@ def _candidates(
             func.coalesce(Event.type, "").in_(types),
             Event.processed_at.is_(None),
             Event.dead_at.is_(None),  # dead: out of the pending list until retried
-            Event.received_at <= now,
+            Event.received_at <= bindparam("now"),
             Event.contact_id.is_not(None),
         )
         .order_by(Event.id)
         .limit(limit)
     )
-    if left:
-        query = query.where(not_(one_of(session, Event.id, sorted(left))))
-    if is_postgres(session):
-        query = query.with_for_update(skip_locked=True, of=Event)
-    return [(int(e), int(c)) for e, c in session.execute(query) if c is not None]
+    return query.with_for_update(skip_locked=True, of=Event) if postgres else query
 
 
 def _busy(session: Session, types: list[str], contacts: list[int]) -> set[int]:
