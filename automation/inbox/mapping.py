@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from automation.core import jsoncodec
 from automation.core.events import CanonicalEvent
 from automation.ingest.sources import SOURCES, PayloadError, Source
 from automation.ingest.sources.base import MAX_ID, Ignored, stable_key
@@ -31,11 +30,6 @@ CONTACT_LIMITS = {
     "external_id": MAX_ID, "email": 320, "phone": 20, "zalo_user_id": 64,
     "facebook_psid": 64, "first_name": 120, "last_name": 120, "locale": 16, "timezone": 64,
 }
-# An integer orjson would turn into a float (beyond 64 bits: below -2**63 or above
-# 2**64-1) has at least 20 digits, or 19 after a minus. Digits are folded to "0" first,
-# then two substring searches find such a run (a regex scan cost 100 us on a 7 KB order).
-DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
-WIDE_POSITIVE, WIDE_NEGATIVE = b"0" * 20, b"-" + b"0" * 19
 PROPERTY_LIMITS = {"order_id": MAX_ID, "cart_id": MAX_ID,
                    "checkout_token": MAX_ID, "currency": 3}
 
@@ -155,28 +149,9 @@ def edge_deliveries(
 
 
 def read_json(body: bytes, exact: bool = True) -> Any:
-    """Decode a body: orjson for the common case, the standard library when orjson refuses
-    it or when it holds digits orjson would read as a lossy float (integers beyond 64 bits).
-
-    The standard library's errors (JSONDecodeError, UnicodeDecodeError, RecursionError,
-    ValueError for more than 4,300 digits) propagate. ``exact=False`` skips the search for
-    such digits (8 us on a 7 KB order) when only the body's validity matters: orjson
-    accepts the same documents (integers up to about 10**308, as floats; longer ones it
-    refuses, and the standard library decides).
-    """
-    if not exact or not has_wide_integer(body):
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(body)
-
-
-def has_wide_integer(body: bytes) -> bool:
-    """True when the body holds a digit run orjson could read as a lossy float (also
-    inside strings: then the standard library decodes it, which is only slower)."""
-    folded = body.translate(DIGITS_AS_ZERO)
-    return WIDE_POSITIVE in folded or WIDE_NEGATIVE in folded
+    """Decode a body exactly as the JSON columns do (:func:`automation.core.jsoncodec.loads`:
+    orjson, or the standard library for what orjson refuses or would read as a lossy float)."""
+    return jsoncodec.loads(body, exact)
 
 
 def stored_events(

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from automation.inbox.mapping import has_wide_integer, read_json
+from automation.core.jsoncodec import has_wide_integer
+from automation.inbox.mapping import read_json
 
 
 @pytest.mark.parametrize(
