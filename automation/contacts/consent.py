@@ -10,7 +10,8 @@ the records alone. Nothing defaults to granted: no row means no consent.
 Consent belongs to the person who gave it: identity matching never carries it to another
 contact. A family often shares one phone, so at send time a marketing SMS or Zalo denial
 by any contact on a phone stops marketing on that channel for every contact on it
-(:func:`strictest_on_phone`, called by the delivery policy).
+(:func:`phone_denials` and :func:`with_phone_denials`, read with the delivery policy's
+other facts in automation.delivery.facts).
 """
 
 from __future__ import annotations
@@ -246,25 +247,6 @@ def history(session: Session, contact_id: int) -> list[ConsentRecord]:
 def current_from_records(session: Session, contact_id: int) -> dict[tuple[str, str], str]:
     """(channel, purpose) -> status, derived from the evidence alone (newest record wins)."""
     return {(r.channel, r.purpose): r.status for r in history(session, contact_id)}
-
-
-def strictest_on_phone(
-    session: Session,
-    contacts: Iterable[Contact],
-    consents: dict[tuple[int, str, str], str],
-) -> dict[tuple[int, str, str], str]:
-    """``consents`` ((contact id, channel, purpose) -> status) with the shared-phone rule.
-
-    A marketing SMS or Zalo consent denied by any contact on a phone is denied for
-    every contact on that phone: one query for the whole batch.
-    """
-    people = [c for c in contacts if c.phone]
-    if not people:
-        return consents
-    phones = {c.phone for c in people if c.phone}
-    rows = session.execute(phone_denials().where(Contact.phone.in_(phones)))
-    denied = {(phone, channel) for phone, channel in rows if phone}
-    return with_phone_denials(people, consents, denied)
 
 
 def phone_denials() -> Select[str | None, str]:

@@ -199,24 +199,6 @@ def is_unreachable(contact: Contact, channels: tuple[str, ...], rows: set[tuple[
     )
 
 
-def unreachable_rows(
-    session: Session, contact_ids: set[int]
-) -> dict[tuple[int, str], ChannelReachability]:
-    """Current ``unreachable`` rows of these contacts, by (contact id, message channel)."""
-    if not contact_ids:
-        return {}
-    rows = session.scalars(
-        select(ChannelReachability)
-        .join(Contact, Contact.id == ChannelReachability.contact_id)
-        .where(
-            ChannelReachability.contact_id.in_(contact_ids),
-            ChannelReachability.state == UNREACHABLE,
-            current_address(),
-        )
-    )
-    return {(r.contact_id, r.channel): r for r in rows}
-
-
 def channel_states(session: Session, contact: Contact) -> list[dict[str, Any]]:
     """Each message channel's state for ``mactl contacts show``: state, reason, since."""
     rows = {

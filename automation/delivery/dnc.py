@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from automation.contacts.identity import AddressError, normalize_phone
 from automation.core.clock import now
-from automation.core.db import one_of
 from automation.core.errors import InputError
 from automation.core.models_sms import DncPhone
 from automation.core.vocabulary import MARKETING
@@ -89,16 +88,6 @@ def listed(session: Session, limit: int | None = None) -> list[str]:
     return list(session.scalars(stmt.limit(limit) if limit else stmt))
 
 
-def blocked(session: Session, items: list[Candidate]) -> set[int]:
-    """Ids of marketing SMS / Zalo messages in ``items`` whose phone is listed."""
-    phones_of = phones_to_check(items)
-    wanted = set().union(*phones_of.values()) if phones_of else set()
-    if not wanted:
-        return set()
-    query = select(DncPhone.phone).where(one_of(session, DncPhone.phone, wanted))
-    return blocked_ids(phones_of, set(session.scalars(query)))
-
-
 def phones_to_check(items: list[Candidate]) -> dict[int, set[str]]:
     """Message id -> the phones (address, contact's phone) of each marketing SMS / Zalo row."""
     return {
@@ -109,5 +98,6 @@ def phones_to_check(items: list[Candidate]) -> dict[int, set[str]]:
 
 
 def blocked_ids(phones_of: dict[int, set[str]], listed: set[str]) -> set[int]:
-    """The message ids of :func:`phones_to_check` with a phone in ``listed``."""
+    """The message ids of :func:`phones_to_check` with a phone in ``listed`` (the list is
+    read with the batch's other policy facts, automation.delivery.facts)."""
     return {mid for mid, phones in phones_of.items() if phones & listed}

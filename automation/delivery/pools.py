@@ -43,6 +43,7 @@ from automation.core.vocabulary import MARKETING, Status
 from automation.delivery import dnc
 from automation.delivery.candidate import Candidate
 from automation.delivery.channels import get_adapter
+from automation.delivery.facts import load as load_facts
 from automation.delivery.outcome import BatchResult, apply, backoff_ms, permanent, skip, store_sent
 from automation.delivery.policy import evaluate
 from automation.delivery.providers import pooling_for
@@ -261,8 +262,9 @@ def _recheck(
     """
     pooled = [(m, c, phone) for m, c, phone in members if m.status == Status.POOLED]
     candidates = [Candidate(m, c, phone) for m, c, phone in pooled]
-    decisions = evaluate(session, candidates, now(), settings)
-    listed = dnc.blocked(session, candidates)
+    facts = load_facts(session, candidates, settings.secret_key)  # DNC list included
+    decisions = evaluate(session, candidates, now(), settings, facts=facts)
+    listed = facts.listed
     allowed, released = [], []
     for (message, contact, phone), decision in zip(pooled, decisions, strict=True):
         reason = decision.reason or decision.action
