@@ -20,7 +20,7 @@ from automation.core.config import Settings
 from automation.core.db import is_postgres
 from automation.core.models import Contact, Message
 from automation.core.vocabulary import MARKETING
-from automation.delivery.bulk import rows_json
+from automation.core.bulk import rows_json
 from automation.delivery.context import messenger_window_open
 from automation.delivery.pools import optout_url, poolable
 from automation.delivery.providers import callback_url, sender_name
@@ -160,7 +160,7 @@ _STORE = (
     .where(_messages.c.id == bindparam("mid"))
     .values({k: bindparam(k) for k in PREPARED})
 )
-# PostgreSQL: one statement whatever the number of rows (automation.delivery.bulk).
+# PostgreSQL: one statement whatever the number of rows (automation.core.bulk).
 _STORE_PG = text(
     """
     UPDATE messages AS m

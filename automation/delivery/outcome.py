@@ -29,7 +29,7 @@ from automation.core.db import dialect_insert, is_postgres
 from automation.core.eventlog import record_event
 from automation.core.models import Contact, Event, Message
 from automation.core.vocabulary import Status
-from automation.delivery.bulk import rows_json
+from automation.core.bulk import rows_json
 from automation.delivery.context import address_for
 from automation.delivery.pauses import Pause, next_midnight, pause
 from automation.delivery.unreachable import is_hard_bounce, is_soft_bounce, unreachable_reason
@@ -156,7 +156,7 @@ _MARK_SENT = (
 
 
 # PostgreSQL: one statement per wave, whatever its size (rows passed as one JSON document,
-# automation.delivery.bulk): the rows are marked sent and their ``message.sent`` events
+# automation.core.bulk): the rows are marked sent and their ``message.sent`` events
 # built from what the UPDATE returns.
 _SENT_PG = text(
     """

@@ -95,7 +95,9 @@ def _snapshot(session: Session) -> dict[str, list[tuple[str, ...]]]:
             for e in session.scalars(select(Enrollment))
         ),
         "messages": rows(
-            (*enrollment[m.enrollment_id][:2], m.step_key, m.channel, m.status)  # type: ignore[index]
+            (*enrollment[m.enrollment_id][:2], m.step_key, m.channel, m.status,  # type: ignore[index]
+             m.purpose, m.template, m.attempts, tuple(m.fallback), repr(sorted(m.rendered.items())),
+             repr(m.links), m.created_at, m.updated_at)
             for m in session.scalars(select(Message))
         ),
         "events": rows(
