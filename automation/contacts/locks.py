@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from automation.core.db import is_postgres
+from automation.core.db import is_postgres, one_of
 from automation.core.models import Contact, Event
 from automation.core.processing import batch_memo
 
@@ -35,7 +35,7 @@ def lock_batch_contacts(session: Session, events: list[Event]) -> None:
     wanted = sorted({e.contact_id for e in events if e.contact_id is not None} - locked)
     if not wanted:
         return
-    query = select(Contact).where(Contact.id.in_(wanted)).order_by(Contact.id)
+    query = select(Contact).where(one_of(session, Contact.id, wanted)).order_by(Contact.id)
     if is_postgres(session):
         query = query.with_for_update()
     kept: dict[int, Contact] = batch_memo(session, "contacts", dict)

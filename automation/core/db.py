@@ -107,6 +107,17 @@ def one_of(
     return column.in_(list(values))  # type: ignore[no-any-return]
 
 
+def among(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
+    """``one_of`` for a statement built once: ``column`` IN the named parameter ``name``
+    (a list), as ``= ANY(:name)`` on PostgreSQL (``postgres``): psycopg converts every
+    placeholder of a statement in Python, and one expanded per value made the segment
+    facts' UNION ALL 17 KB of SQL for a batch of contacts."""
+    if postgres:
+        array = postgresql.ARRAY(column.type)
+        return column == any_(bindparam(name, type_=array))  # type: ignore[no-any-return]
+    return column.in_(bindparam(name, expanding=True))  # type: ignore[no-any-return]
+
+
 def dispose_all() -> None:
     """Close every pooled connection (tests, forked workers)."""
     for engine in _engines.values():

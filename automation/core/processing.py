@@ -45,6 +45,7 @@ from automation.core import outbox
 from automation.core.claims import each, work_in_batches
 from automation.core.clock import now
 from automation.core.config import get_settings
+from automation.core.db import one_of
 from automation.core.eventlog import recorded_events
 from automation.core.models import Event, Segment, Sequence, SequenceVersion
 from automation.core.rounds import split_rounds
@@ -381,7 +382,7 @@ def process_in_batch(session: Session, ids: list[int]) -> int:
 
 def _process_claimed(session: Session, ids: list[int]) -> int:
     """Claim the live events among ``ids`` with one UPDATE and apply each; how many succeeded."""
-    events = _claim(session, Event.id.in_(ids), Event.dead_at.is_(None))
+    events = _claim(session, one_of(session, Event.id, ids), Event.dead_at.is_(None))
     prepare_events(session, events, least=2)
     return _apply_rounds(session, events, 0)
 
@@ -426,7 +427,7 @@ def _claim_follow_ups(session: Session, events: list[Event]) -> list[Event]:
     candidates = session.execute(
         select(Event.id, Event.contact_id)
         .where(
-            Event.contact_id.in_(sorted(after)),
+            one_of(session, Event.contact_id, sorted(after)),
             Event.type.in_(FOLLOW_UP_TYPES),
             Event.processed_at.is_(None),
             Event.dead_at.is_(None),
@@ -435,7 +436,7 @@ def _claim_follow_ups(session: Session, events: list[Event]) -> list[Event]:
         .with_for_update(skip_locked=True)
     ).all()
     ids = [i for i, contact_id in candidates if contact_id in after and i > after[contact_id]]
-    return _claim(session, Event.id.in_(ids)) if ids else []
+    return _claim(session, one_of(session, Event.id, ids)) if ids else []
 
 
 def _claim(session: Session, *where: Any) -> list[Event]:

@@ -16,11 +16,11 @@ from sqlalchemy import Table, bindparam, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from automation.core.bulk import rows_json
 from automation.core.config import Settings
 from automation.core.db import is_postgres
 from automation.core.models import Contact, Message
 from automation.core.vocabulary import MARKETING
-from automation.core.bulk import rows_json
 from automation.delivery.context import messenger_window_open
 from automation.delivery.pools import optout_url, poolable
 from automation.delivery.providers import callback_url, sender_name

@@ -23,13 +23,13 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from automation.contacts.reachability import mark_unreachable, record_soft_bounce, suppress
+from automation.core.bulk import rows_json
 from automation.core.clock import now
 from automation.core.config import Settings
 from automation.core.db import dialect_insert, is_postgres
 from automation.core.eventlog import record_event
 from automation.core.models import Contact, Event, Message
 from automation.core.vocabulary import Status
-from automation.core.bulk import rows_json
 from automation.delivery.context import address_for
 from automation.delivery.pauses import Pause, next_midnight, pause
 from automation.delivery.unreachable import is_hard_bounce, is_soft_bounce, unreachable_reason

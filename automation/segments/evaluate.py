@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from automation.contacts.reachability import is_unreachable
 from automation.core.clock import ensure_utc
+from automation.core.db import among, is_postgres
 from automation.core.models import (
     ChannelReachability,
     Consent,
@@ -136,11 +137,15 @@ def _facts_statement(
     reach: bool,
     has_addresses: bool,
     segments: bool,
+    postgres: bool,
 ) -> Any:
-    """The facts UNION ALL for one shape of needs, built once; parameters: contact_ids
-    (expanding), since (when windowed), addresses (expanding). Each row names its contact
-    (suppressions, which are per address, name none)."""
-    contacts: Any = bindparam("contact_ids", expanding=True)
+    """The facts UNION ALL for one shape of needs, built once per dialect; parameters:
+    contact_ids (a list), since (when windowed), addresses (a list). Each row names its
+    contact (suppressions, which are per address, name none)."""
+
+    def contacts_of(column: Any) -> Any:
+        return among(column, "contact_ids", postgres)
+
     parts: list[Any] = []
     no_text = null().cast(String)
     no_time = null().cast(Event.occurred_at.type)
@@ -149,7 +154,7 @@ def _facts_statement(
     if event_types:
         query = select(
             *_cols("e", Event.type, no_text, Event.occurred_at, Event.payload, Event.contact_id)
-        ).where(Event.contact_id.in_(contacts), Event.type.in_(list(event_types)))
+        ).where(contacts_of(Event.contact_id), Event.type.in_(list(event_types)))
         if windowed:
             query = query.where(Event.occurred_at >= bindparam("since"))
         parts.append(query)
@@ -161,7 +166,7 @@ def _facts_statement(
             )
             .join(Message, Message.id == MessageEvent.message_id)
             .where(
-                Message.contact_id.in_(contacts),
+                contacts_of(Message.contact_id),
                 MessageEvent.type.in_(message_event_types(ENGAGED)),
             )
         )  # fmt: skip
@@ -173,13 +178,13 @@ def _facts_statement(
                            no_contact)
                 ).where(
                     Suppression.channel.in_(SUPPRESSIBLE),
-                    Suppression.address.in_(bindparam("addresses", expanding=True)),
+                    among(Suppression.address, "addresses", postgres),
                 )
             )  # fmt: skip
         parts.append(
             select(*_cols("c", Consent.channel, no_text, no_time, no_json, Consent.contact_id))
             .where(
-                Consent.contact_id.in_(contacts),
+                contacts_of(Consent.contact_id),
                 Consent.purpose == "marketing",
                 Consent.status == "denied",
             )
@@ -189,7 +194,7 @@ def _facts_statement(
                 *_cols("r", ChannelReachability.channel, ChannelReachability.address, no_time,
                        no_json, ChannelReachability.contact_id)
             ).where(
-                ChannelReachability.contact_id.in_(contacts),
+                contacts_of(ChannelReachability.contact_id),
                 ChannelReachability.state == UNREACHABLE,
             )
         )  # fmt: skip
@@ -209,7 +214,7 @@ def _facts_statement(
             )
             .join(SegmentMembership, SegmentMembership.segment_id == Segment.id)
             .where(
-                SegmentMembership.contact_id.in_(contacts),
+                contacts_of(SegmentMembership.contact_id),
                 SegmentMembership.exited_at.is_(None),
             )
         )
@@ -265,7 +270,7 @@ def load_facts_of(
         widest = max(w for w in windows if w is not None)
     statement = _facts_statement(
         tuple(sorted(needs.event_types)), widest is not None, needs.engagement, needs.reach,
-        bool(mine), needs.segments or memberships,
+        bool(mine), needs.segments or memberships, is_postgres(session),
     )  # fmt: skip
     if statement is None:
         return found

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from automation.core import outbox
@@ -28,6 +28,7 @@ from automation.core.processing import at_batch_end, batch_memo, in_batch, run_b
 from automation.core.vocabulary import ENGAGEMENT
 from automation.segments import load_rule, matches
 from automation.sequences import cursor as cur
+from automation.sequences.inserts import MESSAGES_PG
 from automation.sequences.schema import (
     EngagementCondition,
     ExitStep,
@@ -388,28 +389,11 @@ def insert_buffered_messages(session: Session) -> list[int]:
     values, rows[:] = list(rows), []
     session.flush()  # the enrollments must exist
     if is_postgres(session):  # one JSON document: insertmanyvalues' SQL ran to 200 KB
-        ids = list(session.scalars(_INSERT_ROWS_PG, {"rows": rows_json(values)}))
+        ids = list(session.scalars(MESSAGES_PG, {"rows": rows_json(values)}))
     else:
         ids = [int(i) for i in session.scalars(_insert_message(session), values)]
     outbox.after_commit(session, "messages", ids)
     return ids
-
-
-#: PostgreSQL: insert_buffered_messages' rows from one JSON document (automation.core.bulk).
-_INSERT_ROWS_PG = text(
-    """
-    INSERT INTO messages (enrollment_id, step_key, contact_id, channel, purpose, template,
-                          status, attempts, fallback, rendered, links, created_at, updated_at)
-    SELECT r.enrollment_id, r.step_key, r.contact_id, r.channel, r.purpose, r.template,
-           r.status, r.attempts, r.fallback, r.rendered, r.links, r.created_at, r.updated_at
-    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
-        enrollment_id bigint, step_key text, contact_id bigint, channel text, purpose text,
-        template text, status text, attempts integer, fallback jsonb, rendered jsonb,
-        links jsonb, created_at timestamptz, updated_at timestamptz)
-    ON CONFLICT (enrollment_id, step_key) DO NOTHING
-    RETURNING id
-    """
-)
 
 
 def step_messages(session: Session, enrollment_id: int, step_key: str) -> set[int]:

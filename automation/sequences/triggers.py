@@ -13,11 +13,13 @@ from sqlalchemy.orm import Session
 from automation.analytics.holdout import in_holdout
 from automation.contacts.locks import lock_contact
 from automation.core.clock import ensure_utc
+from automation.core.db import one_of
 from automation.core.events import SEGMENT_ENTERED
 from automation.core.models import Enrollment, Event, Sequence, SequenceVersion
 from automation.core.processing import BatchFailed, HandlerIncomplete, batch_memo, isolated
 from automation.segments import in_segment
 from automation.sequences.engine import RUNNING, advance_enrollment, event_properties
+from automation.sequences.inserts import insert_enrollments
 from automation.sequences.schema import (
     EventTrigger,
     Reentry,
@@ -139,8 +141,7 @@ def enroll_many(
         if (enrollment := _admit(session, sequence, version, contact_id, now, trigger_event,
                                  check_audience, history)) is not None
     ]  # fmt: skip
-    session.add_all(created)
-    session.flush()
+    insert_enrollments(session, created)
     for enrollment in created:
         advance_enrollment(session, enrollment.id, now, locked=enrollment)
     return created
@@ -241,8 +242,8 @@ def note_triggered(session: Session, events: list[Event]) -> None:
         known[event_id] = set()
     for sequence_id, trigger_id in session.execute(
         select(Enrollment.sequence_id, Enrollment.trigger_event_id).where(
-            Enrollment.contact_id.in_({e.contact_id for e in events}),  # its index
-            Enrollment.trigger_event_id.in_(ids),
+            one_of(session, Enrollment.contact_id, {e.contact_id for e in events}),  # its index
+            one_of(session, Enrollment.trigger_event_id, ids),
         )
     ):
         known[int(trigger_id or 0)].add(int(sequence_id))
