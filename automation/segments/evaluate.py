@@ -129,7 +129,7 @@ def _cols(kind: str, key: Any, extra: Any, at: Any, payload: Any, contact: Any) 
     ]
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)  # one per shape of needs; definitions change it
 def _facts_statement(
     event_types: tuple[str, ...],
     windowed: bool,

@@ -18,6 +18,7 @@ from automation.core.config import get_settings
 from automation.core.db import dialect_insert
 from automation.core.eventlog import record_events
 from automation.core.events import SEGMENT_ENTERED, SEGMENT_EXITED
+from automation.core.memo import DefinitionMemo
 from automation.core.models import Segment, SegmentMembership
 from automation.core.processing import batch_memo, lasting_memo
 from automation.segments.compile import PreparedRule, prepare_rule
@@ -99,16 +100,13 @@ def _write(
     return opened, closed
 
 
-_PREPARED: dict[tuple[str, str], PreparedRule] = {}
+_PREPARED: DefinitionMemo[PreparedRule] = DefinitionMemo()
 
 
 def _prepared(segment: Segment) -> PreparedRule:
     """The segment's rule compiled once per definition (key and hash), for every refresh."""
     key = (segment.key, segment.definition_hash)
-    prepared = _PREPARED.get(key)
-    if prepared is None:
-        prepared = _PREPARED[key] = prepare_rule(rule_of(segment))
-    return prepared
+    return _PREPARED.get(key, lambda: prepare_rule(rule_of(segment)))
 
 
 def refresh_segment(session: Session, segment: Segment, now: datetime) -> tuple[int, int]:

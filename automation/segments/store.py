@@ -10,6 +10,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
+from automation.core.memo import DefinitionMemo
 from automation.core.models import Segment
 from automation.segments.nodes import (
     Rule as RuleNode,
@@ -25,7 +26,7 @@ from automation.segments.rules import (
 )
 
 Status = Literal["created", "changed", "unchanged"]
-_RULE_CACHE: dict[tuple[str, str], RuleNode] = {}
+_RULE_CACHE: DefinitionMemo[RuleNode] = DefinitionMemo()
 
 
 def definition_hash(defn: SegmentDef) -> str:
@@ -41,12 +42,10 @@ def definition_hash(defn: SegmentDef) -> str:
 
 def rule_of(segment: Segment) -> RuleNode:
     """The parsed rule of a stored segment (cached by definition hash)."""
-    cache_key = (segment.key, segment.definition_hash)
-    rule = _RULE_CACHE.get(cache_key)
-    if rule is None:
-        rule = load_rule(segment.rules, where=f"segment {segment.key}")
-        _RULE_CACHE[cache_key] = rule
-    return rule
+    return _RULE_CACHE.get(
+        (segment.key, segment.definition_hash),
+        lambda: load_rule(segment.rules, where=f"segment {segment.key}"),
+    )
 
 
 def _graph(session: Session, defs: Sequence[SegmentDef]) -> dict[str, list[tuple[str, str]]]:
@@ -111,7 +110,7 @@ def apply_segment(session: Session, defn: SegmentDef) -> tuple[Status, Segment]:
     segment.rules = defn.raw_rule
     segment.definition_hash = digest
     segment.time_based = depends_on_time(defn.rule)
-    _RULE_CACHE[(defn.key, digest)] = defn.rule
+    _RULE_CACHE.put((defn.key, digest), defn.rule)
     session.flush()
     return status, segment
 

@@ -171,7 +171,7 @@ def _candidates(
     return [(int(e), int(c)) for e, c in rows if c is not None]
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)  # one per set of trigger types and limit
 def _pending_statement(
     types: tuple[str, ...], limit: int, postgres: bool
 ) -> Select[int, int | None]:
