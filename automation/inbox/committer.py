@@ -1,17 +1,29 @@
-"""Group commit: one thread inserts the deliveries of concurrent requests together.
+"""Group commit: the deliveries of concurrent requests are inserted and committed together.
 
 Requests hand their deliveries to `GroupCommitter.store` (event loop) or `submit`
-(threads) and wait. The committer thread takes everything queued so far (up to
-MAX_BATCH requests), inserts it with one statement and one commit (one fsync on
-PostgreSQL for the lot), then answers every waiter: thread futures directly, event-loop
-futures with one wake-up of their loop per batch (not one per request). Nothing is
-acknowledged before its commit. Batching is
-natural: while one commit runs, the next requests queue up; an idle server commits a
-lone request at once. Mapping messages for the new rows are handed to a second thread,
-so a slow or absent broker never delays an answer (the scheduler maps what it misses).
-That thread gathers the ids committed within ENQUEUE_GATHER_SECONDS into one send: under
-load a commit holds only a few requests, and a broker send per commit (about 0.1 ms of
-Python each on Redis) took a seventh of the process's GIL time.
+(threads) and wait; nothing is acknowledged before its commit. Batching is natural:
+while one commit runs, the next requests queue up; an idle server commits a lone
+request at once.
+
+On PostgreSQL, `store` goes to the committer of the caller's event loop
+(automation.inbox.loop_committer): one asyncio task on a psycopg AsyncConnection takes
+the loop's queue, inserts and commits it, and resolves the futures itself. The thread
+hand-off it replaces (the request's loop waking a committer thread, that thread waking
+the loop again through call_soon_threadsafe, each taking the GIL from the other) had
+become the largest cost of a stored request. Uvicorn runs one loop per worker process,
+so that is one committer and one connection per process.
+
+On SQLite (one writer at a time, a blocking driver), and for `submit` on either
+database, a committer thread takes everything queued so far (up to MAX_BATCH requests),
+inserts it with one statement and one commit, then answers every waiter: thread futures
+directly, event-loop futures with one wake-up of their loop per batch (not one per
+request).
+
+Mapping messages for the new rows are handed to an enqueuer thread, so a slow or absent
+broker never delays an answer (the scheduler maps what it misses). That thread gathers
+the ids committed within ENQUEUE_GATHER_SECONDS into one send: under load a commit holds
+only a few requests, and a broker send per commit (about 0.1 ms of Python each on Redis)
+took a seventh of the process's GIL time.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -31,11 +44,11 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from automation.inbox.loop_committer import MAX_BATCH, LoopCommitter
 from automation.inbox.mapping import Delivery
 from automation.inbox.record import Recorded, prepare_writer, record_batch
 
 log = logging.getLogger(__name__)
-MAX_BATCH = 256
 ENQUEUE_GATHER_SECONDS = 0.01
 Waiter: TypeAlias = "Future[Recorded] | asyncio.Future[Recorded]"
 Work: TypeAlias = tuple[list[Delivery], Waiter]
@@ -43,7 +56,8 @@ Answer: TypeAlias = tuple["asyncio.Future[Recorded]", "Recorded | BaseException"
 
 
 class GroupCommitter:
-    """A committer thread for one database, plus an enqueuer thread for mapping messages."""
+    """The group committer of one database: per event loop on PostgreSQL, else a thread;
+    plus an enqueuer thread for mapping messages."""
 
     def __init__(
         self,
@@ -57,8 +71,17 @@ class GroupCommitter:
         self.work: queue.SimpleQueue[Work] = queue.SimpleQueue()
         self.to_enqueue: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
         self.started = False
+        self.enqueuing = False
         self.lock = threading.Lock()
         self.connection: Connection | None = None
+        engine = factory.kw["bind"]
+        self.conninfo: str | None = None  # a libpq URL: PostgreSQL commits on the loop
+        if engine.dialect.name == "postgresql":
+            url = engine.url.set(drivername="postgresql")
+            self.conninfo = url.render_as_string(hide_password=False)
+        self.loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopCommitter] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def submit(self, deliveries: list[Delivery]) -> Future[Recorded]:
         """Queue one request's deliveries; the future resolves after their commit."""
@@ -69,21 +92,48 @@ class GroupCommitter:
         return future
 
     async def store(self, deliveries: list[Delivery]) -> Recorded:
-        """Queue one request's deliveries from the event loop; returns after their commit."""
+        """Store one request's deliveries from the event loop; returns after their commit."""
+        if self.conninfo is not None:
+            loop = asyncio.get_running_loop()
+            committer = self.loops.get(loop)
+            if committer is None:
+                committer = self.loops[loop] = LoopCommitter(self.conninfo, self.hand_off)
+            return await committer.store(deliveries)
         if not self.started:
             self.start()
         future: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
         self.work.put((deliveries, future))
         return await future
 
+    async def close_loop(self) -> None:
+        """Close the running loop's PostgreSQL connection (the loop is shutting down)."""
+        committer = self.loops.pop(asyncio.get_running_loop(), None)
+        if committer is not None:
+            await committer.close()
+
     def start(self) -> None:
-        """Start both threads (daemon: a request in flight keeps the process busy anyway)."""
+        """Start the committer and enqueuer threads (daemon: a request in flight keeps the
+        process busy anyway)."""
         with self.lock:
             if self.started:
                 return
             threading.Thread(target=self.commit_loop, name="inbox-commit", daemon=True).start()
-            threading.Thread(target=self.enqueue_loop, name="inbox-enqueue", daemon=True).start()
             self.started = True
+        self.start_enqueuer()
+
+    def start_enqueuer(self) -> None:
+        """Start the enqueuer thread once."""
+        with self.lock:
+            if self.enqueuing:
+                return
+            threading.Thread(target=self.enqueue_loop, name="inbox-enqueue", daemon=True).start()
+            self.enqueuing = True
+
+    def hand_off(self, ids: list[int]) -> None:
+        """Give committed ids to the enqueuer thread (mapping stays off the request path)."""
+        if not self.enqueuing:
+            self.start_enqueuer()
+        self.to_enqueue.put(ids)
 
     def commit_loop(self) -> None:
         """Forever: take what is queued, commit it, answer the futures."""
@@ -122,7 +172,7 @@ class GroupCommitter:
         answer([(waiter, result) for (_, waiter), result in zip(batch, results, strict=True)])
         pending = [i for result in results for i in result.pending_ids]
         if pending:
-            self.to_enqueue.put(pending)
+            self.hand_off(pending)
 
     def record(self, requests: list[list[Delivery]]) -> list[Recorded]:
         """record_batch on the thread's own connection, held between batches (a pooled

@@ -25,9 +25,11 @@ from automation.runtime.heap import freeze_startup_objects
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    """Start-up: freeze the start-up heap (no collector pauses on the request path)."""
+    """Start-up: freeze the start-up heap (no collector pauses on the request path).
+    Shutdown: close the loop's inbox connections."""
     freeze_startup_objects()
     yield
+    await webhooks.close_committers()
 
 
 def create_app() -> FastAPI:

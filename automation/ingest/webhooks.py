@@ -245,6 +245,12 @@ def committer(settings: Settings) -> GroupCommitter:
     return found
 
 
+async def close_committers() -> None:
+    """Close the running loop's PostgreSQL committer connections (the app shuts down)."""
+    for found in list(COMMITTERS.values()):
+        await found.close_loop()
+
+
 async def ingest(request: Request, source: Source) -> tuple[Response, str, str]:
     """Run one webhook request through every check; returns (response, outcome, topic)."""
     settings = get_settings()
