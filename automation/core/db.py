@@ -96,26 +96,34 @@ def dialect_insert(bind: Session | Engine | Connection) -> Any:
     return postgresql.insert if is_postgres(bind) else sqlite.insert
 
 
+#: Lists up to this long stay expanded IN lists on PostgreSQL too: one contact's segment
+#: facts were 0.2 ms slower at the median (1M contacts) with ``= ANY`` of a 1-element array.
+SMALL_LIST = 8
+
+
+def arrays_for(bind: Session | Engine | Connection, count: int) -> bool:
+    """True when a list of ``count`` values should travel as one PostgreSQL array."""
+    return count > SMALL_LIST and is_postgres(bind)
+
+
 def one_of(
     bind: Session | Engine | Connection, column: Any, values: Collection[Any]
 ) -> ColumnElement[bool]:
-    """``column IN (values)``; on PostgreSQL ``column = ANY(:array)``: one parameter and the
-    same SQL text for any number of values (``in_`` expands one parameter per value)."""
-    if is_postgres(bind):
-        array = postgresql.ARRAY(column.type)
-        return column == any_(bindparam(None, list(values), type_=array))  # type: ignore[no-any-return]
-    return column.in_(list(values))  # type: ignore[no-any-return]
+    """``column IN (values)``; a longer list on PostgreSQL as ``column = ANY(:array)``: one
+    parameter and the same SQL text for any number of values (``in_`` expands one
+    parameter per value, which psycopg converts in Python on every call)."""
+    return among(column, None, arrays_for(bind, len(values)), list(values))
 
 
-def among(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
-    """``one_of`` for a statement built once: ``column`` IN the named parameter ``name``
-    (a list), as ``= ANY(:name)`` on PostgreSQL (``postgres``): psycopg converts every
-    placeholder of a statement in Python, and one expanded per value made the segment
-    facts' UNION ALL 17 KB of SQL for a batch of contacts."""
-    if postgres:
+def among(
+    column: Any, name: str | None, arrays: bool, value: Any = None
+) -> ColumnElement[bool]:
+    """``column`` IN the parameter ``name`` (a list; ``value`` when bound now), as
+    ``= ANY(:name)`` when ``arrays`` (PostgreSQL): the form for a statement built once."""
+    if arrays:
         array = postgresql.ARRAY(column.type)
-        return column == any_(bindparam(name, type_=array))  # type: ignore[no-any-return]
-    return column.in_(bindparam(name, expanding=True))  # type: ignore[no-any-return]
+        return column == any_(bindparam(name, value, type_=array))  # type: ignore[no-any-return]
+    return column.in_(bindparam(name, value, expanding=True))  # type: ignore[no-any-return]
 
 
 def dispose_all() -> None:

@@ -16,20 +16,17 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Select,
-    any_,
-    bindparam,
     cast,
     literal_column,
     null,
     select,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from automation.contacts.consent import phone_denials, with_phone_denials
 from automation.contacts.reachability import current_address
-from automation.core.db import is_postgres
+from automation.core.db import among, is_postgres
 from automation.core.models import ChannelReachability, Consent, Contact, Suppression
 from automation.core.models_sms import DncPhone
 from automation.core.vocabulary import UNREACHABLE
@@ -64,16 +61,8 @@ def _row(kind: str, *columns: Any) -> Select[Any]:
     return select(literal_column(f"'{kind}'"), *padded[:4], cast(padded[4], BigInteger))
 
 
-def _among(postgres: bool, column: Any, name: str) -> Any:
-    """``column`` among the values of parameter ``name`` (an array on PostgreSQL: the same
-    SQL text for any number of values)."""
-    if postgres:
-        return column == any_(bindparam(name, type_=ARRAY(column.type)))
-    return column.in_(bindparam(name, expanding=True))
-
-
 def _phone_denials(postgres: bool) -> Select[Any]:
-    denied = phone_denials().where(_among(postgres, Contact.phone, "phones")).subquery()
+    denied = phone_denials().where(among(Contact.phone, "phones", postgres)).subquery()
     return _row("phd", denied.c.channel, denied.c.phone).select_from(denied)
 
 
@@ -81,22 +70,22 @@ def _phone_denials(postgres: bool) -> Select[Any]:
 _BRANCHES: dict[str, Any] = {
     "sup": lambda pg: _row(
         "sup", Suppression.channel, Suppression.address, Suppression.reason, Suppression.scope
-    ).where(_among(pg, Suppression.address, "addresses")),
+    ).where(among(Suppression.address, "addresses", pg)),
     "unr": lambda pg: _row(
         "unr", ChannelReachability.channel, ChannelReachability.address,
         ChannelReachability.reason, null(), ChannelReachability.contact_id,
     )
     .join(Contact, Contact.id == ChannelReachability.contact_id)
     .where(
-        _among(pg, ChannelReachability.contact_id, "ids"),
+        among(ChannelReachability.contact_id, "ids", pg),
         ChannelReachability.state == UNREACHABLE,
         current_address(),
     ),
     "con": lambda pg: _row(
         "con", Consent.channel, Consent.purpose, Consent.status, null(), Consent.contact_id
-    ).where(_among(pg, Consent.contact_id, "ids")),
+    ).where(among(Consent.contact_id, "ids", pg)),
     "phd": lambda pg: _phone_denials(pg),
-    "dnc": lambda pg: _row("dnc", DncPhone.phone).where(_among(pg, DncPhone.phone, "dnc")),
+    "dnc": lambda pg: _row("dnc", DncPhone.phone).where(among(DncPhone.phone, "dnc", pg)),
 }
 
 

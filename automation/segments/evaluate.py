@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from automation.contacts.reachability import is_unreachable
 from automation.core.clock import ensure_utc
-from automation.core.db import among, is_postgres
+from automation.core.db import among, arrays_for
 from automation.core.models import (
     ChannelReachability,
     Consent,
@@ -142,8 +142,7 @@ def _facts_statement(
     """The facts UNION ALL for one shape of needs, built once; parameters: contact_ids (a
     list), since (when windowed), addresses (a list). Each row names its contact
     (suppressions, which are per address, name none). ``arrays``: the lists travel as
-    PostgreSQL arrays (a batch's contacts), else as expanded IN lists (one contact's
-    incremental evaluation: measured 0.2 ms faster at the median on 1M contacts)."""
+    PostgreSQL arrays (a batch's contacts; core.db.arrays_for), else as expanded IN lists."""
 
     def contacts_of(column: Any) -> Any:
         return among(column, "contact_ids", arrays)
@@ -272,7 +271,7 @@ def load_facts_of(
         widest = max(w for w in windows if w is not None)
     statement = _facts_statement(
         tuple(sorted(needs.event_types)), widest is not None, needs.engagement, needs.reach,
-        bool(mine), needs.segments or memberships, len(found) > 8 and is_postgres(session),
+        bool(mine), needs.segments or memberships, arrays_for(session, len(found)),
     )  # fmt: skip
     if statement is None:
         return found
