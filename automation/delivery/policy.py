@@ -44,7 +44,7 @@ from automation.core.clock import ensure_utc
 from automation.core.config import Settings, get_settings
 from automation.core.models import Message
 from automation.core.vocabulary import CONSENT_CHANNEL, MARKETING, Status
-from automation.delivery.candidate import Candidate as Candidate  # re-exported
+from automation.delivery.candidate import Candidate
 from automation.delivery.facts import Facts, Mark
 from automation.delivery.facts import load as load_facts
 

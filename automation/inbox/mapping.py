@@ -148,14 +148,8 @@ def edge_deliveries(
     ]
 
 
-def read_json(body: bytes, exact: bool = True) -> Any:
-    """Decode a body exactly as the JSON columns do (:func:`automation.core.jsoncodec.loads`:
-    orjson, or the standard library for what orjson refuses or would read as a lossy float)."""
-    return jsoncodec.loads(body, exact)
-
-
 def stored_events(
     source_name: str, topic: str, dedupe_key: str, body: bytes, headers: Mapping[str, str]
 ) -> list[CanonicalEvent]:
     """Map a stored delivery again (the worker): same events as at the edge."""
-    return map_payload(source_named(source_name), topic, headers, read_json(body), dedupe_key)
+    return map_payload(source_named(source_name), topic, headers, jsoncodec.loads(body), dedupe_key)

@@ -29,11 +29,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 
-from automation.core import clock
+from automation.core import clock, jsoncodec
 from automation.core.config import Settings, get_settings
 from automation.core.db import session_factory
 from automation.inbox.committer import GroupCommitter
-from automation.inbox.mapping import edge_deliveries, read_json, stored_raw
+from automation.inbox.mapping import edge_deliveries, stored_raw
 from automation.ingest import signatures
 from automation.ingest.metrics import ENQUEUE_FAILURES, count_stored, observe
 from automation.ingest.sources import (
@@ -180,7 +180,7 @@ def invalid_json(message: str) -> Rejected:
 def decode(body: bytes, exact: bool = True) -> Any:
     """JSON body, or 422: syntax (with its position), nesting, huge integers, NUL.
 
-    read_json decodes (orjson, or the standard library for what orjson refuses or would
+    jsoncodec.loads decodes (orjson, or the standard library for what orjson refuses or would
     read as a lossy float); its errors are told as 422 naming the body. ``exact=False``
     when only the validity matters (integers beyond 64 bits may come back rounded).
     """
@@ -193,9 +193,9 @@ def decode(body: bytes, exact: bool = True) -> Any:
 
 
 def parse_body(body: bytes, exact: bool = True) -> Any:
-    """read_json, its errors told as 422 naming the body."""
+    """jsoncodec.loads, its errors told as 422 naming the body."""
     try:
-        return read_json(body, exact)
+        return jsoncodec.loads(body, exact)
     except json.JSONDecodeError as exc:
         where = f" at line {exc.lineno} column {exc.colno}"
         raise invalid_json(f"body is not valid UTF-8 JSON{where}") from None

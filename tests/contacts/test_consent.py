@@ -22,7 +22,8 @@ from automation.core.errors import InputError
 from automation.core.events import ContactData
 from automation.core.models import Consent, Contact, Message
 from automation.core.models_consent import ConsentRecord
-from automation.delivery.policy import Candidate, evaluate
+from automation.delivery.candidate import Candidate
+from automation.delivery.policy import evaluate
 
 PHONE = "+84912345678"
 NOON = datetime(2026, 11, 2, 5, 0, tzinfo=UTC)  # 12:00 in Ho Chi Minh City

@@ -188,3 +188,10 @@ def store_once(factory: Any, source: str, events: list[Any]) -> Any:
         result = store_events(session, source, events)
         session.commit()
     return result
+
+
+def wait_for_send(sent: list[list[int]], seconds: float = 5) -> None:
+    """Wait until the committer's enqueuer thread has sent something (or ``seconds`` pass)."""
+    deadline = time.monotonic() + seconds
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.05)

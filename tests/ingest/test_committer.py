@@ -16,6 +16,7 @@ from automation.core.models_inbox import InboxDelivery
 from automation.inbox.committer import GroupCommitter
 from automation.inbox.mapping import Delivery
 from automation.inbox.record import Recorded
+from tests.ingest.helpers import wait_for_send
 
 
 def delivery(key: str) -> list[Delivery]:
@@ -40,9 +41,7 @@ def test_queued_requests_are_committed_together_and_answered_in_order(
     assert [len(r.new_ids) for r in results] == [1] * 90 + [0] * 10
     assert [r.ids[0] for r in results[90:]] == [r.ids[0] for r in results[:10]]
     assert session.scalar(select(InboxDelivery.id).where(InboxDelivery.dedupe_key == "k89"))
-    deadline = time.monotonic() + 5
-    while not sent and time.monotonic() < deadline:  # the enqueuer thread sends the new ids
-        time.sleep(0.05)
+    wait_for_send(sent)  # the enqueuer thread sends the new ids
     assert sorted(sum(sent, [])) == sorted(r.new_ids[0] for r in results[:90])
 
 
@@ -54,9 +53,7 @@ def test_ids_committed_close_together_are_enqueued_in_one_send(
     sent: list[list[int]] = []
     committer = GroupCommitter(session_factory(settings), sent.append, gather_seconds=1.0)
     ids = [committer.submit(delivery(f"g{n}")).result(timeout=10).new_ids[0] for n in range(3)]
-    deadline = time.monotonic() + 5
-    while not sent and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_send(sent)  # the enqueuer thread sends the new ids
     time.sleep(0.2)  # a second send, if any, would come now
     assert sent == [ids]
 

@@ -5,7 +5,6 @@ error the app answers 503. Real PostgreSQL throughout."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -21,6 +20,7 @@ from automation.inbox.committer import GroupCommitter
 from automation.inbox.loop_committer import MAX_BATCH
 from automation.inbox.mapping import Delivery
 from automation.inbox.record import Recorded
+from tests.ingest.helpers import wait_for_send
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"])
 T = TypeVar("T")
@@ -57,9 +57,7 @@ def test_concurrent_stores_are_one_transaction_answered_in_order(
     assert [len(r.new_ids) for r in results] == [1] * 90 + [0] * 10
     assert [r.ids[0] for r in results[90:]] == [r.ids[0] for r in results[:10]]
     assert len(set(transactions(session).values())) == 1  # one batch, one commit
-    deadline = time.monotonic() + 5
-    while not sent and time.monotonic() < deadline:  # the enqueuer thread sends the new ids
-        time.sleep(0.05)
+    wait_for_send(sent)  # the enqueuer thread sends the new ids
     assert sorted(sum(sent, [])) == sorted(r.new_ids[0] for r in results[:90])
 
 

@@ -1,5 +1,5 @@
-"""read_json: orjson for the common case, the standard library where orjson would lose
-digits (it reads integers beyond 64 bits as floats)."""
+"""jsoncodec.loads on request bodies: orjson for the common case, the standard library
+where orjson would lose digits (it reads integers beyond 64 bits as floats)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from automation.core.jsoncodec import has_wide_integer
-from automation.inbox.mapping import read_json
+from automation.core.jsoncodec import has_wide_integer, loads
 
 
 @pytest.mark.parametrize(
@@ -23,13 +22,13 @@ from automation.inbox.mapping import read_json
 )
 def test_long_integers_keep_every_digit(body: bytes) -> None:
     assert has_wide_integer(body)  # 20 digits, or a minus and 19: decided by the stdlib
-    assert read_json(body) == json.loads(body)
+    assert loads(body) == json.loads(body)
 
 
 def test_a_shop_order_goes_through_orjson() -> None:
     body = b'{"price": "1250000.00", "phone": "+84912345678", "id": 450789469, "n": -5}'
     assert not has_wide_integer(body)
-    assert read_json(body) == json.loads(body)
+    assert loads(body) == json.loads(body)
 
 
 @pytest.mark.parametrize(
@@ -43,8 +42,8 @@ def test_a_shop_order_goes_through_orjson() -> None:
 def test_a_check_only_read_accepts_what_the_exact_read_accepts(body: bytes) -> None:
     """exact=False (the request path of a delivery stored raw) skips the digit search;
     it must not refuse a body the exact read (the worker's) accepts."""
-    read_json(body)
-    read_json(body, exact=False)
+    loads(body)
+    loads(body, exact=False)
 
 
 @pytest.mark.parametrize(
@@ -59,6 +58,6 @@ def test_a_check_only_read_refuses_what_the_exact_read_refuses(
     body: bytes, error: type[Exception]
 ) -> None:
     with pytest.raises(error):
-        read_json(body)
+        loads(body)
     with pytest.raises(error):
-        read_json(body, exact=False)
+        loads(body, exact=False)
